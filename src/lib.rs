@@ -1,0 +1,24 @@
+//! ivre-connector: enrich OpenCTI observables from a local snapshot of IVRE data.
+//!
+//! # Layout
+//!
+//! - [`config`]: where the data directory and configuration come from.
+//! - [`observable`]: parsing `TYPE:VALUE` observables as the CLI and the platform give them.
+//! - [`ivre`]: IVRE 0.9.20 records (scan and view hosts, passive records) in every shape IVRE
+//!   writes them, normalized to the `ivre ... --json` export form.
+//! - [`geo`]: MaxMind `.mmdb` files and IVRE's `infos_byip`.
+//! - [`index`]: the on-disk format of a snapshot (sled keys, codec, writer and reader).
+//! - [`snapshot`]: generations in a data directory: import, publish, open, prune.
+//! - [`lookup`]: answering an observable from a snapshot, as IVRE's searches would.
+//! - [`demo`]: the self-contained demo.
+//! - [`cli`]: the `ivre-connector` command line.
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod geo;
+pub mod index;
+pub mod ivre;
+pub mod lookup;
+pub mod observable;
+pub mod snapshot;
