@@ -22,10 +22,11 @@ use serde_json::{Map, Value};
 use std::fmt;
 
 /// The three kinds of IVRE records a snapshot holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RecordKind {
     /// `nmap` purpose (`ivre scancli`, web `/cgi/scans`, MongoDB `hosts`).
+    #[serde(rename = "scans")]
     Scan,
     /// `view` purpose (`ivre view`, web `/cgi/view`, MongoDB `views`).
     View,

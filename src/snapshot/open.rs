@@ -1,0 +1,186 @@
+//! Opening the served generation.
+//!
+//! sled 0.34.7 locks a database exclusively, even for readers. The process that
+//! serves a generation (the daemon) opens it in place; another process (a CLI command
+//! run next to the daemon) that finds it locked reads a private copy under
+//! `DATA_DIR/tmp/`, removed when it is done. `ivre-sync` never opens a served
+//! generation's index: it only reads its manifest and `.mmdb` files.
+
+use super::layout::{self, DataDir};
+use super::manifest::Manifest;
+use super::SnapshotError;
+use crate::geo::Geo;
+use crate::index::{codec, IndexError, IndexReader};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// How to open a snapshot.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// sled page cache size.
+    pub cache_bytes: u64,
+    /// Read a private copy when another process holds the generation.
+    pub private_copy_if_locked: bool,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            cache_bytes: 64 * 1024 * 1024,
+            private_copy_if_locked: true,
+        }
+    }
+}
+
+/// An open, published generation.
+pub struct Snapshot {
+    pub name: String,
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    pub index: IndexReader,
+    pub geo: Geo,
+    private_copy: Option<tempfile::TempDir>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("name", &self.name)
+            .field("dir", &self.dir)
+            .field("private_copy", &self.private_copy.is_some())
+            .finish()
+    }
+}
+
+/// The name `CURRENT` holds.
+pub(crate) fn current_name(data: &DataDir) -> Result<String, SnapshotError> {
+    let path = data.current_file();
+    if !data.root().is_dir() {
+        return Err(SnapshotError::NoDataDir {
+            root: data.root().to_owned(),
+        });
+    }
+    let content = match fs::read_to_string(&path) {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(SnapshotError::NoSnapshot {
+                root: data.root().to_owned(),
+            })
+        }
+        Err(e) => return Err(SnapshotError::io(&path, e)),
+    };
+    let name = content.trim();
+    if !layout::is_generation_name(name) {
+        return Err(SnapshotError::BadCurrent {
+            path,
+            content: content.chars().take(80).collect(),
+        });
+    }
+    Ok(name.to_owned())
+}
+
+/// The served generation's name and directory.
+pub fn current_generation(data: &DataDir) -> Result<(String, PathBuf), SnapshotError> {
+    let name = current_name(data)?;
+    let dir = data.generation(&name);
+    if !dir.is_dir() {
+        return Err(SnapshotError::MissingGeneration { name, path: dir });
+    }
+    Ok((name, dir))
+}
+
+/// Reads and checks the served generation's manifest.
+pub fn current_manifest(data: &DataDir) -> Result<(String, PathBuf, Manifest), SnapshotError> {
+    let (name, dir) = current_generation(data)?;
+    let manifest = Manifest::read(&dir.join(layout::MANIFEST))?;
+    if manifest.format_version != codec::FORMAT_VERSION {
+        return Err(SnapshotError::UnsupportedFormat {
+            name,
+            found: manifest.format_version,
+            supported: codec::FORMAT_VERSION,
+        });
+    }
+    Ok((name, dir, manifest))
+}
+
+impl Snapshot {
+    /// Opens the served generation with default options.
+    pub fn open(data: &DataDir) -> Result<Snapshot, SnapshotError> {
+        Snapshot::open_with(data, &OpenOptions::default())
+    }
+
+    pub fn open_with(data: &DataDir, options: &OpenOptions) -> Result<Snapshot, SnapshotError> {
+        // A publish may prune the generation between reading CURRENT and opening it:
+        // read CURRENT again once.
+        match Snapshot::try_open(data, options) {
+            Err(SnapshotError::MissingGeneration { .. }) | Err(SnapshotError::MissingIndex { .. }) => {
+                Snapshot::try_open(data, options)
+            }
+            other => other,
+        }
+    }
+
+    fn try_open(data: &DataDir, options: &OpenOptions) -> Result<Snapshot, SnapshotError> {
+        let (name, dir, manifest) = current_manifest(data)?;
+        let index_dir = dir.join(layout::INDEX);
+        if !index_dir.is_dir() {
+            return Err(SnapshotError::MissingIndex {
+                name,
+                path: index_dir,
+            });
+        }
+        let (index, private_copy) = match IndexReader::open(&index_dir, options.cache_bytes) {
+            Ok(index) => (index, None),
+            Err(IndexError::Locked { .. }) if options.private_copy_if_locked => {
+                tracing::info!(generation = %name, "generation is open in another process (the daemon?): reading a private copy");
+                let tmp = data.tmp();
+                fs::create_dir_all(&tmp).map_err(|e| SnapshotError::io(&tmp, e))?;
+                let copy = tempfile::Builder::new()
+                    .prefix("private-")
+                    .tempdir_in(&tmp)
+                    .map_err(|e| SnapshotError::io(&tmp, e))?;
+                let copy_index = copy.path().join(layout::INDEX);
+                copy_dir(&index_dir, &copy_index)?;
+                let index = IndexReader::open(&copy_index, options.cache_bytes)?;
+                (index, Some(copy))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let geo_dir = dir.join(layout::GEOIP);
+        let geo = if geo_dir.is_dir() {
+            Geo::open_dir(&geo_dir)?
+        } else {
+            Geo::empty()
+        };
+        Ok(Snapshot {
+            name,
+            dir,
+            manifest,
+            index,
+            geo,
+            private_copy,
+        })
+    }
+
+    /// True when this process reads a private copy of a generation another process holds.
+    pub fn is_private_copy(&self) -> bool {
+        self.private_copy.is_some()
+    }
+}
+
+/// Copies a directory tree (files and subdirectories).
+pub(crate) fn copy_dir(from: &Path, to: &Path) -> Result<(), SnapshotError> {
+    fs::create_dir_all(to).map_err(|e| SnapshotError::io(to, e))?;
+    let entries = fs::read_dir(from).map_err(|e| SnapshotError::io(from, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| SnapshotError::io(from, e))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().map_err(|e| SnapshotError::io(&src, e))?;
+        if kind.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else if kind.is_file() {
+            fs::copy(&src, &dst).map_err(|e| SnapshotError::io(&src, e))?;
+        }
+    }
+    Ok(())
+}
