@@ -143,7 +143,7 @@ mod tests {
         assert!(!c.get_bool("TEST_CFG_UNSET_2", "ivre", "use_scans", true).unwrap());
         assert!(c.get_bool("TEST_CFG_UNSET_3", "ivre", "missing", true).unwrap());
         assert_eq!(c.get("TEST_CFG_UNSET_4", "ivre", "empty"), None);
-        let bad = ConfigFile::parse("ivre:\n  use_scans: TRUE\n", None).unwrap();
+        let bad = ConfigFile::parse("ivre:\n  use_scans: 'TRUE'\n", None).unwrap();
         let err = bad.get_bool("TEST_CFG_UNSET_5", "ivre", "use_scans", true).unwrap_err();
         assert!(err.to_string().contains("ivre.use_scans"), "{err}");
     }

@@ -54,18 +54,18 @@ impl Observable {
     /// Parses `TYPE:VALUE`, or detects the type of a bare value.
     pub fn parse(input: &str) -> Result<Observable, ObservableError> {
         let input = input.trim();
-        if let Some((ty, value)) = input.split_once(':') {
+        let typed = input.split_once(':');
+        if let Some((ty, value)) = typed {
             if SCOPES.contains(&ty) {
                 return Observable::parse_typed(ty, value);
             }
-            let looks_like_type = !ty.is_empty()
-                && ty.contains('-')
-                && ty.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
-            if looks_like_type {
-                return Err(ObservableError::UnknownType(ty.to_owned()));
-            }
         }
-        Observable::detect(input)
+        Observable::detect(input).map_err(|e| match typed {
+            Some((ty, _)) if !ty.is_empty() && ty.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') => {
+                ObservableError::UnknownType(ty.to_owned())
+            }
+            _ => e,
+        })
     }
 
     /// Parses a value of a known type (an OpenCTI scope name).
