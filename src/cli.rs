@@ -1,1 +1,146 @@
-//! TODO
+//! The `ivre-connector` command line.
+
+use crate::config::ConfigFile;
+use crate::lookup::{self, error_json};
+use crate::observable::Observable;
+use crate::snapshot::{self, DataDir, Snapshot};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+/// OpenCTI enrichment from a local snapshot of IVRE data.
+#[derive(Debug, Parser)]
+#[command(name = "ivre-connector", version, about)]
+pub struct Cli {
+    /// Data directory holding the snapshots [default: IVRE_DATA_DIR, ivre.data_dir, ./ivre-data]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Configuration file [default: ./config.yml when present]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// More logs on stderr (-v: info, -vv: debug)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print IVRE's records for observables, one JSON line each
+    Lookup {
+        /// TYPE:VALUE (TYPE: ipv4-addr, ipv6-addr, domain-name, mac-addr,
+        /// autonomous-system, x509-certificate) or a bare value; `-` reads stdin
+        #[arg(required = true, value_name = "OBSERVABLE")]
+        observables: Vec<String>,
+        /// Print at most N records of each kind per observable
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
+    /// Inspect the served snapshot
+    Index {
+        #[command(subcommand)]
+        command: IndexCommand,
+    },
+    /// Build a demo snapshot from IVRE exports shipped in the binary and look things up
+    Demo {
+        /// Print the full lookup JSON lines
+        #[arg(long)]
+        json: bool,
+        /// Keep the demo snapshot in this directory instead of a temporary one
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// Print the served generation's manifest
+    Info,
+    /// Recompute the index checksum and compare it with the manifest
+    Verify,
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    let config = ConfigFile::load(cli.config.as_deref())?;
+    let data = DataDir::new(config.data_dir(cli.data_dir.as_deref()));
+    match cli.command {
+        Command::Lookup { observables, limit } => run_lookup(&data, &observables, limit),
+        Command::Index {
+            command: IndexCommand::Info,
+        } => {
+            let (_, dir, manifest) = snapshot::open::current_manifest(&data)?;
+            let mut value = serde_json::to_value(&manifest)?;
+            if let Some(map) = value.as_object_mut() {
+                map.insert("path".into(), dir.display().to_string().into());
+            }
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            Ok(0)
+        }
+        Command::Index {
+            command: IndexCommand::Verify,
+        } => {
+            let snap = Snapshot::open(&data)?;
+            let actual = format!("crc32:{:08x}", snap.index.checksum()?);
+            if actual == snap.manifest.checksum {
+                println!("{}: checksum {actual} matches the manifest", snap.name);
+                Ok(0)
+            } else {
+                println!(
+                    "{}: checksum {actual} does NOT match the manifest ({}): rebuild the snapshot",
+                    snap.name, snap.manifest.checksum
+                );
+                Ok(1)
+            }
+        }
+        Command::Demo { json, keep } => crate::demo::run(json, keep.as_deref()),
+    }
+}
+
+/// Expands `-` into the lines of stdin.
+fn read_observables(args: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for arg in args {
+        if arg == "-" {
+            for line in std::io::stdin().lock().lines() {
+                let line = line.context("cannot read observables from stdin")?;
+                let line = line.trim();
+                if !line.is_empty() {
+                    out.push(line.to_owned());
+                }
+            }
+        } else {
+            out.push(arg.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn run_lookup(data: &DataDir, args: &[String], limit: Option<usize>) -> Result<i32> {
+    let inputs = read_observables(args)?;
+    let snap = Snapshot::open(data)
+        .with_context(|| format!("cannot open the snapshot in {}", data.root().display()))?;
+    if snap.manifest.total_records() == 0 {
+        tracing::warn!(generation = %snap.name, "the served snapshot holds no records");
+    }
+    let with_view = snap.manifest.counts.get("view").is_some_and(|n| *n > 0);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut failed = false;
+    for input in &inputs {
+        let line = match Observable::parse(input) {
+            Ok(obs) => lookup::lookup(&snap, &obs, limit)
+                .with_context(|| format!("lookup of {obs} failed"))?
+                .to_json_line(with_view),
+            Err(e) => {
+                failed = true;
+                error_json(input, &e.to_string()).to_string()
+            }
+        };
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    Ok(if failed { 1 } else { 0 })
+}

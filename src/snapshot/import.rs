@@ -153,6 +153,9 @@ fn parse_inputs(
             })?;
             let Some((line_no, line)) = next else { break };
             last_line = line_no;
+            if file.records == 0 && file.rejected == 0 && matches!(line, Ok("[" | "{")) {
+                return Err(SnapshotError::NotNdjson { path: path.clone() });
+            }
             let result = line
                 .map_err(|e| e.to_string())
                 .and_then(|l| ivre::parse_line(*kind, l).map_err(|e| e.to_string()));

@@ -72,6 +72,8 @@ pub enum SnapshotError {
         line: u64,
         reason: String,
     },
+    #[error("{path} is a JSON document, not NDJSON (one record per line): convert it first, e.g. `jq -c '.[]' FILE` for an array (nothing was published)")]
+    NotNdjson { path: PathBuf },
     #[error("nothing to import: give at least one --scans, --view or --passive file")]
     NothingToImport,
     #[error("the index writer stopped unexpectedly")]
