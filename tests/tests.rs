@@ -1,1 +1,15 @@
+//! The integration tests: one binary (one link step), one module per concern.
 
+/// Helpers: temporary data directories, the binaries, fixture paths.
+mod util;
+
+/// Importing IVRE's exports and looking up every value in them gives exactly the
+/// records IVRE's own searches return.
+mod import_lookup;
+
+/// Generations: atomic publish, kills at every stage, pruning, sled's lock, strict mode,
+/// malformed lines, geo files carried forward.
+mod generations;
+
+/// The command lines: observable syntax, stdin, exit codes, clear errors.
+mod cli;

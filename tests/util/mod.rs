@@ -1,0 +1,142 @@
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    repo().join("tests/data").join(rel)
+}
+
+pub fn lab(name: &str) -> PathBuf {
+    fixture(&format!("ivre-0.9.20/{name}"))
+}
+
+pub fn geoip_dir() -> PathBuf {
+    fixture("geoip")
+}
+
+/// The `ivre-connector` binary of this build.
+pub fn connector() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ivre-connector"));
+    cmd.env_remove("IVRE_DATA_DIR").env("IVRE_LOG", "warn");
+    cmd
+}
+
+/// The `ivre-sync` binary (another package of the workspace: built on first use).
+pub fn sync() -> Command {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    let bin = BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        // target/<profile>/deps/integration-… → target/<profile>/ivre-sync
+        let dir = exe.parent().and_then(Path::parent).expect("target dir");
+        let bin = dir.join("ivre-sync");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "ivre-sync", "--bin", "ivre-sync"])
+            .current_dir(repo())
+            .status()
+            .expect("cargo build -p ivre-sync");
+        assert!(status.success(), "cannot build ivre-sync");
+        assert!(bin.is_file(), "ivre-sync not found at {}", bin.display());
+        bin
+    });
+    let mut cmd = Command::new(bin);
+    cmd.env_remove("IVRE_DATA_DIR").env("IVRE_LOG", "info");
+    cmd
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    run_with_stdin(cmd, None)
+}
+
+pub fn run_with_stdin(cmd: &mut Command, stdin: Option<&str>) -> Run {
+    use std::io::Write;
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut child = cmd.spawn().expect("spawn");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().expect("wait");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// `ivre-sync import --data-dir DATA ARGS…`, asserting the exit code.
+pub fn import(data: &Path, args: &[&str], expect: i32) -> Run {
+    let r = run(sync().arg("--data-dir").arg(data).arg("import").args(args));
+    assert_eq!(
+        r.code, expect,
+        "ivre-sync import {args:?}\nstdout: {}\nstderr: {}",
+        r.stdout, r.stderr
+    );
+    r
+}
+
+pub fn path_str(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Parsed JSON lines.
+pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
+        .collect()
+}
+
+/// `ivre-connector lookup` over stdin, one result per observable.
+pub fn lookup(data: &Path, observables: &[String]) -> Vec<serde_json::Value> {
+    let input = observables.join("\n");
+    let r = run_with_stdin(
+        connector().arg("--data-dir").arg(data).args(["lookup", "-"]),
+        Some(&input),
+    );
+    assert_eq!(r.code, 0, "lookup failed: {}", r.stderr);
+    let out = json_lines(&r.stdout);
+    assert_eq!(out.len(), observables.len());
+    out
+}
+
+/// The CURRENT generation name.
+pub fn current(data: &Path) -> String {
+    std::fs::read_to_string(data.join("CURRENT"))
+        .expect("CURRENT")
+        .trim()
+        .to_owned()
+}
+
+/// Generation directories (published and building).
+pub fn generation_dirs(data: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(data.join("generations"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
