@@ -84,7 +84,9 @@ impl ConfigFile {
             serde_norway::Value::String(s) => Some(s.clone()),
             serde_norway::Value::Bool(b) => Some(b.to_string()),
             serde_norway::Value::Number(n) => Some(n.to_string()),
-            other => serde_norway::to_string(other).ok().map(|s| s.trim().to_owned()),
+            other => serde_norway::to_string(other)
+                .ok()
+                .map(|s| s.trim().to_owned()),
         })
     }
 
@@ -98,7 +100,13 @@ impl ConfigFile {
     }
 
     /// A boolean setting, parsed as pycti does (`yes`/`true`/`True`, `no`/`false`/`False`).
-    pub fn get_bool(&self, env: &str, section: &str, key: &str, default: bool) -> Result<bool, ConfigError> {
+    pub fn get_bool(
+        &self,
+        env: &str,
+        section: &str,
+        key: &str,
+        default: bool,
+    ) -> Result<bool, ConfigError> {
         match self.get(env, section, key) {
             None => Ok(default),
             Some(v) => match v.as_str() {
@@ -137,14 +145,23 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(c.get("TEST_CFG_UNSET_1", "ivre", "data_dir").as_deref(), Some("/srv/ivre"));
+        assert_eq!(
+            c.get("TEST_CFG_UNSET_1", "ivre", "data_dir").as_deref(),
+            Some("/srv/ivre")
+        );
         assert_eq!(c.data_dir(None), PathBuf::from("/srv/ivre"));
         assert_eq!(c.data_dir(Some(Path::new("/cli"))), PathBuf::from("/cli"));
-        assert!(!c.get_bool("TEST_CFG_UNSET_2", "ivre", "use_scans", true).unwrap());
-        assert!(c.get_bool("TEST_CFG_UNSET_3", "ivre", "missing", true).unwrap());
+        assert!(!c
+            .get_bool("TEST_CFG_UNSET_2", "ivre", "use_scans", true)
+            .unwrap());
+        assert!(c
+            .get_bool("TEST_CFG_UNSET_3", "ivre", "missing", true)
+            .unwrap());
         assert_eq!(c.get("TEST_CFG_UNSET_4", "ivre", "empty"), None);
         let bad = ConfigFile::parse("ivre:\n  use_scans: 'TRUE'\n", None).unwrap();
-        let err = bad.get_bool("TEST_CFG_UNSET_5", "ivre", "use_scans", true).unwrap_err();
+        let err = bad
+            .get_bool("TEST_CFG_UNSET_5", "ivre", "use_scans", true)
+            .unwrap_err();
         assert!(err.to_string().contains("ivre.use_scans"), "{err}");
     }
 

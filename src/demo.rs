@@ -10,16 +10,37 @@ use std::path::Path;
 
 /// Embedded exports: `ivre scancli --json`, `ivre view --json`, `ivre ipinfo --json`.
 const EXPORTS: [(&str, RecordKind, &[u8]); 3] = [
-    ("scancli.jsonl", RecordKind::Scan, include_bytes!("../tests/data/ivre-0.9.20/scancli.jsonl")),
-    ("view.jsonl", RecordKind::View, include_bytes!("../tests/data/ivre-0.9.20/view.jsonl")),
-    ("ipinfo.jsonl", RecordKind::Passive, include_bytes!("../tests/data/ivre-0.9.20/ipinfo.jsonl")),
+    (
+        "scancli.jsonl",
+        RecordKind::Scan,
+        include_bytes!("../tests/data/ivre-0.9.20/scancli.jsonl"),
+    ),
+    (
+        "view.jsonl",
+        RecordKind::View,
+        include_bytes!("../tests/data/ivre-0.9.20/view.jsonl"),
+    ),
+    (
+        "ipinfo.jsonl",
+        RecordKind::Passive,
+        include_bytes!("../tests/data/ivre-0.9.20/ipinfo.jsonl"),
+    ),
 ];
 
 /// Embedded GeoLite2-style test databases covering the demo addresses.
 const MMDB: [(&str, &[u8]); 3] = [
-    ("GeoLite2-City.mmdb", include_bytes!("../tests/data/geoip/GeoLite2-City.mmdb")),
-    ("GeoLite2-Country.mmdb", include_bytes!("../tests/data/geoip/GeoLite2-Country.mmdb")),
-    ("GeoLite2-ASN.mmdb", include_bytes!("../tests/data/geoip/GeoLite2-ASN.mmdb")),
+    (
+        "GeoLite2-City.mmdb",
+        include_bytes!("../tests/data/geoip/GeoLite2-City.mmdb"),
+    ),
+    (
+        "GeoLite2-Country.mmdb",
+        include_bytes!("../tests/data/geoip/GeoLite2-Country.mmdb"),
+    ),
+    (
+        "GeoLite2-ASN.mmdb",
+        include_bytes!("../tests/data/geoip/GeoLite2-ASN.mmdb"),
+    ),
 ];
 
 /// What the demo looks up: one observable of each type.
@@ -49,7 +70,9 @@ pub fn run(json: bool, keep: Option<&Path>) -> Result<i32> {
     for (name, bytes) in MMDB {
         std::fs::write(geoip_dir.join(name), bytes)?;
     }
-    let data_root = keep.map(Path::to_owned).unwrap_or_else(|| work.path().join("data"));
+    let data_root = keep
+        .map(Path::to_owned)
+        .unwrap_or_else(|| work.path().join("data"));
     let data = DataDir::new(&data_root);
     let report = snapshot::import(
         &data,
@@ -68,7 +91,11 @@ pub fn run(json: bool, keep: Option<&Path>) -> Result<i32> {
         m.counts.get("scans").unwrap_or(&0),
         m.counts.get("view").unwrap_or(&0),
         m.counts.get("passive").unwrap_or(&0),
-        m.geoip.iter().map(|g| format!("{} ({})", g.database_type, g.role)).collect::<Vec<_>>().join(", "),
+        m.geoip
+            .iter()
+            .map(|g| format!("{} ({})", g.database_type, g.role))
+            .collect::<Vec<_>>()
+            .join(", "),
     );
     println!();
     let snap = Snapshot::open(&data)?;
@@ -84,8 +111,17 @@ pub fn run(json: bool, keep: Option<&Path>) -> Result<i32> {
             .as_ref()
             .map(|d| {
                 let field = |k: &str| d.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_owned();
-                let asn = d.get("as_num").map(|v| format!("AS{v}")).unwrap_or_else(|| "-".into());
-                format!(" | geo: {} {} {} ({})", field("country_code"), field("city"), asn, field("address_type"))
+                let asn = d
+                    .get("as_num")
+                    .map(|v| format!("AS{v}"))
+                    .unwrap_or_else(|| "-".into());
+                format!(
+                    " | geo: {} {} {} ({})",
+                    field("country_code"),
+                    field("city"),
+                    asn,
+                    field("address_type")
+                )
             })
             .unwrap_or_default();
         println!(
@@ -103,7 +139,9 @@ pub fn run(json: bool, keep: Option<&Path>) -> Result<i32> {
             "Try: ivre-connector --data-dir {} lookup www.example.com",
             dir.display()
         ),
-        None => println!("Run with --json for the full records, or --keep DIR to keep the snapshot."),
+        None => {
+            println!("Run with --json for the full records, or --keep DIR to keep the snapshot.")
+        }
     }
     Ok(0)
 }

@@ -54,31 +54,32 @@ pub fn lookup(
 ) -> Result<LookupResult, IndexError> {
     let (host_queries, passive_queries) = queries(observable);
     let mut truncated = false;
-    let mut fetch = |kind: RecordKind, queries: &[Query]| -> Result<Vec<Box<RawValue>>, IndexError> {
-        let mut ids = Vec::new();
-        for q in queries {
-            let found = snapshot.index.ids(kind, q, None)?;
-            ids.extend(found.records);
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        if let Some(l) = limit {
-            if ids.len() > l {
-                truncated = true;
-                ids.truncate(l);
+    let mut fetch =
+        |kind: RecordKind, queries: &[Query]| -> Result<Vec<Box<RawValue>>, IndexError> {
+            let mut ids = Vec::new();
+            for q in queries {
+                let found = snapshot.index.ids(kind, q, None)?;
+                ids.extend(found.records);
             }
-        }
-        ids.into_iter()
-            .map(|id| {
-                let json = snapshot.index.json_of(kind, id)?;
-                RawValue::from_string(json).map_err(|e| IndexError::BadJson {
-                    kind,
-                    id,
-                    reason: e.to_string(),
+            ids.sort_unstable();
+            ids.dedup();
+            if let Some(l) = limit {
+                if ids.len() > l {
+                    truncated = true;
+                    ids.truncate(l);
+                }
+            }
+            ids.into_iter()
+                .map(|id| {
+                    let json = snapshot.index.json_of(kind, id)?;
+                    RawValue::from_string(json).map_err(|e| IndexError::BadJson {
+                        kind,
+                        id,
+                        reason: e.to_string(),
+                    })
                 })
-            })
-            .collect()
-    };
+                .collect()
+        };
     let scans = fetch(RecordKind::Scan, &host_queries)?;
     let view = fetch(RecordKind::View, &host_queries)?;
     let passive = fetch(RecordKind::Passive, &passive_queries)?;

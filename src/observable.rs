@@ -61,7 +61,9 @@ impl Observable {
             }
         }
         Observable::detect(input).map_err(|e| match typed {
-            Some((ty, _)) if !ty.is_empty() && ty.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') => {
+            Some((ty, _))
+                if !ty.is_empty() && ty.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') =>
+            {
                 ObservableError::UnknownType(ty.to_owned())
             }
             _ => e,
@@ -157,7 +159,11 @@ impl fmt::Display for Observable {
 }
 
 fn ty_name(ty: &str) -> &'static str {
-    SCOPES.iter().find(|s| **s == ty).copied().unwrap_or("observable")
+    SCOPES
+        .iter()
+        .find(|s| **s == ty)
+        .copied()
+        .unwrap_or("observable")
 }
 
 /// `64497` or `AS64497` (any case).
@@ -203,13 +209,21 @@ fn parse_domain(value: &str) -> Result<String, ObservableError> {
             return Err(invalid("domain-name", value, "empty label"));
         }
         if label.len() > 63 {
-            return Err(invalid("domain-name", value, "label longer than 63 characters"));
+            return Err(invalid(
+                "domain-name",
+                value,
+                "label longer than 63 characters",
+            ));
         }
         let ok = label
             .chars()
             .all(|c| c.is_alphanumeric() || c == '-' || c == '_' || c == '*');
         if !ok {
-            return Err(invalid("domain-name", value, "only letters, digits, `-` and `_` are allowed in labels"));
+            return Err(invalid(
+                "domain-name",
+                value,
+                "only letters, digits, `-` and `_` are allowed in labels",
+            ));
         }
     }
     Ok(name)
@@ -229,17 +243,32 @@ mod tests {
         assert_eq!(s("192.0.2.10"), "ipv4-addr:192.0.2.10");
         assert_eq!(s("2001:db8::53"), "ipv6-addr:2001:db8::53");
         assert_eq!(s("ipv6-addr:2001:DB8::53"), "ipv6-addr:2001:db8::53");
-        assert_eq!(s("domain-name:WWW.Example.COM."), "domain-name:www.example.com");
+        assert_eq!(
+            s("domain-name:WWW.Example.COM."),
+            "domain-name:www.example.com"
+        );
         assert_eq!(s("www.example.com"), "domain-name:www.example.com");
-        assert_eq!(s("mac-addr:00-1B-21-3A-4F-5C"), "mac-addr:00:1b:21:3a:4f:5c");
+        assert_eq!(
+            s("mac-addr:00-1B-21-3A-4F-5C"),
+            "mac-addr:00:1b:21:3a:4f:5c"
+        );
         assert_eq!(s("00:1B:21:3A:4F:5C"), "mac-addr:00:1b:21:3a:4f:5c");
         assert_eq!(s("autonomous-system:AS64497"), "autonomous-system:64497");
         assert_eq!(s("AS64497"), "autonomous-system:64497");
         assert_eq!(s("64497"), "autonomous-system:64497");
         let sha256 = "fcf2200c62f5e3ff8dcf0c7581f41ececa21ced836cf0e2930e4662c66f59277";
-        assert_eq!(s(&format!("x509-certificate:{sha256}")), format!("x509-certificate:sha256:{sha256}"));
-        assert_eq!(s(&format!("sha256:{}", sha256.to_uppercase())), format!("x509-certificate:sha256:{sha256}"));
-        assert_eq!(s("md5:7f91d7ef022276698aa7d233c1ad820f"), "x509-certificate:md5:7f91d7ef022276698aa7d233c1ad820f");
+        assert_eq!(
+            s(&format!("x509-certificate:{sha256}")),
+            format!("x509-certificate:sha256:{sha256}")
+        );
+        assert_eq!(
+            s(&format!("sha256:{}", sha256.to_uppercase())),
+            format!("x509-certificate:sha256:{sha256}")
+        );
+        assert_eq!(
+            s("md5:7f91d7ef022276698aa7d233c1ad820f"),
+            "x509-certificate:md5:7f91d7ef022276698aa7d233c1ad820f"
+        );
     }
 
     #[test]

@@ -5,9 +5,12 @@ fn lab_snapshot() -> tempfile::TempDir {
     import(
         dir.path(),
         &[
-            "--scans", &path_str(&lab("scancli.jsonl")),
-            "--passive", &path_str(&lab("ipinfo.jsonl")),
-            "--geoip-dir", &path_str(&geoip_dir()),
+            "--scans",
+            &path_str(&lab("scancli.jsonl")),
+            "--passive",
+            &path_str(&lab("ipinfo.jsonl")),
+            "--geoip-dir",
+            &path_str(&geoip_dir()),
         ],
         0,
     );
@@ -32,7 +35,10 @@ fn bad_observables_get_an_error_line_and_exit_1_after_the_rest() {
     assert!(lines[0]["error"].as_str().unwrap().contains("IPv4"));
     assert_eq!(lines[1]["observable"], "ipv4-addr:192.0.2.10");
     assert!(lines[1].get("error").is_none());
-    assert!(lines[2]["error"].as_str().unwrap().contains("unknown observable type `url`"));
+    assert!(lines[2]["error"]
+        .as_str()
+        .unwrap()
+        .contains("unknown observable type `url`"));
     assert!(lines[3]["error"].is_string());
     assert_eq!(lines[4]["observable"], "autonomous-system:64496");
 }
@@ -40,7 +46,13 @@ fn bad_observables_get_an_error_line_and_exit_1_after_the_rest() {
 #[test]
 fn a_miss_is_empty_not_an_error() {
     let data = lab_snapshot();
-    let got = lookup(data.path(), &["mac-addr:11:22:33:44:55:66".to_owned(), "nothing.example".to_owned()]);
+    let got = lookup(
+        data.path(),
+        &[
+            "mac-addr:11:22:33:44:55:66".to_owned(),
+            "nothing.example".to_owned(),
+        ],
+    );
     for g in &got {
         assert_eq!(g["passive"], serde_json::json!([]));
         assert_eq!(g["scans"], serde_json::json!([]));
@@ -52,7 +64,10 @@ fn a_miss_is_empty_not_an_error() {
 fn stdin_and_limit() {
     let data = lab_snapshot();
     let r = run_with_stdin(
-        connector().arg("--data-dir").arg(data.path()).args(["lookup", "--limit", "1", "-"]),
+        connector()
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["lookup", "--limit", "1", "-"]),
         Some("192.0.2.10\n\n  example.com  \n"),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -67,23 +82,43 @@ fn stdin_and_limit() {
 fn missing_or_empty_snapshots_say_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
-    let r = run(connector().arg("--data-dir").arg(&missing).args(["lookup", "192.0.2.10"]));
+    let r = run(connector()
+        .arg("--data-dir")
+        .arg(&missing)
+        .args(["lookup", "192.0.2.10"]));
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("does not exist") && r.stderr.contains("ivre-sync import"), "{}", r.stderr);
-    let r = run(connector().arg("--data-dir").arg(dir.path()).args(["index", "info"]));
+    assert!(
+        r.stderr.contains("does not exist") && r.stderr.contains("ivre-sync import"),
+        "{}",
+        r.stderr
+    );
+    let r = run(connector()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["index", "info"]));
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("no snapshot has been published"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no snapshot has been published"),
+        "{}",
+        r.stderr
+    );
     // An empty export publishes an empty snapshot; lookups answer nothing and warn.
     let empty = dir.path().join("empty.jsonl");
     std::fs::write(&empty, "\n").unwrap();
     import(dir.path(), &["--passive", &path_str(&empty)], 0);
-    let r = run(connector().arg("--data-dir").arg(dir.path()).args(["lookup", "192.0.2.10"]));
+    let r = run(connector()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["lookup", "192.0.2.10"]));
     assert_eq!(r.code, 0);
     assert!(r.stderr.contains("holds no records"), "{}", r.stderr);
     // A generation whose index disappeared.
     let gen = dir.path().join("generations").join(current(dir.path()));
     std::fs::remove_dir_all(gen.join("index")).unwrap();
-    let r = run(connector().arg("--data-dir").arg(dir.path()).args(["lookup", "192.0.2.10"]));
+    let r = run(connector()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["lookup", "192.0.2.10"]));
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("has no index"), "{}", r.stderr);
 }
@@ -93,14 +128,24 @@ fn data_dir_comes_from_env_then_config_then_default() {
     let data = lab_snapshot();
     let cwd = tempfile::tempdir().unwrap();
     // IVRE_DATA_DIR
-    let r = run(connector().current_dir(cwd.path()).env("IVRE_DATA_DIR", data.path()).args(["index", "info"]));
+    let r = run(connector()
+        .current_dir(cwd.path())
+        .env("IVRE_DATA_DIR", data.path())
+        .args(["index", "info"]));
     assert_eq!(r.code, 0, "{}", r.stderr);
     // ./config.yml ivre.data_dir
-    std::fs::write(cwd.path().join("config.yml"), format!("ivre:\n  data_dir: {}\n", data.path().display())).unwrap();
+    std::fs::write(
+        cwd.path().join("config.yml"),
+        format!("ivre:\n  data_dir: {}\n", data.path().display()),
+    )
+    .unwrap();
     let r = run(connector().current_dir(cwd.path()).args(["index", "info"]));
     assert_eq!(r.code, 0, "{}", r.stderr);
     // --config FILE that does not exist is an error naming it
-    let r = run(connector().current_dir(cwd.path()).args(["--config", "missing.yml", "index", "info"]));
+    let r =
+        run(connector()
+            .current_dir(cwd.path())
+            .args(["--config", "missing.yml", "index", "info"]));
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("missing.yml"), "{}", r.stderr);
     // default ./ivre-data
@@ -116,7 +161,12 @@ fn demo_builds_and_answers() {
     let dir = keep.path().join("demo");
     let r = run(connector().arg("demo").arg("--keep").arg(&dir));
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("4 scan hosts, 4 view hosts, 13 passive records"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("4 scan hosts, 4 view hosts, 13 passive records"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("ipv4-addr:192.0.2.10"), "{}", r.stdout);
     let got = lookup(&dir, &["www.example.com".to_owned()]);
     assert_eq!(got[0]["passive"].as_array().unwrap().len(), 2);

@@ -20,7 +20,11 @@ fn read(name: &str) -> Vec<Value> {
 
 fn strs(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -71,7 +75,9 @@ fn v4_in_as(addr: &Value, asn: u32) -> bool {
         return false;
     };
     let n = u32::from(v4);
-    asn_ranges().iter().any(|&(lo, hi, a)| a == asn && lo <= n && n <= hi)
+    asn_ranges()
+        .iter()
+        .any(|&(lo, hi, a)| a == asn && lo <= n && n <= hi)
 }
 
 enum Obs {
@@ -158,7 +164,12 @@ fn observables(d: &Dataset) -> Vec<Obs> {
         ips.extend(r["addr"].as_str().map(str::to_owned));
         if r["recontype"] == "DNS_ANSWER" {
             names.extend(r["value"].as_str().map(str::to_owned));
-            names.extend(r["targetval"].as_str().filter(|s| !s.is_empty()).map(str::to_owned));
+            names.extend(
+                r["targetval"]
+                    .as_str()
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
+            );
             names.extend(strs(&r["infos"]["domain"]));
             names.extend(strs(&r["infos"]["domaintarget"]));
         }
@@ -198,10 +209,14 @@ fn check_dataset(scans: &str, view: &str, passive: &str) {
     import(
         data.path(),
         &[
-            "--scans", &path_str(&lab(scans)),
-            "--view", &path_str(&lab(view)),
-            "--passive", &path_str(&lab(passive)),
-            "--geoip-dir", &path_str(&geoip_dir()),
+            "--scans",
+            &path_str(&lab(scans)),
+            "--view",
+            &path_str(&lab(view)),
+            "--passive",
+            &path_str(&lab(passive)),
+            "--geoip-dir",
+            &path_str(&geoip_dir()),
         ],
         0,
     );
@@ -219,17 +234,40 @@ fn check_dataset(scans: &str, view: &str, passive: &str) {
         if matches!(o, Obs::Asn(_)) {
             // IVRE 0.9.20 reads IPv4-only CSV ranges; the snapshot also places IPv6
             // addresses with the ASN database: compare the IPv4 part.
-            got_passive.retain(|r| matches!(r["addr"].as_str().and_then(|s| s.parse().ok()), Some(IpAddr::V4(_))));
+            got_passive.retain(|r| {
+                matches!(
+                    r["addr"].as_str().and_then(|s| s.parse().ok()),
+                    Some(IpAddr::V4(_))
+                )
+            });
             expect_passive.retain(|r| r["addr"].is_string());
         }
         non_empty += usize::from(!expect_scans.is_empty() || !expect_passive.is_empty());
-        assert_eq!(sorted(got["scans"].as_array().unwrap().clone()), sorted(expect_scans), "scans for {arg}");
-        assert_eq!(sorted(got["view"].as_array().unwrap().clone()), sorted(expect_view), "view for {arg}");
-        assert_eq!(sorted(got_passive), sorted(expect_passive), "passive for {arg}");
+        assert_eq!(
+            sorted(got["scans"].as_array().unwrap().clone()),
+            sorted(expect_scans),
+            "scans for {arg}"
+        );
+        assert_eq!(
+            sorted(got["view"].as_array().unwrap().clone()),
+            sorted(expect_view),
+            "view for {arg}"
+        );
+        assert_eq!(
+            sorted(got_passive),
+            sorted(expect_passive),
+            "passive for {arg}"
+        );
         if let Obs::Ip(ip) = o {
             let ipdata = read("ipdata.jsonl");
             if let Some(expected) = ipdata.iter().find(|r| r["addr"] == ip.as_str()) {
-                for key in ["as_num", "country_code", "city", "registered_country_code", "coordinates"] {
+                for key in [
+                    "as_num",
+                    "country_code",
+                    "city",
+                    "registered_country_code",
+                    "coordinates",
+                ] {
                     assert_eq!(got["data"][key], expected[key], "data.{key} for {ip}");
                 }
             }
@@ -237,7 +275,10 @@ fn check_dataset(scans: &str, view: &str, passive: &str) {
             assert!(got["data"].is_null(), "data for {arg}");
         }
     }
-    assert!(non_empty > 15, "the dataset should exercise the searches ({non_empty})");
+    assert!(
+        non_empty > 15,
+        "the dataset should exercise the searches ({non_empty})"
+    );
 }
 
 #[test]
@@ -248,7 +289,11 @@ fn postgresql_exports_answer_as_ivre_searches() {
 #[test]
 fn mongodb_exports_answer_as_ivre_searches() {
     // The MongoDB backend keeps `addresses.mac`, so MAC searches on scans are covered.
-    check_dataset("mongo-scancli.jsonl", "mongo-view.jsonl", "mongo-ipinfo.jsonl");
+    check_dataset(
+        "mongo-scancli.jsonl",
+        "mongo-view.jsonl",
+        "mongo-ipinfo.jsonl",
+    );
 }
 
 #[test]
@@ -268,7 +313,10 @@ fn records_come_back_in_ivre_export_form() {
         .collect();
     assert_eq!(got[0]["scans"], Value::Array(expected));
     assert_eq!(got[0]["passive"], Value::Array(vec![]));
-    assert!(got[0].get("view").is_none(), "no view key without view records");
+    assert!(
+        got[0].get("view").is_none(),
+        "no view key without view records"
+    );
 }
 
 #[test]
@@ -277,9 +325,12 @@ fn extra_shapes_tor_scanner_honeypot_and_case() {
     import(
         data.path(),
         &[
-            "--scans", &path_str(&fixture("extra/scans-extra.jsonl")),
-            "--passive", &path_str(&fixture("extra/passive-extra.jsonl")),
-            "--geoip-dir", &path_str(&geoip_dir()),
+            "--scans",
+            &path_str(&fixture("extra/scans-extra.jsonl")),
+            "--passive",
+            &path_str(&fixture("extra/passive-extra.jsonl")),
+            "--geoip-dir",
+            &path_str(&geoip_dir()),
         ],
         0,
     );
@@ -288,7 +339,13 @@ fn extra_shapes_tor_scanner_honeypot_and_case() {
     let b = q("md5:0123456789ABCDEF0123456789ABCDEF");
     assert_eq!(b["scans"][0]["addr"], "192.0.2.77");
     assert_eq!(b["scans"][0]["unknown_future_field"]["x"][2], 3);
-    assert_eq!(q("sha1:0123456789abcdef0123456789abcdef01234567")["scans"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        q("sha1:0123456789abcdef0123456789abcdef01234567")["scans"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     // Upper-case names with a trailing dot are found under their lower-case form.
     let tor = q("TOR-relay.example.NET.");
     assert_eq!(tor["observable"], "domain-name:tor-relay.example.net");
@@ -304,16 +361,31 @@ fn extra_shapes_tor_scanner_honeypot_and_case() {
     assert_eq!(cert["scans"].as_array().unwrap().len(), 1);
     assert_eq!(cert["passive"].as_array().unwrap().len(), 1);
     // ssl-cacert certificates are not what IVRE's searchcert returns.
-    assert_eq!(q(&format!("sha256:{}", "9".repeat(64)))["scans"], Value::Array(vec![]));
+    assert_eq!(
+        q(&format!("sha256:{}", "9".repeat(64)))["scans"],
+        Value::Array(vec![])
+    );
     // Scanner and honeypot records, IPv6, a very long value.
-    assert_eq!(q("203.0.113.99")["passive"][0]["infos"]["service_name"], "scanner");
+    assert_eq!(
+        q("203.0.113.99")["passive"][0]["infos"]["service_name"],
+        "scanner"
+    );
     assert_eq!(q("203.0.113.97")["passive"].as_array().unwrap().len(), 2);
-    assert_eq!(q("2001:db8:1::66")["passive"][0]["recontype"], "DNS_HONEYPOT_QUERY");
-    assert_eq!(q("ipv6-addr:2001:DB8:1::10")["scans"][0]["addr"], "2001:db8:1::10");
+    assert_eq!(
+        q("2001:db8:1::66")["passive"][0]["recontype"],
+        "DNS_HONEYPOT_QUERY"
+    );
+    assert_eq!(
+        q("ipv6-addr:2001:DB8:1::10")["scans"][0]["addr"],
+        "2001:db8:1::10"
+    );
     let long = q("192.0.2.77");
     assert_eq!(long["passive"][0]["value"].as_str().unwrap().len(), 1500);
     // Microseconds survive.
-    assert_eq!(q("198.51.100.66")["scans"][0]["endtime"], "2026-11-21 08:00:30.250000");
+    assert_eq!(
+        q("198.51.100.66")["scans"][0]["endtime"],
+        "2026-11-21 08:00:30.250000"
+    );
 }
 
 #[test]
@@ -321,8 +393,12 @@ fn gzip_exports_are_read() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let gz = dir.path().join("ipinfo.jsonl.gz");
-    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::default());
-    enc.write_all(&std::fs::read(lab("ipinfo.jsonl")).unwrap()).unwrap();
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::default(),
+    );
+    enc.write_all(&std::fs::read(lab("ipinfo.jsonl")).unwrap())
+        .unwrap();
     enc.finish().unwrap();
     let data = dir.path().join("data");
     import(&data, &["--passive", &path_str(&gz)], 0);

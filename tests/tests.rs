@@ -1,4 +1,5 @@
 //! The integration tests: one binary (one link step), one module per concern.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on purpose
 
 /// Helpers: temporary data directories, the binaries, fixture paths.
 mod util;

@@ -224,7 +224,10 @@ mod tests {
 
     #[test]
     fn names_reverse_and_subdomains_share_a_prefix() {
-        assert_eq!(reversed_name("www.Example.COM.").unwrap(), b"com.example.www.");
+        assert_eq!(
+            reversed_name("www.Example.COM.").unwrap(),
+            b"com.example.www."
+        );
         assert_eq!(reversed_name(""), None);
         assert_eq!(reversed_name("a..b"), None);
         let parent = Query::Domain("example.com".into()).prefix().unwrap();
@@ -247,11 +250,20 @@ mod tests {
 
     #[test]
     fn macs_and_hashes_parse() {
-        assert_eq!(parse_mac("00-1B-21-3A-4F-5C"), parse_mac("00:1b:21:3a:4f:5c"));
-        assert_eq!(format_mac(&parse_mac("00:1B:21:3A:4F:5C").unwrap()), "00:1b:21:3a:4f:5c");
+        assert_eq!(
+            parse_mac("00-1B-21-3A-4F-5C"),
+            parse_mac("00:1b:21:3a:4f:5c")
+        );
+        assert_eq!(
+            format_mac(&parse_mac("00:1B:21:3A:4F:5C").unwrap()),
+            "00:1b:21:3a:4f:5c"
+        );
         assert_eq!(parse_mac("00:1b:21:3a:4f"), None);
         assert_eq!(parse_mac("00:1b:21:3a:4f:5g"), None);
-        assert_eq!(CertHash::from_hex(&"AB".repeat(20)).unwrap().algorithm(), "sha1");
+        assert_eq!(
+            CertHash::from_hex(&"AB".repeat(20)).unwrap().algorithm(),
+            "sha1"
+        );
         assert_eq!(CertHash::from_hex("abc"), None);
     }
 }

@@ -177,16 +177,24 @@ mod tests {
             "sig_algo": "sha256WithRSAEncryption",
             "validity": {"notBefore": "2026-11-28T21:19:35", "notAfter": "2027-11-28T21:19:35"}});
         let certs = Certificate::from_script_value(&raw);
-        let [c] = certs.as_slice() else { panic!("one cert") };
+        let [c] = certs.as_slice() else {
+            panic!("one cert")
+        };
         assert_eq!(c.shape, CertShape::NmapRaw);
         assert_eq!(c.md5.as_deref(), Some("7f91d7ef022276698aa7d233c1ad820f"));
         assert_eq!(c.sha256, None);
-        assert_eq!(c.subject_text.as_deref(), Some("countryName=FR/commonName=www.example.com"));
+        assert_eq!(
+            c.subject_text.as_deref(),
+            Some("countryName=FR/commonName=www.example.com")
+        );
         assert_eq!(c.self_signed, None);
         assert_eq!(c.pubkey_bits, Some(2048));
         assert_eq!(c.pubkey_exponent, Some(65537));
         assert_eq!(c.san, vec!["DNS:www.example.com", "DNS:example.com"]);
-        assert_eq!(c.not_before.unwrap().to_ivre_string(), "2026-11-28 21:19:35");
+        assert_eq!(
+            c.not_before.unwrap().to_ivre_string(),
+            "2026-11-28 21:19:35"
+        );
     }
 
     #[test]

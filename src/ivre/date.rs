@@ -122,10 +122,7 @@ mod tests {
             Timestamp::from_json(&json!({"$date": {"$numberLong": "1795900782000"}})),
             Some(cli)
         );
-        assert_eq!(
-            Timestamp::parse_str("2026-11-28 21:19:42+00:00"),
-            Some(cli)
-        );
+        assert_eq!(Timestamp::parse_str("2026-11-28 21:19:42+00:00"), Some(cli));
         assert_eq!(Timestamp::parse_str("2026-11-28T21:19:42"), Some(cli));
         assert_eq!(cli.to_ivre_string(), "2026-11-28 21:19:42");
         assert_eq!(cli.to_rfc3339(), "2026-11-28T21:19:42Z");
@@ -136,7 +133,9 @@ mod tests {
         let t = Timestamp::parse_str("2026-11-28 21:19:42.000120").unwrap();
         assert_eq!(t.to_ivre_string(), "2026-11-28 21:19:42.000120");
         assert_eq!(
-            Timestamp::from_json(&json!(1795900782.5)).unwrap().to_ivre_string(),
+            Timestamp::from_json(&json!(1795900782.5))
+                .unwrap()
+                .to_ivre_string(),
             "2026-11-28 21:19:42.500000"
         );
     }

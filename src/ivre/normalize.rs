@@ -59,9 +59,7 @@ fn extended_json_scalar(map: &Map<String, Value>) -> Option<Value> {
     match (key.as_str(), map.len()) {
         ("$date", 1) => Timestamp::from_json(&Value::Object(map.clone()))
             .map(|t| Value::String(t.to_ivre_string())),
-        ("$numberLong" | "$numberInt", 1) => {
-            inner.as_str()?.parse::<i64>().ok().map(Value::from)
-        }
+        ("$numberLong" | "$numberInt", 1) => inner.as_str()?.parse::<i64>().ok().map(Value::from),
         ("$numberDouble" | "$numberDecimal", 1) => inner
             .as_str()?
             .parse::<f64>()
@@ -152,10 +150,7 @@ fn normalize_host(record: &mut Map<String, Value>) -> Result<(), NormalizeError>
     if let Some(Value::Object(infos)) = record.get_mut("infos") {
         geojson_to_coordinates(infos);
     }
-    if let Some(Value::Array(macs)) = record
-        .get_mut("addresses")
-        .and_then(|a| a.get_mut("mac"))
-    {
+    if let Some(Value::Array(macs)) = record.get_mut("addresses").and_then(|a| a.get_mut("mac")) {
         for mac in macs.iter_mut() {
             if let Some(addr) = mac.get("addr").cloned() {
                 *mac = addr;
@@ -263,8 +258,14 @@ mod tests {
             ip_to_halves(v6),
             (-6917232468739227648, -9223372036854775725)
         );
-        assert_eq!(ip_from_halves(-9223372036854775808, -9223090562951806454), v4);
-        assert_eq!(ip_from_halves(-6917232468739227648, -9223372036854775725), v6);
+        assert_eq!(
+            ip_from_halves(-9223372036854775808, -9223090562951806454),
+            v4
+        );
+        assert_eq!(
+            ip_from_halves(-6917232468739227648, -9223372036854775725),
+            v6
+        );
     }
 
     #[test]
@@ -302,7 +303,10 @@ mod tests {
     }
 
     fn fixture(name: &str) -> String {
-        let path = format!("{}/tests/data/ivre-0.9.20/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/tests/data/ivre-0.9.20/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         std::fs::read_to_string(&path).unwrap()
     }
 

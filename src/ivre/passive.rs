@@ -28,7 +28,7 @@ pub struct PassiveSummary {
     /// `infos.domain` (the name and its parents), for DNS answers.
     pub domains: Vec<String>,
     /// The certificate of `SSL_SERVER`/`SSL_CLIENT` records with source `cert`/`cacert`.
-    pub cert: Option<Certificate>,
+    pub cert: Option<Box<Certificate>>,
 }
 
 impl PassiveSummary {
@@ -51,12 +51,12 @@ impl PassiveSummary {
         };
         let addr = match map.get("addr") {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.parse::<IpAddr>().map_err(|_| {
-                RecordError::BadField {
+            Some(Value::String(s)) => {
+                Some(s.parse::<IpAddr>().map_err(|_| RecordError::BadField {
                     field: "addr",
                     reason: format!("{s:?} is not an IP address"),
-                }
-            })?),
+                })?)
+            }
             Some(other) => {
                 return Err(RecordError::BadField {
                     field: "addr",
@@ -69,11 +69,11 @@ impl PassiveSummary {
         let is_cert = matches!(recontype.as_str(), "SSL_SERVER" | "SSL_CLIENT")
             && matches!(source.as_deref(), Some("cert" | "cacert"));
         let cert = if is_cert {
-            infos.map(|i| {
+            infos.map(|i| -> Box<Certificate> {
                 let mut c = Certificate::from_json(i);
                 c.cacert = source.as_deref() == Some("cacert");
                 c.port = get_u64(map, "port").and_then(|p| u16::try_from(p).ok());
-                c
+                Box::new(c)
             })
         } else {
             None

@@ -104,7 +104,10 @@ pub fn import(data: &DataDir, options: &ImportOptions) -> Result<ImportReport, S
     })
 }
 
-fn write_chunks(mut writer: IndexWriter, rx: mpsc::Receiver<Chunk>) -> Result<IndexStats, SnapshotError> {
+fn write_chunks(
+    mut writer: IndexWriter,
+    rx: mpsc::Receiver<Chunk>,
+) -> Result<IndexStats, SnapshotError> {
     for chunk in rx {
         for (kind, record, asn) in &chunk {
             writer.add(*kind, record, *asn)?;
@@ -146,11 +149,13 @@ fn parse_inputs(
         };
         let mut last_line = 0;
         loop {
-            let next = reader.next_line().map_err(|source| SnapshotError::ReadFailed {
-                path: path.clone(),
-                line: last_line,
-                source,
-            })?;
+            let next = reader
+                .next_line()
+                .map_err(|source| SnapshotError::ReadFailed {
+                    path: path.clone(),
+                    line: last_line,
+                    source,
+                })?;
             let Some((line_no, line)) = next else { break };
             last_line = line_no;
             if file.records == 0 && file.rejected == 0 && matches!(line, Ok("[" | "{")) {

@@ -107,10 +107,8 @@ mod tests {
         let plain = dir.path().join("a.jsonl");
         std::fs::write(&plain, b"{\"a\":1}\n\n\xff\xfe\n{\"b\":2}").unwrap();
         let gz = dir.path().join("a.jsonl.gz");
-        let mut enc = flate2::write::GzEncoder::new(
-            File::create(&gz).unwrap(),
-            flate2::Compression::fast(),
-        );
+        let mut enc =
+            flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
         enc.write_all(&std::fs::read(&plain).unwrap()).unwrap();
         enc.finish().unwrap();
         for path in [&plain, &gz] {

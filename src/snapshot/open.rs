@@ -113,9 +113,8 @@ impl Snapshot {
         // A publish may prune the generation between reading CURRENT and opening it:
         // read CURRENT again once.
         match Snapshot::try_open(data, options) {
-            Err(SnapshotError::MissingGeneration { .. }) | Err(SnapshotError::MissingIndex { .. }) => {
-                Snapshot::try_open(data, options)
-            }
+            Err(SnapshotError::MissingGeneration { .. })
+            | Err(SnapshotError::MissingIndex { .. }) => Snapshot::try_open(data, options),
             other => other,
         }
     }

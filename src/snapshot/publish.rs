@@ -77,10 +77,11 @@ impl GenerationBuilder {
     pub fn publish(mut self, manifest: &Manifest) -> Result<PathBuf, SnapshotError> {
         pause_point("manifest");
         let manifest_path = self.dir.join(layout::MANIFEST);
-        let text = serde_json::to_string_pretty(manifest).map_err(|e| SnapshotError::BadManifest {
-            path: manifest_path.clone(),
-            reason: e.to_string(),
-        })?;
+        let text =
+            serde_json::to_string_pretty(manifest).map_err(|e| SnapshotError::BadManifest {
+                path: manifest_path.clone(),
+                reason: e.to_string(),
+            })?;
         write_durably(&manifest_path, text.as_bytes())?;
         sync_tree(&self.dir)?;
         pause_point("rename");
@@ -153,7 +154,9 @@ fn prune(data: &DataDir, current: &str, previous: Option<&str>) {
             if layout::is_generation_name(&name) {
                 match fs::remove_dir_all(entry.path()) {
                     Ok(()) => tracing::info!(generation = %name, "pruned old generation"),
-                    Err(e) => tracing::warn!(generation = %name, error = %e, "cannot prune old generation"),
+                    Err(e) => {
+                        tracing::warn!(generation = %name, error = %e, "cannot prune old generation")
+                    }
                 }
             }
         }
@@ -176,7 +179,8 @@ fn prune(data: &DataDir, current: &str, previous: Option<&str>) {
 /// Writes a file and fsyncs it.
 pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
     let mut file = File::create(path).map_err(|e| SnapshotError::io(path, e))?;
-    file.write_all(bytes).map_err(|e| SnapshotError::io(path, e))?;
+    file.write_all(bytes)
+        .map_err(|e| SnapshotError::io(path, e))?;
     file.sync_all().map_err(|e| SnapshotError::io(path, e))
 }
 

@@ -62,7 +62,11 @@ pub fn run(cmd: &mut Command) -> Run {
 pub fn run_with_stdin(cmd: &mut Command, stdin: Option<&str>) -> Run {
     use std::io::Write;
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     let mut child = cmd.spawn().expect("spawn");
     if let Some(input) = stdin {
         child
@@ -111,7 +115,10 @@ pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
 pub fn lookup(data: &Path, observables: &[String]) -> Vec<serde_json::Value> {
     let input = observables.join("\n");
     let r = run_with_stdin(
-        connector().arg("--data-dir").arg(data).args(["lookup", "-"]),
+        connector()
+            .arg("--data-dir")
+            .arg(data)
+            .args(["lookup", "-"]),
         Some(&input),
     );
     assert_eq!(r.code, 0, "lookup failed: {}", r.stderr);
