@@ -166,6 +166,22 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_configuration_parses() {
+        let c = ConfigFile::parse(include_str!("../config.yml.sample"), None).unwrap();
+        assert_eq!(
+            c.get("TEST_CFG_UNSET_6", "ivre", "data_dir").as_deref(),
+            Some("./ivre-data")
+        );
+        assert!(!c
+            .get_bool("TEST_CFG_UNSET_7", "ivre", "use_scans_as", true)
+            .unwrap());
+        assert!(c
+            .get_bool("TEST_CFG_UNSET_8", "ivre", "use_passive", false)
+            .unwrap());
+        assert_eq!(c.get("TEST_CFG_UNSET_9", "ivre", "db_url"), None);
+    }
+
+    #[test]
     fn bad_yaml_names_the_file() {
         let err = ConfigFile::parse("ivre: [", Some(PathBuf::from("x.yml"))).unwrap_err();
         assert!(err.to_string().contains("x.yml"));
