@@ -83,7 +83,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             command: IndexCommand::Verify,
         } => {
             let snap = Snapshot::open(&data)?;
-            let actual = format!("crc32:{:08x}", snap.index.checksum()?);
+            let actual = snap.index.checksum()?;
             if actual == snap.manifest.checksum {
                 println!("{}: checksum {actual} matches the manifest", snap.name);
                 Ok(0)

@@ -56,25 +56,16 @@ pub fn lookup(
     let mut truncated = false;
     let mut fetch =
         |kind: RecordKind, queries: &[Query]| -> Result<Vec<Box<RawValue>>, IndexError> {
-            let mut ids = Vec::new();
-            for q in queries {
-                let found = snapshot.index.ids(kind, q, None)?;
-                ids.extend(found.records);
-            }
-            ids.sort_unstable();
-            ids.dedup();
-            if let Some(l) = limit {
-                if ids.len() > l {
-                    truncated = true;
-                    ids.truncate(l);
-                }
-            }
-            ids.into_iter()
-                .map(|id| {
-                    let json = snapshot.index.json_of(kind, id)?;
+            let found = snapshot.index.search(kind, queries, limit)?;
+            truncated |= found.truncated;
+            found
+                .records
+                .iter()
+                .map(|hit| {
+                    let json = snapshot.index.json(hit)?;
                     RawValue::from_string(json).map_err(|e| IndexError::BadJson {
                         kind,
-                        id,
+                        id: hit.id,
                         reason: e.to_string(),
                     })
                 })

@@ -1,7 +1,12 @@
 //! The only place that turns stored values into bytes and back.
 //!
-//! Every value is `[FORMAT_VERSION][bincode 2.0.1 payload]` (standard configuration:
-//! little-endian, variable-length integers). bincode is pinned at 2.0.1 and unmaintained
+//! Every value is `[FORMAT_VERSION][payload]`. A stored record's payload is
+//! `[u32 LE length][LZ4 block of its export-form JSON (size-prepended)][bincode summary]`,
+//! so its JSON can be read without decoding the summary and the other way round; other
+//! values are plain bincode. bincode runs with its standard configuration (little-endian,
+//! variable-length integers). The JSON is compressed because it is most of a record's
+//! size and compresses several times over: the index stays small on disk and sled writes
+//! less. bincode is pinned at 2.0.1 and unmaintained
 //! (RUSTSEC-2025-0141, no further releases): keeping it behind this module, with a
 //! version byte, means switching to another encoding (postcard, …) changes this file
 //! and the version number, and nothing else. A reader refuses values written with
@@ -24,6 +29,12 @@ pub enum CodecError {
     Decode(#[from] bincode::error::DecodeError),
     #[error("cannot encode value: {0}")]
     Encode(#[from] bincode::error::EncodeError),
+    #[error("truncated record")]
+    Truncated,
+    #[error("cannot decompress record JSON: {0}")]
+    Decompress(#[from] lz4_flex::block::DecompressError),
+    #[error("record JSON is not UTF-8")]
+    NotUtf8,
 }
 
 fn config() -> bincode::config::Configuration {
@@ -55,6 +66,88 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
+/// Encodes a stored record (its export-form JSON and its summary) into `out`.
+pub fn encode_record<T: Serialize>(
+    json: &str,
+    summary: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    out.clear();
+    out.push(FORMAT_VERSION);
+    let compressed = lz4_flex::compress_prepend_size(json.as_bytes());
+    let len = u32::try_from(compressed.len()).map_err(|_| {
+        CodecError::Encode(bincode::error::EncodeError::Other(
+            "record JSON larger than 4 GiB",
+        ))
+    })?;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&compressed);
+    bincode::serde::encode_into_std_write(summary, out, config())?;
+    Ok(())
+}
+
+/// Splits a stored record into its compressed JSON and its encoded summary.
+fn record_parts(bytes: &[u8]) -> Result<(&[u8], &[u8]), CodecError> {
+    let (&version, rest) = bytes.split_first().ok_or(CodecError::Empty)?;
+    if version != FORMAT_VERSION {
+        return Err(CodecError::Version { found: version });
+    }
+    let len_bytes: [u8; 4] = rest
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(CodecError::Truncated)?;
+    let len = u32::from_le_bytes(len_bytes) as usize;
+    let json = rest.get(4..4 + len).ok_or(CodecError::Truncated)?;
+    Ok((json, &rest[4 + len..]))
+}
+
+/// The export-form JSON of a stored record.
+pub fn decode_record_json(bytes: &[u8]) -> Result<String, CodecError> {
+    let (json, _) = record_parts(bytes)?;
+    let raw = lz4_flex::decompress_size_prepended(json)?;
+    String::from_utf8(raw).map_err(|_| CodecError::NotUtf8)
+}
+
+/// The summary of a stored record (its JSON is not decompressed).
+pub fn decode_record_summary<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (_, summary) = record_parts(bytes)?;
+    let (value, _) = bincode::serde::decode_from_slice(summary, config())?;
+    Ok(value)
+}
+
+/// Where a record lives in the records file: offset and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    pub offset: u64,
+    pub len: u32,
+}
+
+/// Length of an encoded [`Location`].
+pub const LOCATION_LEN: usize = 12;
+
+/// `[offset u64 BE][len u32 BE]`: the value of every search entry.
+pub fn encode_location(loc: Location) -> [u8; LOCATION_LEN] {
+    let mut out = [0u8; LOCATION_LEN];
+    out[..8].copy_from_slice(&loc.offset.to_be_bytes());
+    out[8..].copy_from_slice(&loc.len.to_be_bytes());
+    out
+}
+
+pub fn decode_location(bytes: &[u8]) -> Result<Location, CodecError> {
+    let offset: [u8; 8] = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(CodecError::Truncated)?;
+    let len: [u8; 4] = bytes
+        .get(8..LOCATION_LEN)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(CodecError::Truncated)?;
+    Ok(Location {
+        offset: u64::from_be_bytes(offset),
+        len: u32::from_be_bytes(len),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +166,40 @@ mod tests {
         ));
         assert!(matches!(decode::<u8>(&[]), Err(CodecError::Empty)));
         assert!(decode::<String>(&bytes[..2]).is_err());
+    }
+
+    #[test]
+    fn records_round_trip_by_parts() {
+        let json = r#"{"addr": "192.0.2.10", "value": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}"#;
+        let mut out = Vec::new();
+        encode_record(json, &(7u32, Some("x".to_owned())), &mut out).unwrap();
+        assert!(out.len() < json.len() + 8, "the JSON is compressed");
+        assert_eq!(decode_record_json(&out).unwrap(), json);
+        assert_eq!(
+            decode_record_summary::<(u32, Option<String>)>(&out).unwrap(),
+            (7, Some("x".to_owned()))
+        );
+        for cut in [0, 1, 3, 6, out.len() - 1] {
+            let broken = &out[..cut];
+            assert!(
+                decode_record_json(broken).is_err()
+                    || decode_record_summary::<(u32, Option<String>)>(broken).is_err()
+            );
+        }
+        out[0] = 0;
+        assert!(matches!(
+            decode_record_json(&out),
+            Err(CodecError::Version { found: 0 })
+        ));
+    }
+
+    #[test]
+    fn locations_round_trip() {
+        let loc = Location {
+            offset: 1 << 40,
+            len: 77,
+        };
+        assert_eq!(decode_location(&encode_location(loc)).unwrap(), loc);
+        assert!(decode_location(&[0; 11]).is_err());
     }
 }

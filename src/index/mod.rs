@@ -1,6 +1,17 @@
-//! The on-disk format of a snapshot: sled trees ([`keys`]), values ([`codec`]), and
-//! the [`writer`] and [`reader`] that use them. No other module knows about sled or
-//! bytes; another engine would replace this module only.
+//! The on-disk format of a snapshot ([`keys`], [`codec`]) and the [`writer`] and
+//! [`reader`] that use it. No other module knows about sled or bytes; another engine
+//! would replace this module only.
+//!
+//! An index is a directory holding:
+//! - `records.bin`: every record, appended in import order, each encoded by
+//!   [`codec::encode_record`] (compressed export-form JSON + typed summary). Written once,
+//!   read with positioned reads, never modified.
+//! - a sled database of search entries, one tree per record kind (`scans.idx`,
+//!   `view.idx`, `passive.idx`): key `field | term | record id`, value the record's
+//!   location in `records.bin`; and a `meta` tree (record counts).
+//!
+//! Keeping record bodies out of sled keeps sled's work (and its space amplification,
+//! 2-2.5x measured on large values) to small keys.
 
 pub mod codec;
 pub mod keys;
@@ -12,30 +23,26 @@ pub use reader::{Found, IndexReader};
 pub use writer::{IndexStats, IndexWriter};
 
 use crate::ivre::RecordKind;
-use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// A stored record: its export-form JSON (first, so it can be read alone) and its
-/// typed summary.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// File of record bodies inside an index directory.
+pub const RECORDS_FILE: &str = "records.bin";
+/// sled database inside an index directory.
+pub const SLED_DIR: &str = "entries";
+
+/// A stored record: its export-form JSON and its typed summary.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Stored<T> {
     pub json: String,
     pub summary: T,
 }
 
-/// The same layout as [`Stored`], borrowed, for writing without copies.
-#[derive(Serialize)]
-struct StoredRef<'a, T> {
-    json: &'a str,
-    summary: &'a T,
-}
-
-/// Names of the sled trees of one record kind.
-pub(crate) fn tree_names(kind: RecordKind) -> (&'static str, &'static str) {
+/// Name of the sled tree of search entries of one record kind.
+pub(crate) fn tree_name(kind: RecordKind) -> &'static str {
     match kind {
-        RecordKind::Scan => ("scans", "scans.idx"),
-        RecordKind::View => ("view", "view.idx"),
-        RecordKind::Passive => ("passive", "passive.idx"),
+        RecordKind::Scan => "scans.idx",
+        RecordKind::View => "view.idx",
+        RecordKind::Passive => "passive.idx",
     }
 }
 
@@ -49,6 +56,12 @@ pub enum IndexError {
         path: PathBuf,
         #[source]
         source: sled::Error,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
     #[error("{kind} record {id} in {path}: {source}")]
     Codec {
@@ -64,11 +77,10 @@ pub enum IndexError {
         id: u64,
         reason: String,
     },
-    #[error("index {path}: {kind} entry points to missing record {id}")]
-    Dangling {
+    #[error("{path} is not an index (missing {missing})")]
+    NotAnIndex {
         path: PathBuf,
-        kind: RecordKind,
-        id: u64,
+        missing: &'static str,
     },
 }
 
@@ -84,6 +96,13 @@ impl IndexError {
                 path: path.to_owned(),
                 source,
             }
+        }
+    }
+
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> IndexError {
+        IndexError::Io {
+            path: path.to_owned(),
+            source,
         }
     }
 }

@@ -1,11 +1,15 @@
-//! Reads a published snapshot's index. Cheap to share between threads.
+//! Reads a published snapshot's index. Cheap to share between threads: sled handles
+//! are thread-safe and record bodies are read with positioned reads.
 
+use super::codec::{self, Location};
 use super::keys::{self, Query};
-use super::{codec, tree_names, IndexError, Stored};
+use super::{tree_name, IndexError, Stored, RECORDS_FILE, SLED_DIR};
 use crate::ivre::{HostSummary, PassiveSummary, RecordKind};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// Records matching a query, in import order.
@@ -16,50 +20,63 @@ pub struct Found<T> {
     pub truncated: bool,
 }
 
-/// Only the JSON of a stored record (it comes first in the encoding).
-#[derive(Deserialize)]
-struct JsonOnly {
-    json: String,
+/// A record matched by a search: its id (import order) and location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    pub kind: RecordKind,
+    pub id: u64,
+    pub location: Location,
 }
 
 /// An open index.
 pub struct IndexReader {
     path: PathBuf,
     db: sled::Db,
-    trees: Vec<(sled::Tree, sled::Tree)>,
+    trees: Vec<sled::Tree>,
+    records: File,
+    counts: BTreeMap<RecordKind, u64>,
 }
 
 impl IndexReader {
-    /// Opens the database at `path` (sled takes an exclusive lock on it).
+    /// Opens the index directory `path` (sled takes an exclusive lock on its database).
     pub fn open(path: &Path, cache_bytes: u64) -> Result<IndexReader, IndexError> {
-        let err = |e| IndexError::sled(path, e);
-        if !path.join("db").is_file() && !path.join("conf").is_file() {
-            return Err(IndexError::Sled {
+        let sled_path = path.join(SLED_DIR);
+        let records_path = path.join(RECORDS_FILE);
+        if !sled_path.join("db").is_file() {
+            return Err(IndexError::NotAnIndex {
                 path: path.to_owned(),
-                source: sled::Error::Unsupported("not a sled database".to_owned()),
+                missing: SLED_DIR,
             });
         }
+        let records = File::open(&records_path).map_err(|e| IndexError::io(&records_path, e))?;
+        let err = |e| IndexError::sled(&sled_path, e);
         let db = sled::Config::new()
-            .path(path)
+            .path(&sled_path)
             .cache_capacity(cache_bytes)
             .open()
             .map_err(err)?;
         let mut trees = Vec::new();
+        let mut counts = BTreeMap::new();
+        let meta = db.open_tree("meta").map_err(err)?;
         for kind in RecordKind::ALL {
-            let (records, index) = tree_names(kind);
-            trees.push((
-                db.open_tree(records).map_err(err)?,
-                db.open_tree(index).map_err(err)?,
-            ));
+            trees.push(db.open_tree(tree_name(kind)).map_err(err)?);
+            let count = meta
+                .get(format!("count.{}", kind.as_str()))
+                .map_err(err)?
+                .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+                .unwrap_or(0);
+            counts.insert(kind, count);
         }
         Ok(IndexReader {
             path: path.to_owned(),
             db,
             trees,
+            records,
+            counts,
         })
     }
 
-    fn trees(&self, kind: RecordKind) -> &(sled::Tree, sled::Tree) {
+    fn tree(&self, kind: RecordKind) -> &sled::Tree {
         match kind {
             RecordKind::Scan => &self.trees[0],
             RecordKind::View => &self.trees[1],
@@ -67,60 +84,76 @@ impl IndexReader {
         }
     }
 
-    /// Ids of the records matching `query`, deduplicated, in import order.
-    pub fn ids(
+    /// The records of `kind` matching any of `queries`, deduplicated, in import order.
+    pub fn search(
         &self,
         kind: RecordKind,
-        query: &Query,
+        queries: &[Query],
         limit: Option<usize>,
-    ) -> Result<Found<u64>, IndexError> {
-        let Some(prefix) = query.prefix() else {
-            return Ok(Found {
-                records: Vec::new(),
-                truncated: false,
-            });
-        };
-        let (_, index) = self.trees(kind);
-        let mut ids = Vec::new();
-        let mut seen = HashSet::new();
-        for entry in index.scan_prefix(&prefix) {
-            let (key, _) = entry.map_err(|e| IndexError::sled(&self.path, e))?;
-            if let Some(id) = keys::id_of(&key) {
-                if seen.insert(id) {
-                    ids.push(id);
-                }
+    ) -> Result<Found<Hit>, IndexError> {
+        let mut hits: BTreeMap<u64, Location> = BTreeMap::new();
+        for query in queries {
+            let Some(prefix) = query.prefix() else {
+                continue;
+            };
+            for entry in self.tree(kind).scan_prefix(&prefix) {
+                let (key, value) = entry.map_err(|e| IndexError::sled(&self.path, e))?;
+                let Some(id) = keys::id_of(&key) else {
+                    continue;
+                };
+                let location =
+                    codec::decode_location(&value).map_err(|source| IndexError::Codec {
+                        path: self.path.clone(),
+                        kind,
+                        id,
+                        source,
+                    })?;
+                hits.insert(id, location);
             }
         }
-        ids.sort_unstable();
-        let truncated = limit.is_some_and(|l| ids.len() > l);
-        if let Some(l) = limit {
-            ids.truncate(l);
-        }
-        Ok(Found {
-            records: ids,
-            truncated,
-        })
+        let truncated = limit.is_some_and(|l| hits.len() > l);
+        let records = hits
+            .into_iter()
+            .take(limit.unwrap_or(usize::MAX))
+            .map(|(id, location)| Hit { kind, id, location })
+            .collect();
+        Ok(Found { records, truncated })
     }
 
-    fn raw(&self, kind: RecordKind, id: u64) -> Result<sled::IVec, IndexError> {
-        let (records, _) = self.trees(kind);
-        records
-            .get(keys::record_key(id))
-            .map_err(|e| IndexError::sled(&self.path, e))?
-            .ok_or_else(|| IndexError::Dangling {
-                path: self.path.clone(),
-                kind,
-                id,
-            })
+    fn raw(&self, hit: &Hit) -> Result<Vec<u8>, IndexError> {
+        let mut buf = vec![0u8; hit.location.len as usize];
+        self.records
+            .read_exact_at(&mut buf, hit.location.offset)
+            .map_err(|e| IndexError::io(&self.path.join(RECORDS_FILE), e))?;
+        Ok(buf)
     }
 
-    fn decode<T: DeserializeOwned>(&self, kind: RecordKind, id: u64) -> Result<T, IndexError> {
-        let raw = self.raw(kind, id)?;
-        codec::decode(&raw).map_err(|source| IndexError::Codec {
+    fn codec_error(&self, hit: &Hit) -> impl Fn(codec::CodecError) -> IndexError + '_ {
+        let (kind, id) = (hit.kind, hit.id);
+        move |source| IndexError::Codec {
             path: self.path.clone(),
             kind,
             id,
             source,
+        }
+    }
+
+    /// The export-form JSON of a record (its summary is not decoded).
+    pub fn json(&self, hit: &Hit) -> Result<String, IndexError> {
+        codec::decode_record_json(&self.raw(hit)?).map_err(self.codec_error(hit))
+    }
+
+    /// The typed summary of a record (its JSON is not decompressed).
+    pub fn summary<T: DeserializeOwned>(&self, hit: &Hit) -> Result<T, IndexError> {
+        codec::decode_record_summary(&self.raw(hit)?).map_err(self.codec_error(hit))
+    }
+
+    /// A record: JSON and summary.
+    pub fn record<T: DeserializeOwned>(&self, hit: &Hit) -> Result<Stored<T>, IndexError> {
+        let raw = self.raw(hit)?;
+        Ok(Stored {
+            json: codec::decode_record_json(&raw).map_err(self.codec_error(hit))?,
+            summary: codec::decode_record_summary(&raw).map_err(self.codec_error(hit))?,
         })
     }
 
@@ -129,16 +162,15 @@ impl IndexReader {
         kind: RecordKind,
         query: &Query,
         limit: Option<usize>,
-    ) -> Result<Found<T>, IndexError> {
-        let ids = self.ids(kind, query, limit)?;
-        let records = ids
-            .records
-            .iter()
-            .map(|&id| self.decode(kind, id))
-            .collect::<Result<_, _>>()?;
+    ) -> Result<Found<Stored<T>>, IndexError> {
+        let hits = self.search(kind, std::slice::from_ref(query), limit)?;
         Ok(Found {
-            records,
-            truncated: ids.truncated,
+            records: hits
+                .records
+                .iter()
+                .map(|h| self.record(h))
+                .collect::<Result<_, _>>()?,
+            truncated: hits.truncated,
         })
     }
 
@@ -161,34 +193,30 @@ impl IndexReader {
         self.find(RecordKind::Passive, query, limit)
     }
 
-    /// The export-form JSON of the records matching `query` (no summary decoding).
-    pub fn json(
-        &self,
-        kind: RecordKind,
-        query: &Query,
-        limit: Option<usize>,
-    ) -> Result<Found<String>, IndexError> {
-        let found: Found<JsonOnly> = self.find(kind, query, limit)?;
-        Ok(Found {
-            records: found.records.into_iter().map(|j| j.json).collect(),
-            truncated: found.truncated,
-        })
-    }
-
-    /// The export-form JSON of one record.
-    pub fn json_of(&self, kind: RecordKind, id: u64) -> Result<String, IndexError> {
-        self.decode::<JsonOnly>(kind, id).map(|j| j.json)
-    }
-
     /// Number of records of a kind.
-    pub fn len(&self, kind: RecordKind) -> usize {
-        self.trees(kind).0.len()
+    pub fn len(&self, kind: RecordKind) -> u64 {
+        self.counts.get(&kind).copied().unwrap_or(0)
     }
 
-    /// CRC32 of every key and value, as recorded in the manifest at build time.
-    pub fn checksum(&self) -> Result<u32, IndexError> {
-        self.db
+    /// `crc32:<records.bin>/<search entries>`, as recorded in the manifest at build time.
+    pub fn checksum(&self) -> Result<String, IndexError> {
+        let records_path = self.path.join(RECORDS_FILE);
+        let mut file = File::open(&records_path).map_err(|e| IndexError::io(&records_path, e))?;
+        let mut hasher = crc32fast::Hasher::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file
+                .read(&mut buf)
+                .map_err(|e| IndexError::io(&records_path, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let entries = self
+            .db
             .checksum()
-            .map_err(|e| IndexError::sled(&self.path, e))
+            .map_err(|e| IndexError::sled(&self.path, e))?;
+        Ok(format!("crc32:{:08x}/{:08x}", hasher.finalize(), entries))
     }
 }

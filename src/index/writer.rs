@@ -1,80 +1,98 @@
-//! Builds the index of a new snapshot generation. Writes are batched (one sled batch per
-//! tree every [`BATCH_RECORDS`] records); memory stays bounded by the batch size.
+//! Builds the index of a new snapshot generation: record bodies appended to
+//! `records.bin`, search entries batched into sled (one batch per tree every
+//! [`BATCH_RECORDS`] records). Memory stays bounded by the batch size.
 
+use super::codec::{self, Location};
 use super::keys::{self, CertHash, Field};
-use super::{codec, tree_names, IndexError, StoredRef};
+use super::{tree_name, IndexError, RECORDS_FILE, SLED_DIR};
 use crate::ivre::{Certificate, HostSummary, ParsedRecord, PassiveSummary, RecordKind, Summary};
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-/// Records per write batch.
-pub const BATCH_RECORDS: usize = 4096;
+/// Records per sled batch.
+pub const BATCH_RECORDS: usize = 8192;
 
 /// What a finished index holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IndexStats {
     pub records: BTreeMap<RecordKind, u64>,
     pub index_entries: u64,
-    /// CRC32 of every key and value (sled's `Db::checksum`).
-    pub checksum: u32,
+    pub records_bytes: u64,
+    /// `crc32:<records.bin>/<search entries>` (see [`super::IndexReader::checksum`]).
+    pub checksum: String,
 }
 
 struct Part {
-    records: sled::Tree,
-    index: sled::Tree,
-    record_batch: sled::Batch,
-    index_batch: sled::Batch,
+    kind: RecordKind,
+    tree: sled::Tree,
+    batch: sled::Batch,
     next_id: u64,
 }
 
-/// Writes records into a new, empty sled database.
+/// Writes records into a new index directory.
 pub struct IndexWriter {
     path: PathBuf,
     db: sled::Db,
     parts: Vec<Part>,
+    records: BufWriter<File>,
+    offset: u64,
+    crc: crc32fast::Hasher,
     pending: usize,
     index_entries: u64,
     buf: Vec<u8>,
+    entries: Vec<(Field, Vec<u8>)>,
+}
+
+fn part_index(kind: RecordKind) -> usize {
+    match kind {
+        RecordKind::Scan => 0,
+        RecordKind::View => 1,
+        RecordKind::Passive => 2,
+    }
 }
 
 impl IndexWriter {
-    /// Creates the database at `path`, which must not exist yet.
+    /// Creates the index directory `path`, which must not exist yet.
     pub fn create(path: &Path) -> Result<IndexWriter, IndexError> {
-        let err = |e| IndexError::sled(path, e);
+        std::fs::create_dir(path).map_err(|e| IndexError::io(path, e))?;
+        let sled_path = path.join(SLED_DIR);
+        let err = |e| IndexError::sled(&sled_path, e);
         let db = sled::Config::new()
-            .path(path)
+            .path(&sled_path)
             .create_new(true)
-            .cache_capacity(128 * 1024 * 1024)
+            .cache_capacity(64 * 1024 * 1024)
             .flush_every_ms(None)
             .open()
             .map_err(err)?;
         let mut parts = Vec::new();
         for kind in RecordKind::ALL {
-            let (records, index) = tree_names(kind);
             parts.push(Part {
-                records: db.open_tree(records).map_err(err)?,
-                index: db.open_tree(index).map_err(err)?,
-                record_batch: sled::Batch::default(),
-                index_batch: sled::Batch::default(),
+                kind,
+                tree: db.open_tree(tree_name(kind)).map_err(err)?,
+                batch: sled::Batch::default(),
                 next_id: 0,
             });
         }
+        let records_path = path.join(RECORDS_FILE);
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&records_path)
+            .map_err(|e| IndexError::io(&records_path, e))?;
         Ok(IndexWriter {
             path: path.to_owned(),
             db,
             parts,
+            records: BufWriter::with_capacity(1 << 20, file),
+            offset: 0,
+            crc: crc32fast::Hasher::new(),
             pending: 0,
             index_entries: 0,
             buf: Vec::new(),
+            entries: Vec::new(),
         })
-    }
-
-    fn part_index(kind: RecordKind) -> usize {
-        match kind {
-            RecordKind::Scan => 0,
-            RecordKind::View => 1,
-            RecordKind::Passive => 2,
-        }
     }
 
     /// Adds a record. `passive_asn` is the AS of a passive record's address, from the
@@ -85,30 +103,17 @@ impl IndexWriter {
         record: &ParsedRecord,
         passive_asn: Option<u32>,
     ) -> Result<(), IndexError> {
-        let part_ix = Self::part_index(kind);
-        let id = self.parts[part_ix].next_id;
-        self.parts[part_ix].next_id += 1;
-        let mut entries: Vec<(Field, Vec<u8>)> = Vec::new();
+        let ix = part_index(kind);
+        let id = self.parts[ix].next_id;
+        self.entries.clear();
         let encoded = match &record.summary {
             Summary::Host(h) => {
-                host_entries(h, &mut entries);
-                codec::encode_into(
-                    &StoredRef {
-                        json: &record.json,
-                        summary: h,
-                    },
-                    &mut self.buf,
-                )
+                host_entries(h, &mut self.entries);
+                codec::encode_record(&record.json, h, &mut self.buf)
             }
             Summary::Passive(p) => {
-                passive_entries(p, passive_asn, &mut entries);
-                codec::encode_into(
-                    &StoredRef {
-                        json: &record.json,
-                        summary: p,
-                    },
-                    &mut self.buf,
-                )
+                passive_entries(p, passive_asn, &mut self.entries);
+                codec::encode_record(&record.json, p, &mut self.buf)
             }
         };
         encoded.map_err(|source| IndexError::Codec {
@@ -117,16 +122,32 @@ impl IndexWriter {
             id,
             source,
         })?;
-        entries.sort();
-        entries.dedup();
-        let part = &mut self.parts[part_ix];
-        part.record_batch
-            .insert(&keys::record_key(id), self.buf.as_slice());
-        for (field, term) in &entries {
-            part.index_batch
-                .insert(keys::index_key(*field, term, id), &[] as &[u8]);
+        let len = u32::try_from(self.buf.len()).map_err(|_| IndexError::Codec {
+            path: self.path.clone(),
+            kind,
+            id,
+            source: codec::CodecError::Truncated,
+        })?;
+        let location = Location {
+            offset: self.offset,
+            len,
+        };
+        self.records
+            .write_all(&self.buf)
+            .map_err(|e| IndexError::io(&self.path.join(RECORDS_FILE), e))?;
+        self.crc.update(&self.buf);
+        self.offset += u64::from(len);
+        self.parts[ix].next_id += 1;
+
+        self.entries.sort();
+        self.entries.dedup();
+        let value = codec::encode_location(location);
+        let part = &mut self.parts[ix];
+        for (field, term) in &self.entries {
+            part.batch
+                .insert(keys::index_key(*field, term, id), &value[..]);
         }
-        self.index_entries += entries.len() as u64;
+        self.index_entries += self.entries.len() as u64;
         self.pending += 1;
         if self.pending >= BATCH_RECORDS {
             self.apply()?;
@@ -136,33 +157,43 @@ impl IndexWriter {
 
     fn apply(&mut self) -> Result<(), IndexError> {
         for part in &mut self.parts {
-            let records = std::mem::take(&mut part.record_batch);
-            let index = std::mem::take(&mut part.index_batch);
-            part.records
-                .apply_batch(records)
-                .map_err(|e| IndexError::sled(&self.path, e))?;
-            part.index
-                .apply_batch(index)
+            let batch = std::mem::take(&mut part.batch);
+            part.tree
+                .apply_batch(batch)
                 .map_err(|e| IndexError::sled(&self.path, e))?;
         }
         self.pending = 0;
         Ok(())
     }
 
-    /// Writes what is pending, flushes to disk and closes the database.
+    /// Writes what is pending, flushes everything to disk and closes the index.
     pub fn finish(mut self) -> Result<IndexStats, IndexError> {
         self.apply()?;
         let err = |e| IndexError::sled(&self.path, e);
-        self.db.flush().map_err(err)?;
-        let checksum = self.db.checksum().map_err(err)?;
+        let meta = self.db.open_tree("meta").map_err(err)?;
         let mut records = BTreeMap::new();
-        for kind in RecordKind::ALL {
-            records.insert(kind, self.parts[Self::part_index(kind)].next_id);
+        for part in &self.parts {
+            records.insert(part.kind, part.next_id);
+            meta.insert(
+                format!("count.{}", part.kind.as_str()),
+                &part.next_id.to_be_bytes(),
+            )
+            .map_err(err)?;
         }
+        self.db.flush().map_err(err)?;
+        let entries_crc = self.db.checksum().map_err(err)?;
+        let records_path = self.path.join(RECORDS_FILE);
+        let file = self
+            .records
+            .into_inner()
+            .map_err(|e| IndexError::io(&records_path, e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| IndexError::io(&records_path, e))?;
         Ok(IndexStats {
             records,
             index_entries: self.index_entries,
-            checksum,
+            records_bytes: self.offset,
+            checksum: format!("crc32:{:08x}/{:08x}", self.crc.finalize(), entries_crc),
         })
     }
 }

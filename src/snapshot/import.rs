@@ -93,7 +93,8 @@ pub fn import(data: &DataDir, options: &ImportOptions) -> Result<ImportReport, S
         rejected_samples: parsed.samples,
         newest_record: parsed.newest.map(Timestamp::to_ivre_string),
         index_entries: stats.index_entries,
-        checksum: format!("crc32:{:08x}", stats.checksum),
+        checksum: stats.checksum,
+        records_bytes: stats.records_bytes,
         geoip_origin,
         geoip: geo_entries,
     };

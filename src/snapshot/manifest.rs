@@ -74,7 +74,9 @@ pub struct Manifest {
     /// The newest date found in the records (`endtime`, `lastseen`), IVRE's format.
     pub newest_record: Option<String>,
     pub index_entries: u64,
-    /// `crc32:XXXXXXXX` of every key and value of the index.
+    /// Size of the record file (compressed records).
+    pub records_bytes: u64,
+    /// `crc32:<record file>/<search entries>`.
     pub checksum: String,
     /// `imported`, `carried-forward` or `none`.
     pub geoip_origin: String,
