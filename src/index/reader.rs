@@ -40,7 +40,18 @@ pub struct IndexReader {
 impl IndexReader {
     /// Opens the index directory `path` (sled takes an exclusive lock on its database).
     pub fn open(path: &Path, cache_bytes: u64) -> Result<IndexReader, IndexError> {
-        let sled_path = path.join(SLED_DIR);
+        IndexReader::open_parts(path, &path.join(SLED_DIR), cache_bytes)
+    }
+
+    /// Opens an index whose sled database is at `sled_path` (for instance a private copy
+    /// of a locked one) and whose record file is in `path`. Only sled locks; the record
+    /// file is shared read-only.
+    pub fn open_parts(
+        path: &Path,
+        sled_path: &Path,
+        cache_bytes: u64,
+    ) -> Result<IndexReader, IndexError> {
+        let sled_path = sled_path.to_owned();
         let records_path = path.join(RECORDS_FILE);
         if !sled_path.join("db").is_file() {
             return Err(IndexError::NotAnIndex {
