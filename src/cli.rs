@@ -1,6 +1,6 @@
 //! The `ivre-connector` command line.
 
-use crate::config::ConfigFile;
+use crate::config::GlobalArgs;
 use crate::lookup::{self, error_json};
 use crate::observable::Observable;
 use crate::snapshot::{self, DataDir, Snapshot};
@@ -13,15 +13,8 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "ivre-connector", version, about)]
 pub struct Cli {
-    /// Data directory holding the snapshots [default: IVRE_DATA_DIR, ivre.data_dir, ./ivre-data]
-    #[arg(long, global = true, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Configuration file [default: ./config.yml when present]
-    #[arg(long, global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// More logs on stderr (-v: info, -vv: debug)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
+    #[command(flatten)]
+    pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -64,8 +57,7 @@ pub enum IndexCommand {
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
-    let config = ConfigFile::load(cli.config.as_deref())?;
-    let data = DataDir::new(config.data_dir(cli.data_dir.as_deref()));
+    let (_config, data) = cli.global.load()?;
     match cli.command {
         Command::Lookup { observables, limit } => run_lookup(&data, &observables, limit),
         Command::Index {

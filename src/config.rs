@@ -15,6 +15,50 @@ pub const DEFAULT_DATA_DIR: &str = "./ivre-data";
 /// Configuration file read when `--config` is not given and it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "./config.yml";
 
+/// The options every command of both binaries takes.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct GlobalArgs {
+    /// Data directory holding the snapshots [default: IVRE_DATA_DIR, ivre.data_dir, ./ivre-data]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Configuration file [default: ./config.yml when present]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// More logs on stderr (-v, -vv); IVRE_LOG takes a tracing filter
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl GlobalArgs {
+    /// Loads the configuration file and resolves the data directory.
+    pub fn load(&self) -> Result<(ConfigFile, crate::snapshot::DataDir), ConfigError> {
+        let config = ConfigFile::load(self.config.as_deref())?;
+        let data = crate::snapshot::DataDir::new(config.data_dir(self.data_dir.as_deref()));
+        Ok((config, data))
+    }
+
+    /// Logs to stderr: `base` level, raised by each `-v`; `IVRE_LOG` overrides.
+    pub fn init_logging(&self, base: tracing::Level) {
+        let levels = [
+            tracing::Level::ERROR,
+            tracing::Level::WARN,
+            tracing::Level::INFO,
+            tracing::Level::DEBUG,
+            tracing::Level::TRACE,
+        ];
+        let start = levels.iter().position(|l| *l == base).unwrap_or(1);
+        let level = levels[(start + usize::from(self.verbose)).min(levels.len() - 1)];
+        let filter = tracing_subscriber::EnvFilter::try_from_env("IVRE_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.as_str()));
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
+}
+
 /// Why the configuration could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

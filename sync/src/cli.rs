@@ -2,9 +2,9 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use ivre_connector::config::ConfigFile;
+use ivre_connector::config::GlobalArgs;
 use ivre_connector::ivre::RecordKind;
-use ivre_connector::snapshot::{self, DataDir, ImportOptions};
+use ivre_connector::snapshot::{self, ImportOptions};
 use std::path::PathBuf;
 
 /// Exit code when a snapshot was published but some lines were rejected.
@@ -14,15 +14,8 @@ pub const EXIT_REJECTED: i32 = 3;
 #[derive(Debug, Parser)]
 #[command(name = "ivre-sync", version, about)]
 pub struct Cli {
-    /// Data directory holding the snapshots [default: IVRE_DATA_DIR, ivre.data_dir, ./ivre-data]
-    #[arg(long, global = true, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Configuration file [default: ./config.yml when present]
-    #[arg(long, global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// More logs (-v: info, -vv: debug)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
+    #[command(flatten)]
+    pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -51,8 +44,7 @@ pub enum Command {
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
-    let config = ConfigFile::load(cli.config.as_deref())?;
-    let data = DataDir::new(config.data_dir(cli.data_dir.as_deref()));
+    let (_config, data) = cli.global.load()?;
     match cli.command {
         Command::Import {
             scans,
