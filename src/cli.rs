@@ -1,9 +1,11 @@
 //! The `ivre-connector` command line.
 
-use crate::config::GlobalArgs;
+use crate::config::{ConfigFile, GlobalArgs};
+use crate::enrich::{self, EnrichOptions, EnrichRequest};
 use crate::lookup::{self, error_json};
 use crate::observable::Observable;
 use crate::snapshot::{self, DataDir, Snapshot};
+use crate::stix::markings::Tlp;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::io::{BufRead, Write};
@@ -31,6 +33,19 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
     },
+    /// Print one STIX 2.1 bundle per observable (NDJSON), as the connector sends them
+    Enrich {
+        /// TYPE:VALUE or a bare value, as for `lookup`; `-` reads stdin
+        #[arg(required = true, value_name = "OBSERVABLE")]
+        observables: Vec<String>,
+        /// Mark the input observables as the platform would (TLP:CLEAR, TLP:GREEN,
+        /// TLP:AMBER, TLP:AMBER+STRICT, TLP:RED or a marking-definition id); repeatable
+        #[arg(long, value_name = "MARKING")]
+        marking: Vec<String>,
+        /// Indent the bundles for people
+        #[arg(long)]
+        pretty: bool,
+    },
     /// Inspect the served snapshot
     Index {
         #[command(subcommand)]
@@ -57,9 +72,14 @@ pub enum IndexCommand {
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
-    let (_config, data) = cli.global.load()?;
+    let (config, data) = cli.global.load()?;
     match cli.command {
         Command::Lookup { observables, limit } => run_lookup(&data, &observables, limit),
+        Command::Enrich {
+            observables,
+            marking,
+            pretty,
+        } => run_enrich(&config, &data, &observables, &marking, pretty),
         Command::Index {
             command: IndexCommand::Info,
         } => {
@@ -132,6 +152,77 @@ fn run_lookup(data: &DataDir, args: &[String], limit: Option<usize>) -> Result<i
             }
         };
         writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    Ok(if failed { 1 } else { 0 })
+}
+
+/// `TLP:AMBER` → OpenCTI's marking id; a `marking-definition--…` id is taken as is.
+fn marking_ids(markings: &[String]) -> Result<Vec<String>> {
+    markings
+        .iter()
+        .map(|m| {
+            if m.starts_with("marking-definition--") {
+                Ok(m.clone())
+            } else {
+                Tlp::parse(m)
+                    .map(|t| t.marking_id().to_owned())
+                    .with_context(|| format!("invalid --marking {m:?}"))
+            }
+        })
+        .collect()
+}
+
+/// `IVRE_MAX_TLP` / `ivre.max_tlp`, validated (an invalid value is a start-up error).
+pub fn max_tlp(config: &ConfigFile) -> Result<Option<Tlp>> {
+    config
+        .get("IVRE_MAX_TLP", "ivre", "max_tlp")
+        .map(|v| Tlp::parse(&v).context("invalid IVRE_MAX_TLP / ivre.max_tlp"))
+        .transpose()
+}
+
+fn run_enrich(
+    config: &ConfigFile,
+    data: &DataDir,
+    args: &[String],
+    markings: &[String],
+    pretty: bool,
+) -> Result<i32> {
+    let options = EnrichOptions::from_config(config)?;
+    let max = max_tlp(config)?;
+    let markings = marking_ids(markings)?;
+    let inputs = read_observables(args)?;
+    let snap = Snapshot::open(data)
+        .with_context(|| format!("cannot open the snapshot in {}", data.root().display()))?;
+    let tlp = Tlp::most_restrictive(markings.iter().map(String::as_str));
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut failed = false;
+    for input in &inputs {
+        let observable = match Observable::parse(input) {
+            Ok(o) => o,
+            Err(e) => {
+                failed = true;
+                writeln!(out, "{}", error_json(input, &e.to_string()))?;
+                continue;
+            }
+        };
+        if let Some(max) = max {
+            if !tlp.allowed_under(max) {
+                failed = true;
+                let msg = format!("{tlp} is above IVRE_MAX_TLP ({max}): nothing enriched");
+                writeln!(out, "{}", error_json(&observable.to_string(), &msg))?;
+                continue;
+            }
+        }
+        let request = EnrichRequest::new(observable, markings.clone());
+        let result = enrich::enrich(&snap, &request, &options)
+            .with_context(|| format!("enrichment of {input} failed"))?;
+        if pretty {
+            writeln!(out, "{}", serde_json::to_string_pretty(&result.bundle)?)?;
+        } else {
+            writeln!(out, "{}", result.bundle)?;
+        }
     }
     out.flush()?;
     Ok(if failed { 1 } else { 0 })

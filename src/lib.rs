@@ -16,9 +16,11 @@
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod enrich;
 pub mod geo;
 pub mod index;
 pub mod ivre;
 pub mod lookup;
 pub mod observable;
 pub mod snapshot;
+pub mod stix;

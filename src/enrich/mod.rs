@@ -1,0 +1,178 @@
+//! Enrichment: an observable and a snapshot in, one STIX 2.1 bundle out. Pure: no I/O
+//! beyond reading the snapshot.
+//!
+//! It reproduces what the Python IVRE connector creates for the same IVRE data
+//! (`OPENCTI-PROTOCOL.md` §11.3), as one bundle instead of one GraphQL call per object,
+//! with its bugs fixed (§11.4): every new object carries the author and the observable's
+//! markings (and organizations), certificates use STIX hash keys and carry their serial
+//! number, a certificate without `self_signed` (or in Nmap's raw shape) is handled,
+//! addresses found by a MAC, AS or certificate search are linked back to it, and
+//! relationship ids do not depend on IVRE's first/last seen.
+//!
+//! - [`options`]: the `IVRE_USE_*` switches and the other settings;
+//! - [`context`]: object creation shared by the purposes (ids reused for the enriched
+//!   observable, domain parent chains, certificates and their TOR labels);
+//! - [`data`], [`passive`], [`scans`]: one module per IVRE purpose.
+
+pub mod context;
+pub mod data;
+pub mod labels;
+pub mod options;
+pub mod passive;
+pub mod scans;
+
+pub use options::EnrichOptions;
+
+use crate::index::IndexError;
+use crate::ivre::Timestamp;
+use crate::observable::Observable;
+use crate::snapshot::Snapshot;
+use crate::stix::{ids, objects, BundleBuilder, Provenance};
+use context::Context;
+use serde_json::{json, Map, Value};
+
+/// What to enrich.
+#[derive(Debug, Clone)]
+pub struct EnrichRequest {
+    pub observable: Observable,
+    /// The observable as the platform sent it (kept as is, id included); `None` builds
+    /// it from `observable` with its deterministic id.
+    pub stix_object: Option<Map<String, Value>>,
+    /// Marking-definition ids of the observable.
+    pub markings: Vec<String>,
+    /// Organization ids the observable is shared with.
+    pub granted_refs: Vec<String>,
+}
+
+impl EnrichRequest {
+    /// A request for a bare observable, as the CLI makes it.
+    pub fn new(observable: Observable, markings: Vec<String>) -> EnrichRequest {
+        EnrichRequest {
+            observable,
+            stix_object: None,
+            markings,
+            granted_refs: Vec::new(),
+        }
+    }
+}
+
+/// One enrichment's result.
+#[derive(Debug, Clone)]
+pub struct Enrichment {
+    pub bundle: Value,
+    /// Records used, per purpose.
+    pub passive_records: usize,
+    pub scan_records: usize,
+    /// `IVRE_MAX_RECORDS` cut some records.
+    pub truncated: bool,
+}
+
+/// The STIX object of a bare observable (deterministic id, no author: it is the
+/// platform's object, not ours).
+pub fn observable_object(observable: &Observable) -> Map<String, Value> {
+    match observable {
+        Observable::Ipv4(_) | Observable::Ipv6(_) => match observable.ip() {
+            Some(ip) => objects::ip_address(ip),
+            None => Map::new(),
+        },
+        Observable::Domain(name) => objects::domain_name(name),
+        Observable::Mac(_) => objects::mac_address(&observable.value()),
+        Observable::Asn(n) => {
+            let mut object = objects::autonomous_system(*n, None);
+            object.remove("name");
+            object
+        }
+        Observable::Cert(hash) => {
+            let key = match hash.algorithm() {
+                "md5" => "MD5",
+                "sha1" => "SHA-1",
+                _ => "SHA-256",
+            };
+            let mut hashes = Map::new();
+            hashes.insert(key.into(), hex::encode(hash.bytes()).into());
+            objects::x509_from_hashes(hashes)
+        }
+    }
+}
+
+/// Enriches one observable from `snapshot`.
+pub fn enrich(
+    snapshot: &Snapshot,
+    request: &EnrichRequest,
+    options: &EnrichOptions,
+) -> Result<Enrichment, IndexError> {
+    let built =
+        Timestamp::parse_str(&snapshot.manifest.built_at).unwrap_or(Timestamp { micros: 0 });
+    let timestamp = objects::stix_timestamp(built);
+    let provenance = Provenance {
+        author_name: options.author_name.clone(),
+        markings: request.markings.clone(),
+        granted_refs: request.granted_refs.clone(),
+        timestamp: timestamp.clone(),
+    };
+    let mut builder = BundleBuilder::new(provenance, options.relationship_times);
+    let mut enriched = request
+        .stix_object
+        .clone()
+        .unwrap_or_else(|| observable_object(&request.observable));
+    if request.stix_object.is_none() && !request.markings.is_empty() {
+        enriched.insert("object_marking_refs".into(), json!(request.markings));
+    }
+    let observable_id = builder.add_enriched(enriched);
+    let mut ctx = Context::new(builder, &request.observable, observable_id.clone(), options);
+
+    if options.use_data {
+        data::enrich(&mut ctx, snapshot);
+    }
+    // Scans before passive: a certificate seen in both is created from the scan record,
+    // which carries its serial number (part of its STIX id), and reused for the passive one.
+    if options.use_scans {
+        scans::enrich(&mut ctx, snapshot)?;
+    }
+    if options.use_passive {
+        passive::enrich(&mut ctx, snapshot)?;
+    }
+    let Context {
+        mut builder,
+        passive_records,
+        scan_records,
+        truncated,
+        ..
+    } = ctx;
+
+    let m = &snapshot.manifest;
+    let content = format!(
+        "Enriched by IVRE from snapshot {} (built {}, newest IVRE record {}, source {}): {} passive and {} scan record(s) used{}.",
+        m.generation,
+        m.built_at,
+        m.newest_record.as_deref().unwrap_or("unknown"),
+        m.source.kind,
+        passive_records,
+        scan_records,
+        if truncated {
+            format!("; more records matched, cut at IVRE_MAX_RECORDS={} per search", options.max_records)
+        } else {
+            String::new()
+        }
+    );
+    let note = objects::note(
+        &format!("IVRE snapshot {} ({})", m.generation, m.built_at),
+        &content,
+        &timestamp,
+        std::slice::from_ref(&observable_id),
+    );
+    builder.add(note);
+    let bundle_id = ids::generate(
+        "bundle",
+        &ids::object([
+            ("observable", observable_id.clone().into()),
+            ("snapshot", m.generation.clone().into()),
+        ]),
+    );
+    Ok(Enrichment {
+        bundle: builder.finish(bundle_id),
+        passive_records,
+        scan_records,
+        truncated,
+    })
+}

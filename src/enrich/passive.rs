@@ -1,0 +1,141 @@
+//! The `passive` purpose.
+
+use super::context::{normalize_name, Context};
+use super::labels;
+use crate::index::{IndexError, Query};
+use crate::ivre::PassiveSummary;
+use crate::lookup;
+use crate::observable::Observable;
+use crate::snapshot::Snapshot;
+use crate::stix::Seen;
+
+fn seen(record: &PassiveSummary) -> Seen {
+    Seen {
+        first: record.firstseen.or(record.lastseen),
+        last: record.lastseen.or(record.firstseen),
+        source: format!(
+            "passive {}{}",
+            record.recontype,
+            record
+                .sensor
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default()
+        ),
+    }
+}
+
+/// Searches the passive records of the observable and adds what they show.
+pub fn enrich(ctx: &mut Context<'_>, snapshot: &Snapshot) -> Result<(), IndexError> {
+    let searched = match ctx.observable {
+        Observable::Asn(_) => ctx.options.use_passive_as,
+        Observable::Domain(_) => ctx.options.use_passive_domain,
+        _ => true,
+    };
+    if !searched {
+        return Ok(());
+    }
+    let (_, queries): (Vec<Query>, Vec<Query>) = lookup::queries(ctx.observable);
+    let found = snapshot.index.search(
+        crate::ivre::RecordKind::Passive,
+        &queries,
+        Some(ctx.options.max_records),
+    )?;
+    if found.truncated {
+        ctx.truncated = true;
+        tracing::warn!(
+            observable_type = ctx.observable.type_name(),
+            max = ctx.options.max_records,
+            "passive records cut at IVRE_MAX_RECORDS"
+        );
+    }
+    for hit in &found.records {
+        let record: PassiveSummary = snapshot.index.summary(hit)?;
+        ctx.passive_records += 1;
+        record_to_stix(ctx, &record);
+    }
+    Ok(())
+}
+
+fn record_to_stix(ctx: &mut Context<'_>, record: &PassiveSummary) {
+    let seen_at = seen(record);
+    let Some(addr) = record.addr else {
+        // Records without an address: DNS answers (CNAME, MX…) for a domain.
+        let Some(target) = &record.targetval else {
+            return;
+        };
+        if ctx.observable_name().is_none() || record.recontype != "DNS_ANSWER" {
+            return;
+        }
+        let value_id = ctx.domain_in_context(&record.value);
+        let target_id = ctx.domain_in_context(target);
+        ctx.builder
+            .relate("resolves-to", &value_id, &target_id, Some(seen_at));
+        return;
+    };
+    let address_id = ctx.add_address(addr);
+    if let Some(label) = labels::scanner_label(record) {
+        ctx.builder.label(&address_id, &label);
+    }
+    let observable_id = ctx.observable_id.clone();
+    match ctx.observable {
+        Observable::Asn(_) => {
+            ctx.builder
+                .relate("belongs-to", &address_id, &observable_id, None);
+        }
+        Observable::Cert(_) => {
+            if let Some(cert) = &record.cert {
+                if labels::is_tor_certificate(cert) {
+                    ctx.builder.label(&observable_id, labels::TOR_CERTIFICATE);
+                    ctx.builder.label(&address_id, labels::TOR_NODE);
+                }
+            }
+            ctx.builder
+                .relate("related-to", &address_id, &observable_id, Some(seen_at));
+            return;
+        }
+        Observable::Mac(_) => {
+            ctx.builder
+                .relate("resolves-to", &address_id, &observable_id, Some(seen_at));
+            return;
+        }
+        Observable::Domain(name) => {
+            let name = name.clone();
+            let value = normalize_name(&record.value);
+            let target = record.targetval.as_deref().map(normalize_name);
+            if value == name || value.ends_with(&format!(".{name}")) {
+                let value_id = ctx.domain_in_context(&value);
+                ctx.builder
+                    .relate("resolves-to", &value_id, &address_id, Some(seen_at));
+            } else if target.as_deref() == Some(name.as_str()) {
+                // Found by the reverse search: `value` resolves to the enriched domain.
+                let value_id = ctx.add_domain(&value);
+                ctx.builder
+                    .relate("resolves-to", &value_id, &observable_id, Some(seen_at));
+            } else {
+                tracing::debug!(recontype = %record.recontype, "passive record unrelated to the enriched domain");
+            }
+            return;
+        }
+        Observable::Ipv4(_) | Observable::Ipv6(_) => {}
+    }
+    // The observable is an address, or an AS (a set of addresses).
+    match record.recontype.as_str() {
+        "DNS_ANSWER" => {
+            let name_id = ctx.add_domain(&record.value);
+            ctx.builder
+                .relate("resolves-to", &name_id, &address_id, Some(seen_at));
+        }
+        "SSL_SERVER" if record.is_server_cert() => {
+            if let Some(cert) = &record.cert {
+                ctx.add_and_link_certificate(cert, &address_id, seen_at);
+            }
+        }
+        "MAC_ADDRESS" => {
+            let mac_id = ctx.add_mac(&record.value);
+            ctx.builder
+                .relate("resolves-to", &address_id, &mac_id, Some(seen_at));
+        }
+        _ => {}
+    }
+}

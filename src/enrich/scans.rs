@@ -1,0 +1,85 @@
+//! The `scans` (nmap) purpose.
+
+use super::context::Context;
+use crate::index::{IndexError, Query};
+use crate::ivre::{HostSummary, RecordKind};
+use crate::lookup;
+use crate::observable::Observable;
+use crate::snapshot::Snapshot;
+use crate::stix::Seen;
+
+/// Host name types that state a resolution (the Python connector takes A and PTR; AAAA
+/// is their IPv6 counterpart in views).
+const RESOLVING_TYPES: [&str; 3] = ["A", "AAAA", "PTR"];
+
+fn seen(host: &HostSummary) -> Seen {
+    Seen {
+        first: host.starttime.or(host.endtime),
+        last: host.endtime.or(host.starttime),
+        source: if host.source.is_empty() {
+            "scans".to_owned()
+        } else {
+            format!("scans ({})", host.source.join(", "))
+        },
+    }
+}
+
+/// Searches the scan records of the observable and adds what they show.
+pub fn enrich(ctx: &mut Context<'_>, snapshot: &Snapshot) -> Result<(), IndexError> {
+    let searched = match ctx.observable {
+        Observable::Asn(_) => ctx.options.use_scans_as,
+        Observable::Domain(_) => ctx.options.use_scans_domain,
+        _ => true,
+    };
+    if !searched {
+        return Ok(());
+    }
+    let (queries, _): (Vec<Query>, Vec<Query>) = lookup::queries(ctx.observable);
+    let found = snapshot
+        .index
+        .search(RecordKind::Scan, &queries, Some(ctx.options.max_records))?;
+    if found.truncated {
+        ctx.truncated = true;
+        tracing::warn!(
+            observable_type = ctx.observable.type_name(),
+            max = ctx.options.max_records,
+            "scan records cut at IVRE_MAX_RECORDS"
+        );
+    }
+    for hit in &found.records {
+        let host: HostSummary = snapshot.index.summary(hit)?;
+        ctx.scan_records += 1;
+        host_to_stix(ctx, &host);
+    }
+    Ok(())
+}
+
+fn host_to_stix(ctx: &mut Context<'_>, host: &HostSummary) {
+    let seen_at = seen(host);
+    let address_id = ctx.add_address(host.addr);
+    let observable_id = ctx.observable_id.clone();
+    // The Python connector left these addresses unlinked (§11.4.10).
+    match ctx.observable {
+        Observable::Mac(_) => ctx.builder.relate(
+            "resolves-to",
+            &address_id,
+            &observable_id,
+            Some(seen_at.clone()),
+        ),
+        Observable::Asn(_) => ctx
+            .builder
+            .relate("belongs-to", &address_id, &observable_id, None),
+        _ => {}
+    }
+    for hostname in &host.hostnames {
+        if !RESOLVING_TYPES.contains(&hostname.kind.as_str()) {
+            continue;
+        }
+        let name_id = ctx.domain_in_context(&hostname.name);
+        ctx.builder
+            .relate("resolves-to", &name_id, &address_id, Some(seen_at.clone()));
+    }
+    for cert in host.certs.iter().filter(|c| !c.cacert) {
+        ctx.add_and_link_certificate(cert, &address_id, seen_at.clone());
+    }
+}
