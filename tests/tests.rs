@@ -14,3 +14,7 @@ mod generations;
 
 /// The command lines: observable syntax, stdin, exit codes, clear errors.
 mod cli;
+
+/// Enrichment: the objects, relationships and labels of each fixture observable, STIX
+/// validity (OASIS validator, stix2 library), determinism, provenance, switches, TLP gate.
+mod enrich;
