@@ -1,6 +1,8 @@
 //! `ivre-connector demo`: a snapshot built from real IVRE 0.9.20 exports embedded in
-//! the binary (the lab dataset of `tests/data/`), then lookups of each observable type.
+//! the binary (the lab dataset of `tests/data/`), then lookups and enrichments of each
+//! observable type.
 
+use crate::enrich::{self, EnrichOptions, EnrichRequest};
 use crate::ivre::RecordKind;
 use crate::lookup;
 use crate::observable::Observable;
@@ -134,13 +136,57 @@ pub fn run(json: bool, keep: Option<&Path>) -> Result<i32> {
         );
     }
     println!();
+    println!("Enrichment (one STIX 2.1 bundle per observable, as the connector sends them):");
+    let options = EnrichOptions::default();
+    for input in OBSERVABLES {
+        let obs = Observable::parse(input)?;
+        let result = enrich::enrich(
+            &snap,
+            &EnrichRequest::new(obs.clone(), Vec::new()),
+            &options,
+        )?;
+        if json {
+            println!("{}", result.bundle);
+            continue;
+        }
+        let objects = result.bundle["objects"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let relationships = objects
+            .iter()
+            .filter(|o| o["type"] == "relationship")
+            .count();
+        let labels: Vec<String> = objects
+            .iter()
+            .flat_map(|o| {
+                o["x_opencti_labels"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter_map(|l| l.as_str().map(str::to_owned))
+            .collect();
+        println!(
+            "{:<40} {} objects, {} relationships{}",
+            obs.to_string().chars().take(40).collect::<String>(),
+            objects.len() - relationships,
+            relationships,
+            if labels.is_empty() {
+                String::new()
+            } else {
+                format!(", labels: {}", labels.join(", "))
+            }
+        );
+    }
+    println!();
     match keep {
         Some(dir) => println!(
-            "Try: ivre-connector --data-dir {} lookup www.example.com",
+            "Try: ivre-connector --data-dir {0} lookup www.example.com\n     ivre-connector --data-dir {0} enrich --pretty www.example.com",
             dir.display()
         ),
         None => {
-            println!("Run with --json for the full records, or --keep DIR to keep the snapshot.")
+            println!("Run with --json for the full records and bundles, or --keep DIR to keep the snapshot.")
         }
     }
     Ok(0)
