@@ -91,7 +91,7 @@ fn ecmascript_number(n: &serde_json::Number) -> String {
     let s = format!("{f:e}");
     let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    if (-7..21).contains(&exp) {
+    if (-6..21).contains(&exp) {
         format!("{f}")
     } else if exp >= 0 {
         format!("{mantissa}e+{exp}")
