@@ -15,12 +15,16 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod enrich;
 pub mod geo;
 pub mod index;
 pub mod ivre;
+pub mod logging;
 pub mod lookup;
+pub mod metrics;
 pub mod observable;
+pub mod opencti;
 pub mod snapshot;
 pub mod stix;

@@ -18,3 +18,6 @@ mod cli;
 /// Enrichment: the objects, relationships and labels of each fixture observable, STIX
 /// validity (OASIS validator, stix2 library), determinism, provenance, switches, TLP gate.
 mod enrich;
+
+/// The OpenCTI platform double itself, on the real RabbitMQ.
+mod platform_double;

@@ -147,3 +147,6 @@ pub fn generation_dirs(data: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// The OpenCTI platform double (GraphQL over HTTP, RabbitMQ topology, push consumer).
+pub mod opencti_double;

@@ -1,0 +1,1 @@
+//! OpenCTI platform protocol.
