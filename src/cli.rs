@@ -46,6 +46,8 @@ pub enum Command {
         #[arg(long)]
         pretty: bool,
     },
+    /// Run the OpenCTI connector (configuration: config.yml and environment, as pycti)
+    Run,
     /// Inspect the served snapshot
     Index {
         #[command(subcommand)]
@@ -108,6 +110,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
         }
         Command::Demo { json, keep } => crate::demo::run(json, keep.as_deref()),
+        Command::Run => run_daemon(&config, data),
     }
 }
 
@@ -226,4 +229,20 @@ fn run_enrich(
     }
     out.flush()?;
     Ok(if failed { 1 } else { 0 })
+}
+
+/// `run`: settings validated (all problems at once), logs as configured, then the daemon.
+fn run_daemon(config: &ConfigFile, data: DataDir) -> Result<i32> {
+    let settings = crate::opencti::settings::Settings::from_config(config)?;
+    crate::logging::init(&crate::logging::LogSettings {
+        json: settings.json_logging,
+        level: settings.log_level.clone(),
+        name: settings.connector_name.clone(),
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(crate::daemon::run(settings, data))?;
+    Ok(0)
 }

@@ -166,6 +166,25 @@ impl ConfigFile {
         }
     }
 
+    /// An unsigned integer setting.
+    pub fn get_u64(
+        &self,
+        env: &str,
+        section: &str,
+        key: &str,
+        default: u64,
+    ) -> Result<u64, ConfigError> {
+        match self.get(env, section, key) {
+            None => Ok(default),
+            Some(v) => v.trim().parse::<u64>().map_err(|_| ConfigError::Invalid {
+                key: format!("{section}.{key}"),
+                env: env.to_owned(),
+                expected: "a non-negative integer",
+                found: v,
+            }),
+        }
+    }
+
     /// The data directory: `cli` (from `--data-dir`), else `IVRE_DATA_DIR` /
     /// `ivre.data_dir`, else [`DEFAULT_DATA_DIR`].
     pub fn data_dir(&self, cli: Option<&Path>) -> PathBuf {

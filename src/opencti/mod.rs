@@ -1,1 +1,21 @@
-//! OpenCTI platform protocol.
+//! The OpenCTI platform protocol (`../shared/docs/OPENCTI-PROTOCOL.md`), for an
+//! internal-enrichment connector.
+//!
+//! - [`settings`]: the connector's configuration (pycti's variables) validated at start;
+//! - [`graphql`]: the GraphQL client; [`api`]: the operations the connector uses;
+//! - [`message`]: the enrichment messages the platform sends;
+//! - [`handler`]: one message in, work reported and results pushed;
+//! - [`split`]: pycti's bundle splitting; [`push`]: bundles to the workers (AMQP or API);
+//! - [`amqp`]: consuming the listen queue; [`http_callback`]: the HTTP listen mode;
+//!   [`jwt`]: the 7.x callback tokens.
+
+pub mod amqp;
+pub mod api;
+pub mod graphql;
+pub mod handler;
+pub mod http_callback;
+pub mod jwt;
+pub mod message;
+pub mod push;
+pub mod settings;
+pub mod split;

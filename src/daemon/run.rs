@@ -1,0 +1,198 @@
+//! Wiring of the daemon.
+
+use super::ping;
+use crate::metrics::{Metrics, State as RunState};
+use crate::opencti::amqp::{self, ListenTarget};
+use crate::opencti::api::Api;
+use crate::opencti::handler::{Disposition, Handler};
+use crate::opencti::http_callback::{self, CallbackAuth, CallbackSettings};
+use crate::opencti::jwt::Jwks;
+use crate::opencti::push::{broker_uri, Pusher};
+use crate::opencti::settings::{ListenProtocol, QueueProtocol, Settings};
+use crate::snapshot::{DataDir, Snapshot};
+use anyhow::{bail, Context, Result};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+/// Cancels `token` on SIGTERM or SIGINT; a second signal exits at once.
+fn watch_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot watch SIGTERM");
+                    return;
+                }
+            };
+        for n in 0.. {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            if n == 0 {
+                tracing::info!("stopping: finishing the enrichments in progress (signal again to stop at once)");
+                token.cancel();
+            } else {
+                tracing::warn!("second signal: exiting now");
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
+/// Reaches the platform (`about { version }`), waiting while it is unreachable.
+async fn platform_version(api: &Api, shutdown: &CancellationToken) -> Result<String> {
+    loop {
+        match api.version().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_transient() => {
+                tracing::error!(error = %e, "OpenCTI API is not reachable. Waiting for OpenCTI API to start or check your configuration...");
+                tokio::select! {
+                    _ = shutdown.cancelled() => bail!("stopped before OpenCTI could be reached"),
+                    _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                }
+            }
+            Err(e) => return Err(e).context("OpenCTI refused the connector's token or request"),
+        }
+    }
+}
+
+/// Runs the daemon until a signal; returns when everything stopped.
+pub async fn run(settings: Settings, data: DataDir) -> Result<()> {
+    let settings = Arc::new(settings);
+    let shutdown = CancellationToken::new();
+    watch_signals(shutdown.clone());
+    let metrics = Metrics::new(&settings.metrics_namespace, &settings.metrics_subsystem)
+        .context("invalid CONNECTOR_METRICS_NAMESPACE / CONNECTOR_METRICS_SUBSYSTEM")?;
+    metrics.set_state(RunState::Idle);
+
+    let snapshot = {
+        let data2 = data.clone();
+        tokio::task::spawn_blocking(move || Snapshot::open(&data2))
+            .await
+            .context("opening the snapshot crashed")?
+            .with_context(|| format!("cannot open the snapshot in {}", data.root().display()))?
+    };
+    tracing::info!(generation = %snapshot.name, built_at = %snapshot.manifest.built_at, "serving snapshot");
+    if let Some(age) = chrono::DateTime::parse_from_rfc3339(&snapshot.manifest.built_at)
+        .ok()
+        .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds())
+    {
+        metrics.set_snapshot_age(age as f64);
+    }
+    let snapshot = Arc::new(snapshot);
+
+    if settings.expose_metrics {
+        let bind = SocketAddr::from(([0, 0, 0, 0], settings.metrics_port));
+        let (m, s) = (metrics.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve(bind, m, s).await {
+                tracing::error!(error = %e, port = bind.port(), "metrics server failed");
+            }
+        });
+    }
+
+    let api = Api::new(&settings).context("cannot build the OpenCTI client")?;
+    let version = platform_version(&api, &shutdown).await?;
+    let input_fields = api
+        .type_fields("RegisterConnectorInput")
+        .await
+        .context("cannot introspect RegisterConnectorInput")?;
+    let connector_fields = api
+        .type_fields("Connector")
+        .await
+        .context("cannot introspect Connector")?;
+    let with_jwks = connector_fields.iter().any(|f| f == "jwks");
+    let registration = api
+        .register(&settings, &input_fields, with_jwks)
+        .await
+        .context("registration failed")?;
+    tracing::info!(platform_version = %version, connector_id = %registration.id, listen = ?settings.listen, "registered");
+
+    let state: ping::State = Arc::new(Mutex::new(ping::normalize(
+        registration.connector_state.clone(),
+    )));
+    let pinger = tokio::spawn(ping::run(
+        api.clone(),
+        settings.connector_id.clone(),
+        state,
+        settings.ping_interval,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+
+    let uri = broker_uri(&registration.config.connection, &settings.mq);
+    let pusher =
+        (settings.queue_protocol == QueueProtocol::Amqp && settings.send_to_queue).then(|| {
+            Pusher::new(
+                uri.clone(),
+                registration.config.push_exchange.clone(),
+                registration.config.push_routing.clone(),
+                settings.reconnect_delay,
+            )
+        });
+    let handler = Arc::new(Handler::new(
+        settings.clone(),
+        api.clone(),
+        snapshot,
+        pusher,
+        registration.clone(),
+        metrics.clone(),
+        data.root().join("daemon").join("inflight"),
+    ));
+    metrics.set_state(RunState::Running);
+    match settings.listen {
+        ListenProtocol::Amqp => {
+            let target = ListenTarget {
+                uri,
+                queue: registration.config.listen.clone(),
+                consumer_tag: format!("ivre-connector-{}", settings.connector_id),
+                concurrency: settings.concurrency,
+                reconnect_delay: settings.reconnect_delay,
+                drain_timeout: settings.shutdown_timeout,
+            };
+            amqp::listen(target, handler, shutdown.clone()).await;
+        }
+        ListenProtocol::Api => {
+            let auth = match registration.jwks.as_deref().filter(|j| !j.is_empty()) {
+                Some(jwks) => CallbackAuth::TokenOrJwks(
+                    settings.opencti_token.clone(),
+                    Jwks::parse(jwks).context("the platform's jwks is unreadable")?,
+                ),
+                None => CallbackAuth::Token(settings.opencti_token.clone()),
+            };
+            let callback = CallbackSettings {
+                bind: SocketAddr::new(settings.api_listen.bind, settings.api_listen.port),
+                path: settings.api_listen.path.clone(),
+            };
+            let listener = http_callback::bind(&callback)
+                .await
+                .with_context(|| format!("cannot listen on {}", callback.bind))?;
+            let semaphore = Arc::new(tokio::sync::Semaphore::new(settings.concurrency));
+            let h = handler.clone();
+            let handle: http_callback::Handler = Arc::new(move |body: Vec<u8>| {
+                let (h, semaphore) = (h.clone(), semaphore.clone());
+                Box::pin(async move {
+                    let _permit = semaphore.acquire_owned().await.map_err(|e| e.to_string())?;
+                    match h.handle(&body, false).await {
+                        Disposition::Ack => Ok(()),
+                        // The worker requeues on anything but 202.
+                        Disposition::Requeue => Err("temporary failure; retry later".to_owned()),
+                    }
+                })
+            });
+            http_callback::serve(listener, callback.path, auth, handle, shutdown.clone())
+                .await
+                .context("HTTP callback server failed")?;
+        }
+    }
+    shutdown.cancel();
+    let _ = pinger.await;
+    metrics.set_state(RunState::Stopped);
+    tracing::info!("stopped");
+    Ok(())
+}

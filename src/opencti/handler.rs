@@ -1,0 +1,570 @@
+//! One enrichment message in; work reported, results pushed (`OPENCTI-PROTOCOL.md` §4.4,
+//! §6, §7, §8).
+//!
+//! Better than pycti: the caller acknowledges a message only after [`Handler::handle`]
+//! returns [`Disposition::Ack`], i.e. after the results were pushed or the failure was
+//! reported to the work; a message that was already being processed when the connector
+//! stopped (crash, kill) is tried once more, then reported and dropped, so a poison
+//! message never loops.
+
+use super::api::{Api, Registration};
+use super::graphql::GraphqlError;
+use super::message::Message;
+use super::push::{push_body, PushContext, Pusher};
+use super::settings::{QueueProtocol, Settings};
+use super::split;
+use crate::enrich::{self, EnrichRequest};
+use crate::metrics::{MessageResult, Metrics};
+use crate::observable::{Observable, SCOPES};
+use crate::snapshot::Snapshot;
+use crate::stix::markings::Tlp;
+use serde_json::{json, Map, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What to do with the delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Done (results pushed, or the failure reported): acknowledge.
+    Ack,
+    /// Not processed because of a passing failure (platform or broker down): requeue.
+    Requeue,
+}
+
+/// The message text pycti uses when the TLP gate refuses an observable.
+pub const TLP_REFUSED: &str = "Do not send any data, TLP of the observable is greater than MAX TLP";
+
+enum Failure {
+    /// A business failure: reported to the work, message acknowledged.
+    Report(String, MessageResult),
+    /// A passing failure: the message is requeued once.
+    Transient(String),
+}
+
+impl From<GraphqlError> for Failure {
+    fn from(e: GraphqlError) -> Failure {
+        if e.is_transient() {
+            Failure::Transient(e.to_string())
+        } else {
+            Failure::Report(e.to_string(), MessageResult::Error)
+        }
+    }
+}
+
+/// What the enrichment produced for a message.
+enum Output {
+    /// A bundle to push (or hand to the playbook).
+    Bundle { bundle: Value, objects: usize },
+    /// Nothing to send; for playbooks the received bundle goes on unchanged.
+    Skip {
+        reason: String,
+        result: MessageResult,
+        in_error: bool,
+    },
+}
+
+/// Processes enrichment messages.
+pub struct Handler {
+    settings: Arc<Settings>,
+    api: Api,
+    snapshot: Arc<Snapshot>,
+    pusher: Option<Pusher>,
+    registration: Registration,
+    metrics: Metrics,
+    inflight_dir: PathBuf,
+}
+
+impl Handler {
+    pub fn new(
+        settings: Arc<Settings>,
+        api: Api,
+        snapshot: Arc<Snapshot>,
+        pusher: Option<Pusher>,
+        registration: Registration,
+        metrics: Metrics,
+        inflight_dir: PathBuf,
+    ) -> Handler {
+        Handler {
+            settings,
+            api,
+            snapshot,
+            pusher,
+            registration,
+            metrics,
+            inflight_dir,
+        }
+    }
+
+    fn inflight_path(&self, body: &[u8]) -> PathBuf {
+        let mut h = crc32fast::Hasher::new();
+        h.update(body);
+        self.inflight_dir
+            .join(format!("{:08x}-{}", h.finalize(), body.len()))
+    }
+
+    /// Handles one delivery; `redelivered` is the broker's flag.
+    pub async fn handle(&self, body: &[u8], redelivered: bool) -> Disposition {
+        let message = match Message::parse(body) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, "invalid message acknowledged and dropped");
+                self.metrics.message(MessageResult::Invalid);
+                return Disposition::Ack;
+            }
+        };
+        let marker = self.inflight_path(body);
+        let attempts = std::fs::read_to_string(&marker)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .unwrap_or(0);
+        if redelivered && attempts >= 2 {
+            let text = "message dropped: it was being processed twice when the connector stopped (crash or kill); it is reported instead of retried again";
+            tracing::error!(entity_id = ?message.entity_id, "{text}");
+            self.report(&message, text, true).await;
+            self.metrics.message(MessageResult::Redelivered);
+            let _ = std::fs::remove_file(&marker);
+            return Disposition::Ack;
+        }
+        let _ = std::fs::create_dir_all(&self.inflight_dir);
+        let _ = std::fs::write(&marker, (attempts + 1).to_string());
+        let started = Instant::now();
+        let result = self.process(&message).await;
+        self.metrics.observe_enrichment(started.elapsed());
+        match result {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&marker);
+                Disposition::Ack
+            }
+            Err(Failure::Report(text, result)) => {
+                tracing::error!(entity_id = ?message.entity_id, error = %text, "enrichment failed");
+                self.metrics.error();
+                self.metrics.message(result);
+                self.report(&message, &text, true).await;
+                let _ = std::fs::remove_file(&marker);
+                Disposition::Ack
+            }
+            Err(Failure::Transient(text)) if redelivered => {
+                tracing::error!(entity_id = ?message.entity_id, error = %text, "enrichment failed again after a redelivery; reported and dropped");
+                self.metrics.error();
+                self.metrics.message(MessageResult::Redelivered);
+                self.report(&message, &text, true).await;
+                let _ = std::fs::remove_file(&marker);
+                Disposition::Ack
+            }
+            Err(Failure::Transient(text)) => {
+                tracing::warn!(entity_id = ?message.entity_id, error = %text, "enrichment interrupted; the message is requeued once");
+                self.metrics.error();
+                Disposition::Requeue
+            }
+        }
+    }
+
+    /// `toProcessed(inError)` when the message has a work (best effort).
+    async fn report(&self, message: &Message, text: &str, in_error: bool) {
+        if let (Some(work), true) = (message.work_id(), self.settings.send_to_queue) {
+            if let Err(e) = self
+                .api
+                .work_processed(work, text, in_error, message.draft_id())
+                .await
+            {
+                tracing::error!(work_id = work, error = %e, "cannot report to the work");
+            }
+        }
+    }
+
+    async fn process(&self, message: &Message) -> Result<(), Failure> {
+        let work = message
+            .work_id()
+            .filter(|_| self.settings.send_to_queue && !message.is_playbook());
+        let draft = message.draft_id();
+        if let Some(w) = work {
+            self.api.work_received(w, draft).await?;
+        }
+        let output = self.with_work_pings(message, self.enrich(message)).await?;
+        match output {
+            Output::Skip {
+                reason,
+                result,
+                in_error,
+            } => {
+                self.metrics.message(result);
+                if let Some(step) = &message.internal.playbook {
+                    let received = message
+                        .bundle
+                        .clone()
+                        .unwrap_or_else(|| json!({"type": "bundle", "objects": []}));
+                    let text = received.to_string();
+                    self.api
+                        .playbook_step(step, &execution_start(), &text, &text)
+                        .await?;
+                } else if let Some(w) = work {
+                    tracing::info!(work_id = w, %reason, "nothing sent");
+                    self.api.work_processed(w, &reason, in_error, draft).await?;
+                }
+                Ok(())
+            }
+            Output::Bundle { bundle, objects } => {
+                if let Some(step) = &message.internal.playbook {
+                    let received = message
+                        .bundle
+                        .clone()
+                        .unwrap_or_else(|| json!({"type": "bundle", "objects": []}));
+                    let merged = merge_into(&received, &bundle);
+                    self.api
+                        .playbook_step(
+                            step,
+                            &execution_start(),
+                            &received.to_string(),
+                            &merged.to_string(),
+                        )
+                        .await?;
+                    self.metrics.bundle_sent(objects as u64);
+                    self.metrics.message(MessageResult::Ok);
+                    return Ok(());
+                }
+                let sent = self.push(message, &bundle).await?;
+                self.metrics.bundle_sent(objects as u64);
+                self.metrics.message(MessageResult::Ok);
+                if let Some(w) = work {
+                    self.api
+                        .work_processed(
+                            w,
+                            &format!("Sent {sent} bundle(s) for worker import"),
+                            false,
+                            draft,
+                        )
+                        .await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs `fut`, pinging the work every `work_ping_interval` meanwhile (AMQP mode).
+    async fn with_work_pings<T>(
+        &self,
+        message: &Message,
+        fut: impl std::future::Future<Output = T>,
+    ) -> T {
+        let work = match (message.work_id(), self.settings.listen) {
+            (Some(w), super::settings::ListenProtocol::Amqp) if self.settings.send_to_queue => {
+                w.to_owned()
+            }
+            _ => return fut.await,
+        };
+        tokio::pin!(fut);
+        let period = self.settings.work_ping_interval;
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tokio::select! {
+                out = &mut fut => return out,
+                _ = ticker.tick() => {
+                    if let Err(e) = self.api.work_ping(&work, message.draft_id()).await {
+                        tracing::warn!(work_id = %work, error = %e, "work ping failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Pushes the bundle; returns how many bundles (messages) were sent.
+    async fn push(&self, message: &Message, bundle: &Value) -> Result<usize, Failure> {
+        if !self.settings.send_to_queue {
+            return Ok(0);
+        }
+        let draft = message.draft_id();
+        match (&self.settings.queue_protocol, &self.pusher) {
+            (QueueProtocol::Api, _) | (QueueProtocol::Amqp, None) => {
+                self.api
+                    .bundle_push(
+                        &self.settings.connector_id,
+                        &bundle.to_string(),
+                        message.work_id(),
+                        draft,
+                    )
+                    .await?;
+                Ok(1)
+            }
+            (QueueProtocol::Amqp, Some(pusher)) => {
+                let pieces = split::split(bundle);
+                if pieces.is_empty() {
+                    return Ok(0);
+                }
+                if let Some(w) = message.work_id() {
+                    self.api.work_expectations(w, pieces.len(), draft).await?;
+                }
+                let ctx = PushContext {
+                    applicant_id: message
+                        .internal
+                        .applicant_id
+                        .clone()
+                        .or_else(|| self.registration.connector_user_id.clone()),
+                    work_id: message.work_id().map(str::to_owned),
+                    draft_id: draft.map(str::to_owned),
+                };
+                let bodies: Vec<Vec<u8>> = pieces
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| push_body(p, i + 1, &ctx))
+                    .collect();
+                pusher
+                    .publish(&bodies)
+                    .await
+                    .map_err(|e| Failure::Transient(e.to_string()))?;
+                Ok(bodies.len())
+            }
+        }
+    }
+
+    /// Reads the entity, applies scope and TLP, enriches from the snapshot.
+    async fn enrich(&self, message: &Message) -> Result<Output, Failure> {
+        let entity_id = message.entity_id.clone().ok_or_else(|| {
+            Failure::Report(
+                "Internal enrichment must be based on a specific id".into(),
+                MessageResult::Error,
+            )
+        })?;
+        let draft = message.draft_id();
+        let entity = match &message.stix_entity {
+            Some(e) => e.clone(),
+            None => self
+                .api
+                .read_stix(&entity_id, draft)
+                .await?
+                .ok_or_else(|| {
+                    Failure::Report(
+                        "Unable to read/access the entity, please check the connector permissions"
+                            .into(),
+                        MessageResult::Error,
+                    )
+                })?,
+        };
+        let entity = entity.as_object().cloned().unwrap_or_default();
+        let stix_type = entity
+            .get("type")
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase)
+            .or_else(|| message.entity_type.as_deref().map(str::to_ascii_lowercase))
+            .unwrap_or_default();
+        if !SCOPES.contains(&stix_type.as_str()) || !self.settings.in_scope(&stix_type) {
+            return Ok(Output::Skip {
+                reason: format!(
+                    "entity type `{stix_type}` is not in this connector's scope ({})",
+                    self.settings.scope.join(", ")
+                ),
+                result: MessageResult::OutOfScope,
+                in_error: true,
+            });
+        }
+        // The TLP gate: the entity's markings (STIX refs) and, as pycti reads them, its
+        // GraphQL objectMarking definitions; the most restrictive counts.
+        let marking_refs: Vec<String> = entity
+            .get("object_marking_refs")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut tlp = Tlp::most_restrictive(marking_refs.iter().map(String::as_str));
+        match self.api.read_markings(&entity_id, draft).await {
+            Ok(Some(definitions)) => {
+                for (kind, definition) in definitions {
+                    if kind.eq_ignore_ascii_case("TLP") {
+                        // An unknown TLP definition counts as the most restrictive.
+                        tlp = tlp.max(Tlp::parse(&definition).unwrap_or(Tlp::Red));
+                    }
+                }
+            }
+            Ok(None) if message.stix_entity.is_some() => {
+                tracing::warn!(%entity_id, "the platform does not show this entity to the connector; using the markings of the message");
+            }
+            Ok(None) => {
+                return Err(Failure::Report(
+                    "Unable to read/access the entity, please check the connector permissions"
+                        .into(),
+                    MessageResult::Error,
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if !tlp.allowed_under(self.settings.max_tlp) {
+            return Ok(Output::Skip {
+                reason: format!("{TLP_REFUSED} ({tlp} > {})", self.settings.max_tlp),
+                result: MessageResult::TlpRefused,
+                in_error: true,
+            });
+        }
+        let observable = observable_of(&stix_type, &entity).map_err(|reason| {
+            Failure::Report(
+                format!("cannot read the {stix_type} observable: {reason}"),
+                MessageResult::Error,
+            )
+        })?;
+        let granted_refs = granted_refs(&entity);
+        let request = EnrichRequest {
+            observable,
+            stix_object: Some(entity),
+            markings: marking_refs,
+            granted_refs,
+        };
+        let snapshot = self.snapshot.clone();
+        let options = self.settings.enrich.clone();
+        let enrichment =
+            tokio::task::spawn_blocking(move || enrich::enrich(&snapshot, &request, &options))
+                .await
+                .map_err(|e| {
+                    Failure::Report(format!("enrichment crashed: {e}"), MessageResult::Error)
+                })?
+                .map_err(|e| {
+                    Failure::Report(
+                        format!("cannot read the snapshot: {e}"),
+                        MessageResult::Error,
+                    )
+                })?;
+        let objects = enrichment.bundle["objects"].as_array().map_or(0, Vec::len);
+        Ok(Output::Bundle {
+            bundle: enrichment.bundle,
+            objects,
+        })
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS+00:00`, as pycti sends `execution_start`.
+fn execution_start() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S+00:00")
+        .to_string()
+}
+
+/// The received playbook bundle with our objects: same ids replaced, new ones appended.
+fn merge_into(received: &Value, ours: &Value) -> Value {
+    let mut objects: Vec<Value> = received["objects"].as_array().cloned().unwrap_or_default();
+    for object in ours["objects"].as_array().into_iter().flatten() {
+        match objects.iter_mut().find(|o| o["id"] == object["id"]) {
+            Some(slot) => *slot = object.clone(),
+            None => objects.push(object.clone()),
+        }
+    }
+    let mut out = received.as_object().cloned().unwrap_or_default();
+    out.insert("type".into(), "bundle".into());
+    if !out.contains_key("id") {
+        out.insert("id".into(), ours["id"].clone());
+    }
+    out.insert("objects".into(), Value::Array(objects));
+    Value::Object(out)
+}
+
+/// `x_opencti_granted_refs`, or the OpenCTI extension's `granted_refs` (§6.1).
+fn granted_refs(entity: &Map<String, Value>) -> Vec<String> {
+    let from_ext = entity
+        .get("extensions")
+        .and_then(Value::as_object)
+        .and_then(|ext| ext.get("extension-definition--ea279b3e-5c71-4632-ac08-831c66a786ba"))
+        .and_then(|e| e.get("granted_refs"));
+    entity
+        .get("x_opencti_granted_refs")
+        .or(from_ext)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The observable a STIX object describes.
+pub fn observable_of(stix_type: &str, entity: &Map<String, Value>) -> Result<Observable, String> {
+    let text = |k: &str| entity.get(k).and_then(Value::as_str);
+    let parse = |value: &str| Observable::parse_typed(stix_type, value).map_err(|e| e.to_string());
+    match stix_type {
+        "autonomous-system" => match entity.get("number") {
+            Some(Value::Number(n)) => parse(&n.to_string()),
+            Some(Value::String(s)) => parse(s),
+            _ => Err("no `number`".into()),
+        },
+        "x509-certificate" => {
+            let hashes = entity.get("hashes").and_then(Value::as_object);
+            for wanted in ["sha256", "sha1", "md5"] {
+                let found = hashes.and_then(|h| {
+                    h.iter()
+                        .find(|(k, _)| k.to_ascii_lowercase().replace('-', "") == wanted)
+                        .and_then(|(_, v)| v.as_str())
+                });
+                if let Some(hash) = found {
+                    return parse(&format!("{wanted}:{hash}"));
+                }
+            }
+            match text("x_opencti_observable_value")
+                .or_else(|| text("observable_value"))
+                .or_else(|| text("value"))
+            {
+                Some(v) => parse(v),
+                None => Err("no hash (SHA-256, SHA-1 or MD5)".into()),
+            }
+        }
+        _ => match text("value") {
+            Some(v) => parse(v),
+            None => Err("no `value`".into()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observables_from_stix() {
+        let obj = |v: Value| v.as_object().cloned().unwrap();
+        assert_eq!(
+            observable_of("ipv4-addr", &obj(json!({"value": "8.8.8.8"})))
+                .unwrap()
+                .to_string(),
+            "ipv4-addr:8.8.8.8"
+        );
+        assert_eq!(
+            observable_of("autonomous-system", &obj(json!({"number": 64497})))
+                .unwrap()
+                .to_string(),
+            "autonomous-system:64497"
+        );
+        let h = "fcf2200c62f5e3ff8dcf0c7581f41ececa21ced836cf0e2930e4662c66f59277";
+        assert_eq!(
+            observable_of(
+                "x509-certificate",
+                &obj(json!({"hashes": {"MD5": "7f91d7ef022276698aa7d233c1ad820f", "SHA-256": h}}))
+            )
+            .unwrap()
+            .to_string(),
+            format!("x509-certificate:sha256:{h}")
+        );
+        assert!(observable_of("x509-certificate", &obj(json!({"serial_number": "1"}))).is_err());
+        assert!(observable_of("ipv4-addr", &obj(json!({"value": "not an ip"}))).is_err());
+    }
+
+    #[test]
+    fn playbook_bundles_keep_received_objects() {
+        let received = json!({"type": "bundle", "id": "bundle--r", "objects": [{"id": "a", "v": 1}, {"id": "b"}]});
+        let ours = json!({"type": "bundle", "id": "bundle--o", "objects": [{"id": "a", "v": 2}, {"id": "c"}]});
+        let merged = merge_into(&received, &ours);
+        assert_eq!(merged["id"], "bundle--r");
+        assert_eq!(
+            merged["objects"],
+            json!([{"id": "a", "v": 2}, {"id": "b"}, {"id": "c"}])
+        );
+    }
+
+    #[test]
+    fn granted_refs_from_either_place() {
+        let top = json!({"x_opencti_granted_refs": ["identity--1"]});
+        let ext = json!({"extensions": {"extension-definition--ea279b3e-5c71-4632-ac08-831c66a786ba": {"granted_refs": ["identity--2"]}}});
+        assert_eq!(granted_refs(top.as_object().unwrap()), vec!["identity--1"]);
+        assert_eq!(granted_refs(ext.as_object().unwrap()), vec!["identity--2"]);
+    }
+}
