@@ -181,7 +181,12 @@ impl Handler {
         if let Some(w) = work {
             self.api.work_received(w, draft).await?;
         }
-        let output = self.with_work_pings(message, self.enrich(message)).await?;
+        let output = self
+            .with_work_pings(message, async {
+                test_delay().await;
+                self.enrich(message).await
+            })
+            .await?;
         match output {
             Output::Skip {
                 reason,
@@ -430,6 +435,14 @@ impl Handler {
             bundle: enrichment.bundle,
             objects,
         })
+    }
+}
+
+/// Test hook: `IVRE_CONNECTOR_TEST_DELAY_MS` makes every enrichment that long, so tests
+/// can stop or kill the daemon while a message is being processed.
+async fn test_delay() {
+    if let Some(ms) = std::env::var("IVRE_CONNECTOR_TEST_DELAY_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
 }
 
