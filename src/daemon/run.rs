@@ -61,6 +61,42 @@ async fn platform_version(api: &Api, shutdown: &CancellationToken) -> Result<Str
     }
 }
 
+/// `RegisterConnectorInput` fields and `jwks` by platform version (`OPENCTI-PROTOCOL.md` §0).
+fn fields_for_version(version: &str) -> (Vec<String>, bool) {
+    let parts: Vec<u64> = version
+        .split('.')
+        .map(|p| p.trim().parse().unwrap_or(0))
+        .collect();
+    let at_least = |major: u64, minor: u64| {
+        (
+            parts.first().copied().unwrap_or(0),
+            parts.get(1).copied().unwrap_or(0),
+        ) >= (major, minor)
+    };
+    let mut fields: Vec<String> = [
+        "id",
+        "name",
+        "type",
+        "scope",
+        "auto",
+        "only_contextual",
+        "playbook_compatible",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if at_least(6, 5) {
+        fields.push("listen_callback_uri".into());
+    }
+    if at_least(6, 8) {
+        fields.extend(["auto_update".into(), "enrichment_resolution".into()]);
+    }
+    if at_least(7, 261_026) {
+        fields.extend(["version".into(), "slug".into()]);
+    }
+    (fields, at_least(7, 0))
+}
+
 /// Runs the daemon until a signal; returns when everything stopped.
 pub async fn run(settings: Settings, data: DataDir) -> Result<()> {
     let settings = Arc::new(settings);
@@ -98,15 +134,22 @@ pub async fn run(settings: Settings, data: DataDir) -> Result<()> {
 
     let api = Api::new(&settings).context("cannot build the OpenCTI client")?;
     let version = platform_version(&api, &shutdown).await?;
-    let input_fields = api
-        .type_fields("RegisterConnectorInput")
-        .await
-        .context("cannot introspect RegisterConnectorInput")?;
-    let connector_fields = api
-        .type_fields("Connector")
-        .await
-        .context("cannot introspect Connector")?;
-    let with_jwks = connector_fields.iter().any(|f| f == "jwks");
+    // The fields this platform knows: by introspection, else from its version.
+    let input = api.type_fields("RegisterConnectorInput").await;
+    let connector = api.type_fields("Connector").await;
+    let (input_fields, with_jwks) = match (input, connector) {
+        (Ok(input), Ok(connector)) if !input.is_empty() => {
+            let jwks = connector.iter().any(|f| f == "jwks");
+            (input, jwks)
+        }
+        (Err(e), _) | (_, Err(e)) if e.is_transient() => {
+            return Err(e).context("cannot introspect the platform")
+        }
+        _ => {
+            tracing::warn!(platform_version = %version, "introspection unavailable: choosing registration fields from the platform version");
+            fields_for_version(&version)
+        }
+    };
     let registration = api
         .register(&settings, &input_fields, with_jwks)
         .await
@@ -195,4 +238,23 @@ pub async fn run(settings: Settings, data: DataDir) -> Result<()> {
     metrics.set_state(RunState::Stopped);
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_follow_the_version_matrix() {
+        let (f, jwks) = fields_for_version("6.4.11");
+        assert!(!f.contains(&"listen_callback_uri".to_string()) && !jwks);
+        let (f, jwks) = fields_for_version("6.8.17");
+        assert!(
+            f.contains(&"enrichment_resolution".to_string())
+                && !f.contains(&"slug".to_string())
+                && !jwks
+        );
+        let (f, jwks) = fields_for_version("7.261026.0");
+        assert!(f.contains(&"slug".to_string()) && jwks);
+    }
 }
