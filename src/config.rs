@@ -243,10 +243,18 @@ mod tests {
             .unwrap());
         assert_eq!(c.get("TEST_CFG_UNSET_9", "ivre", "db_url"), None);
         // With the required values filled in, the sample is a valid daemon configuration.
-        let filled = include_str!("../config.yml.sample")
-            .replace("id: 'ChangeMe'", "id: '6c3f2a4e-8d2b-4a7e-9a36-1b2c3d4e5f60'");
-        let settings = crate::opencti::settings::Settings::from_config(&ConfigFile::parse(&filled, None).unwrap());
-        assert!(settings.is_ok(), "{:?}", settings.err().map(|e| e.to_string()));
+        let filled = include_str!("../config.yml.sample").replace(
+            "id: 'ChangeMe'",
+            "id: '6c3f2a4e-8d2b-4a7e-9a36-1b2c3d4e5f60'",
+        );
+        let settings = crate::opencti::settings::Settings::from_config(
+            &ConfigFile::parse(&filled, None).unwrap(),
+        );
+        assert!(
+            settings.is_ok(),
+            "{:?}",
+            settings.err().map(|e| e.to_string())
+        );
     }
 
     #[test]

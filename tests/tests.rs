@@ -21,3 +21,7 @@ mod enrich;
 
 /// The OpenCTI platform double itself, on the real RabbitMQ.
 mod platform_double;
+
+/// `ivre-connector run` against the platform double on RabbitMQ: the protocol's
+/// conformance checklist.
+mod daemon;

@@ -441,7 +441,10 @@ impl Handler {
 /// Test hook: `IVRE_CONNECTOR_TEST_DELAY_MS` makes every enrichment that long, so tests
 /// can stop or kill the daemon while a message is being processed.
 async fn test_delay() {
-    if let Some(ms) = std::env::var("IVRE_CONNECTOR_TEST_DELAY_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
+    if let Some(ms) = std::env::var("IVRE_CONNECTOR_TEST_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
 }
