@@ -834,3 +834,70 @@ async fn bad_configuration_and_refused_registration_fail_at_start() {
     assert_eq!(daemon.wait(WAIT), Some(2), "{:?}", daemon.logs());
     assert!(daemon.logs().join("\n").contains("registration failed"));
 }
+
+/// Runs rabbitmqctl against the test broker.
+fn rabbitmqctl(args: &[&str]) -> String {
+    let var = |name: &str| {
+        std::env::var(name)
+            .unwrap_or_else(|_| panic!("{name} is not set: run the tests with `bash scripts/test`"))
+    };
+    let out = Command::new(var("IVRE_TEST_RABBITMQCTL"))
+        .arg("-n")
+        .arg(var("IVRE_TEST_RABBITMQ_NODE"))
+        .args(args)
+        .env("HOME", var("IVRE_TEST_RABBITMQ_HOME"))
+        .env("ERL_EPMD_PORT", var("IVRE_TEST_RABBITMQ_EPMD_PORT"))
+        .output()
+        .expect("rabbitmqctl");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// §C20: the broker drops the connector's connections; it reconnects and goes on
+/// consuming and pushing, without registering again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_after_the_broker_drops_its_connections() {
+    let data = snapshot();
+    let double = PlatformDouble::start(DoubleOptions::default()).await;
+    let _daemon = Daemon::start(&double, data.path(), &[]);
+    started(&double).await;
+    let entity = ipv4("192.0.2.10", &[]);
+    double.add_entity(entity.clone(), &[]);
+    double.publish(&manual(&entity, "work_before")).await;
+    processed(&double, "work_before").await;
+    let tag = format!("ivre-connector-{}", double.connector_id());
+    let mut closed = 0;
+    let listing = rabbitmqctl(&[
+        "-q",
+        "list_connections",
+        "--no-table-headers",
+        "pid",
+        "client_properties",
+    ]);
+    for line in listing.lines() {
+        let Some((pid, properties)) = line.split_once('\t') else {
+            continue;
+        };
+        if properties.contains(&tag) || properties.contains("ivre-connector push") {
+            rabbitmqctl(&["close_connection", pid, "test: broker-side close"]);
+            closed += 1;
+        }
+    }
+    assert!(closed >= 1, "the connector's connections are named");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    double.publish(&manual(&entity, "work_after")).await;
+    assert_eq!(
+        processed(&double, "work_after").await.variables["inError"],
+        false
+    );
+    assert!(!double.pushed_for_work("work_after", WAIT).await.is_empty());
+    assert_eq!(
+        double.calls_of("registerConnector").len(),
+        1,
+        "no re-registration"
+    );
+}

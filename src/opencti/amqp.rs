@@ -50,7 +50,12 @@ async fn consume(
     handler: &Arc<Handler>,
     shutdown: &CancellationToken,
 ) -> Result<(), lapin::Error> {
-    let conn = Connection::connect_uri(target.uri.clone(), ConnectionProperties::default()).await?;
+    let conn = Connection::connect_uri(
+        target.uri.clone(),
+        ConnectionProperties::default()
+            .with_connection_name(format!("{} listen", target.consumer_tag).into()),
+    )
+    .await?;
     let channel = conn.create_channel().await?;
     let prefetch = u16::try_from(target.concurrency).unwrap_or(u16::MAX);
     channel

@@ -125,9 +125,12 @@ impl Pusher {
                 return Ok(channel.clone());
             }
         }
-        let conn = Connection::connect_uri(self.uri.clone(), ConnectionProperties::default())
-            .await
-            .map_err(|e| self.broker_error(e))?;
+        let conn = Connection::connect_uri(
+            self.uri.clone(),
+            ConnectionProperties::default().with_connection_name("ivre-connector push".into()),
+        )
+        .await
+        .map_err(|e| self.broker_error(e))?;
         let channel = conn
             .create_channel()
             .await
