@@ -114,11 +114,19 @@ pub async fn run(settings: Settings, data: DataDir) -> Result<()> {
             .with_context(|| format!("cannot open the snapshot in {}", data.root().display()))?
     };
     tracing::info!(generation = %snapshot.name, built_at = %snapshot.manifest.built_at, "serving snapshot");
-    if let Some(age) = chrono::DateTime::parse_from_rfc3339(&snapshot.manifest.built_at)
-        .ok()
-        .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds())
-    {
-        metrics.set_snapshot_age(age as f64);
+    // The snapshot's age, kept current for the metrics.
+    if let Ok(built) = chrono::DateTime::parse_from_rfc3339(&snapshot.manifest.built_at) {
+        let (m, s) = (metrics.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            loop {
+                let age = chrono::Utc::now() - built.with_timezone(&chrono::Utc);
+                m.set_snapshot_age(age.num_milliseconds() as f64 / 1000.0);
+                tokio::select! {
+                    _ = s.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(15)) => {}
+                }
+            }
+        });
     }
     let snapshot = Arc::new(snapshot);
 

@@ -14,7 +14,7 @@ use super::push::{push_body, PushContext, Pusher};
 use super::settings::{QueueProtocol, Settings};
 use super::split;
 use crate::enrich::{self, EnrichRequest};
-use crate::metrics::{MessageResult, Metrics};
+use crate::metrics::{LookupOutcome, MessageResult, Metrics};
 use crate::observable::{Observable, SCOPES};
 use crate::snapshot::Snapshot;
 use crate::stix::markings::Tlp;
@@ -430,6 +430,13 @@ impl Handler {
                         MessageResult::Error,
                     )
                 })?;
+        self.metrics.lookup(
+            if enrichment.passive_records + enrichment.scan_records > 0 {
+                LookupOutcome::Hit
+            } else {
+                LookupOutcome::Miss
+            },
+        );
         let objects = enrichment.bundle["objects"].as_array().map_or(0, Vec::len);
         Ok(Output::Bundle {
             bundle: enrichment.bundle,
