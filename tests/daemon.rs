@@ -87,28 +87,6 @@ impl Drop for Daemon {
     }
 }
 
-/// A data directory with the lab snapshot (MongoDB exports, extra records, geo).
-fn snapshot() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    import(
-        dir.path(),
-        &[
-            "--scans",
-            &path_str(&lab("mongo-scancli.jsonl")),
-            "--scans",
-            &path_str(&fixture("extra/scans-extra.jsonl")),
-            "--passive",
-            &path_str(&lab("mongo-ipinfo.jsonl")),
-            "--passive",
-            &path_str(&fixture("extra/passive-extra.jsonl")),
-            "--geoip-dir",
-            &path_str(&geoip_dir()),
-        ],
-        0,
-    );
-    dir
-}
-
 fn ipv4(value: &str, markings: &[&str]) -> Value {
     let id = ivre_connector::stix::ids::generate("ipv4-addr", &json!({"value": value}));
     json!({"id": id, "type": "ipv4-addr", "spec_version": "2.1", "value": value, "object_marking_refs": markings})
@@ -131,6 +109,18 @@ fn tlp_names(markings: &[&str]) -> Vec<&'static str> {
             _ => "TLP:CLEAR",
         })
         .collect()
+}
+
+/// A snapshot, a platform double and a daemon connected to it (registered and pinging).
+async fn running(
+    options: DoubleOptions,
+    env: &[(&str, &str)],
+) -> (tempfile::TempDir, PlatformDouble, Daemon) {
+    let data = lab_snapshot();
+    let double = PlatformDouble::start(options).await;
+    let daemon = Daemon::start(&double, data.path(), env);
+    started(&double).await;
+    (data, double, daemon)
 }
 
 async fn started(double: &PlatformDouble) -> GraphqlCall {
@@ -173,7 +163,7 @@ fn header<'a>(call: &'a GraphqlCall, name: &str) -> Option<&'a str> {
 /// §C1, §C2, §C3, §C5, §C23: registration and pings, as the advertised version allows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registers_with_the_fields_the_platform_knows_and_pings() {
-    let data = snapshot();
+    let data = lab_snapshot();
     for version in ["6.4.11", "7.261026.0"] {
         let double = PlatformDouble::start(DoubleOptions {
             version: version.into(),
@@ -250,10 +240,7 @@ async fn registers_with_the_fields_the_platform_knows_and_pings() {
 /// §C4, §C7, §C8, §C12–§C16: a manual enrichment end to end over AMQP.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enriches_over_amqp_and_reports_the_work() {
-    let data = snapshot();
-    let double = PlatformDouble::start(DoubleOptions::default()).await;
-    let _daemon = Daemon::start(&double, data.path(), &[]);
-    started(&double).await;
+    let (_data, double, _daemon) = running(DoubleOptions::default(), &[]).await;
     let org = "identity--8cb00c79-ab20-5ed4-b37d-337241b96a29";
     let mut entity = ipv4("192.0.2.10", &[GREEN]);
     entity["x_opencti_granted_refs"] = json!([org]);
@@ -343,10 +330,7 @@ async fn enriches_over_amqp_and_reports_the_work() {
 /// §C10: nothing above the max TLP.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_observables_above_the_max_tlp() {
-    let data = snapshot();
-    let double = PlatformDouble::start(DoubleOptions::default()).await;
-    let _daemon = Daemon::start(&double, data.path(), &[]);
-    started(&double).await;
+    let (_data, double, _daemon) = running(DoubleOptions::default(), &[]).await;
     let red = ipv4("198.51.100.7", &[RED]);
     double.add_entity(red.clone(), &tlp_names(&[RED]));
     double.publish(&manual(&red, "work_red")).await;
@@ -380,10 +364,7 @@ async fn refuses_observables_above_the_max_tlp() {
 /// received bundle unchanged; no work mutation, nothing on RabbitMQ.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn playbooks_get_the_bundle_back() {
-    let data = snapshot();
-    let double = PlatformDouble::start(DoubleOptions::default()).await;
-    let _daemon = Daemon::start(&double, data.path(), &[]);
-    started(&double).await;
+    let (_data, double, _daemon) = running(DoubleOptions::default(), &[]).await;
     let entity = ipv4("192.0.2.10", &[]);
     double.add_entity(entity.clone(), &[]);
     let report = json!({"type": "report", "id": "report--3f1b9c54-3f0e-4c3e-9b8a-6a1d2f0e7c11", "spec_version": "2.1", "name": "r", "published": "2026-11-28T00:00:00.000Z", "object_refs": [entity["id"]]});
@@ -445,10 +426,7 @@ async fn playbooks_get_the_bundle_back() {
 /// work, out-of-scope types are reported, and the daemon goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_messages_are_handled_and_consuming_goes_on() {
-    let data = snapshot();
-    let double = PlatformDouble::start(DoubleOptions::default()).await;
-    let daemon = Daemon::start(&double, data.path(), &[]);
-    started(&double).await;
+    let (_data, double, daemon) = running(DoubleOptions::default(), &[]).await;
     double.publish_raw(b"{this is not json").await;
     // Legacy shape (no stix_entity): the entity is read through GraphQL; with a draft.
     let entity = ipv4("203.0.113.99", &[]);
@@ -491,10 +469,11 @@ async fn odd_messages_are_handled_and_consuming_goes_on() {
 /// `CONNECTOR_QUEUE_PROTOCOL=api`: the whole bundle through stixBundlePush.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_through_the_api_when_asked() {
-    let data = snapshot();
-    let double = PlatformDouble::start(DoubleOptions::default()).await;
-    let _daemon = Daemon::start(&double, data.path(), &[("CONNECTOR_QUEUE_PROTOCOL", "api")]);
-    started(&double).await;
+    let (_data, double, _daemon) = running(
+        DoubleOptions::default(),
+        &[("CONNECTOR_QUEUE_PROTOCOL", "api")],
+    )
+    .await;
     let entity = ipv4("192.0.2.10", &[]);
     double.add_entity(entity.clone(), &[]);
     double.publish(&manual(&entity, "work_api")).await;
@@ -531,7 +510,7 @@ fn free_port() -> u16 {
 /// §C22: the HTTP callback listen mode, 6.x token and 7.x JWT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_callback_mode() {
-    let data = snapshot();
+    let data = lab_snapshot();
     let double = PlatformDouble::start(DoubleOptions::default()).await;
     let port = free_port().to_string();
     let uri = format!("http://127.0.0.1:{port}");
@@ -611,7 +590,7 @@ async fn http_callback_mode() {
 /// message that keeps killing the connector is reported and dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_loses_nothing_and_a_poison_message_does_not_loop() {
-    let data = snapshot();
+    let data = lab_snapshot();
     let double = PlatformDouble::start(DoubleOptions::default()).await;
     let entity = ipv4("192.0.2.10", &[]);
     double.add_entity(entity.clone(), &[]);
@@ -674,7 +653,7 @@ async fn a_crash_loses_nothing_and_a_poison_message_does_not_loop() {
 /// Graceful stop (SIGTERM): the enrichment in progress finishes and is pushed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_work_in_progress() {
-    let data = snapshot();
+    let data = lab_snapshot();
     let double = PlatformDouble::start(DoubleOptions::default()).await;
     let mut daemon = Daemon::start(
         &double,
@@ -708,7 +687,7 @@ async fn sigterm_finishes_the_work_in_progress() {
 /// Concurrency, work pings during long enrichments (§C19), pings go on meanwhile (§C5).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_and_keepalives() {
-    let data = snapshot();
+    let data = lab_snapshot();
     let double = PlatformDouble::start(DoubleOptions::default()).await;
     let _daemon = Daemon::start(
         &double,
@@ -754,10 +733,7 @@ async fn concurrency_and_keepalives() {
 /// §C6: a state reset by the platform is adopted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_state_reset_by_the_platform_is_adopted() {
-    let data = snapshot();
-    let double = PlatformDouble::start(DoubleOptions::default()).await;
-    let _daemon = Daemon::start(&double, data.path(), &[]);
-    started(&double).await;
+    let (_data, double, _daemon) = running(DoubleOptions::default(), &[]).await;
     double.set_connector_state_reset();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let pings: Vec<GraphqlCall> = double
@@ -771,7 +747,7 @@ async fn a_state_reset_by_the_platform_is_adopted() {
 /// §C23: Prometheus metrics with pycti's names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_exposed() {
-    let data = snapshot();
+    let data = lab_snapshot();
     let double = PlatformDouble::start(DoubleOptions::default()).await;
     let port = free_port().to_string();
     let _daemon = Daemon::start(
@@ -809,7 +785,7 @@ async fn metrics_are_exposed() {
 /// §C2, §C3, §C24: bad configuration and a refused registration stop the start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_configuration_and_refused_registration_fail_at_start() {
-    let data = snapshot();
+    let data = lab_snapshot();
     let double = PlatformDouble::start(DoubleOptions::default()).await;
     let mut daemon = Daemon::start(
         &double,
@@ -861,10 +837,7 @@ fn rabbitmqctl(args: &[&str]) -> String {
 /// consuming and pushing, without registering again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnects_after_the_broker_drops_its_connections() {
-    let data = snapshot();
-    let double = PlatformDouble::start(DoubleOptions::default()).await;
-    let _daemon = Daemon::start(&double, data.path(), &[]);
-    started(&double).await;
+    let (_data, double, _daemon) = running(DoubleOptions::default(), &[]).await;
     let entity = ipv4("192.0.2.10", &[]);
     double.add_entity(entity.clone(), &[]);
     double.publish(&manual(&entity, "work_before")).await;

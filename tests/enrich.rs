@@ -10,28 +10,6 @@ use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-/// The MongoDB lab exports (they keep MACs) and the extra records, with geo data.
-fn dataset() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    import(
-        dir.path(),
-        &[
-            "--scans",
-            &path_str(&lab("mongo-scancli.jsonl")),
-            "--scans",
-            &path_str(&fixture("extra/scans-extra.jsonl")),
-            "--passive",
-            &path_str(&lab("mongo-ipinfo.jsonl")),
-            "--passive",
-            &path_str(&fixture("extra/passive-extra.jsonl")),
-            "--geoip-dir",
-            &path_str(&geoip_dir()),
-        ],
-        0,
-    );
-    dir
-}
-
 fn enrich_cli(data: &Path, args: &[&str], observables: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = connector();
     cmd.arg("--data-dir")
@@ -116,7 +94,7 @@ fn set(lines: &[&str]) -> BTreeSet<String> {
 
 #[test]
 fn each_observable_gets_the_python_connectors_objects_relationships_and_labels() {
-    let data = dataset();
+    let data = lab_snapshot();
     let www_cert = "sha256:fcf2200c62f5e3ff8dcf0c7581f41ececa21ced836cf0e2930e4662c66f59277";
     let cases: Vec<(&str, Vec<&str>)> = vec![
         // data: City (and its Country), AS; passive: A records, the SSL_SERVER cert;
@@ -345,7 +323,7 @@ fn python() -> PathBuf {
 
 #[test]
 fn every_bundle_is_valid_stix_2_1() {
-    let data = dataset();
+    let data = lab_snapshot();
     let out = tempfile::tempdir().unwrap();
     // Every observable the dataset mentions, bare and marked, with and without
     // relationship times, plus bundles with granted organizations (library).
@@ -447,7 +425,7 @@ fn every_bundle_is_valid_stix_2_1() {
 
 #[test]
 fn the_same_input_gives_the_same_bundle() {
-    let data = dataset();
+    let data = lab_snapshot();
     let inputs = ["192.0.2.10", "AS64497", "example.com"];
     let first = enrich_cli(data.path(), &["--marking", "TLP:GREEN"], &inputs, &[]);
     let second = enrich_cli(data.path(), &["--marking", "TLP:GREEN"], &inputs, &[]);
@@ -489,7 +467,7 @@ fn re_enrichment_updates_relationships_instead_of_duplicating_them() {
         .replace("\"lastseen\": \"2026-11-27", "\"lastseen\": \"2026-12-05");
     assert!(text.contains("2026-12-05"));
     std::fs::write(&later, text).unwrap();
-    let data = dataset();
+    let data = lab_snapshot();
     let before = bundles(data.path(), &["192.0.2.10"]).remove(0);
     import(
         data.path(),
@@ -544,7 +522,7 @@ fn re_enrichment_updates_relationships_instead_of_duplicating_them() {
 
 #[test]
 fn new_objects_carry_author_markings_and_organizations() {
-    let data = dataset();
+    let data = lab_snapshot();
     let snap = Snapshot::open(&DataDir::new(data.path())).unwrap();
     let org = "identity--8cb00c79-ab20-5ed4-b37d-337241b96a29".to_owned();
     let amber = Tlp::Amber.marking_id().to_owned();
@@ -592,7 +570,7 @@ fn new_objects_carry_author_markings_and_organizations() {
 
 #[test]
 fn freshness_and_the_record_cap_are_visible() {
-    let data = dataset();
+    let data = lab_snapshot();
     let r = enrich_cli(
         data.path(),
         &[],
@@ -625,7 +603,7 @@ fn freshness_and_the_record_cap_are_visible() {
 
 #[test]
 fn use_switches_work_from_the_environment_and_the_yaml_file() {
-    let data = dataset();
+    let data = lab_snapshot();
     let without_passive = enrich_cli(
         data.path(),
         &[],
@@ -671,7 +649,7 @@ fn use_switches_work_from_the_environment_and_the_yaml_file() {
 
 #[test]
 fn nothing_is_enriched_above_the_max_tlp() {
-    let data = dataset();
+    let data = lab_snapshot();
     let r = enrich_cli(
         data.path(),
         &["--marking", "TLP:AMBER"],

@@ -3,7 +3,7 @@
 use super::context::{normalize_name, Context};
 use super::labels;
 use crate::index::{IndexError, Query};
-use crate::ivre::PassiveSummary;
+use crate::ivre::{PassiveSummary, RecordKind};
 use crate::lookup;
 use crate::observable::Observable;
 use crate::snapshot::Snapshot;
@@ -36,21 +36,8 @@ pub fn enrich(ctx: &mut Context<'_>, snapshot: &Snapshot) -> Result<(), IndexErr
         return Ok(());
     }
     let (_, queries): (Vec<Query>, Vec<Query>) = lookup::queries(ctx.observable);
-    let found = snapshot.index.search(
-        crate::ivre::RecordKind::Passive,
-        &queries,
-        Some(ctx.options.max_records),
-    )?;
-    if found.truncated {
-        ctx.truncated = true;
-        tracing::warn!(
-            observable_type = ctx.observable.type_name(),
-            max = ctx.options.max_records,
-            "passive records cut at IVRE_MAX_RECORDS"
-        );
-    }
-    for hit in &found.records {
-        let record: PassiveSummary = snapshot.index.summary(hit)?;
+    for hit in ctx.search(snapshot, RecordKind::Passive, &queries)? {
+        let record: PassiveSummary = snapshot.index.summary(&hit)?;
         ctx.passive_records += 1;
         record_to_stix(ctx, &record);
     }

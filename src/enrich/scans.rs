@@ -35,19 +35,8 @@ pub fn enrich(ctx: &mut Context<'_>, snapshot: &Snapshot) -> Result<(), IndexErr
         return Ok(());
     }
     let (queries, _): (Vec<Query>, Vec<Query>) = lookup::queries(ctx.observable);
-    let found = snapshot
-        .index
-        .search(RecordKind::Scan, &queries, Some(ctx.options.max_records))?;
-    if found.truncated {
-        ctx.truncated = true;
-        tracing::warn!(
-            observable_type = ctx.observable.type_name(),
-            max = ctx.options.max_records,
-            "scan records cut at IVRE_MAX_RECORDS"
-        );
-    }
-    for hit in &found.records {
-        let host: HostSummary = snapshot.index.summary(hit)?;
+    for hit in ctx.search(snapshot, RecordKind::Scan, &queries)? {
+        let host: HostSummary = snapshot.index.summary(&hit)?;
         ctx.scan_records += 1;
         host_to_stix(ctx, &host);
     }

@@ -127,6 +127,29 @@ pub fn lookup(data: &Path, observables: &[String]) -> Vec<serde_json::Value> {
     out
 }
 
+/// A data directory with a published snapshot of the MongoDB lab exports (they keep MACs)
+/// and the extra records, with geo data.
+pub fn lab_snapshot() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    import(
+        dir.path(),
+        &[
+            "--scans",
+            &path_str(&lab("mongo-scancli.jsonl")),
+            "--scans",
+            &path_str(&fixture("extra/scans-extra.jsonl")),
+            "--passive",
+            &path_str(&lab("mongo-ipinfo.jsonl")),
+            "--passive",
+            &path_str(&fixture("extra/passive-extra.jsonl")),
+            "--geoip-dir",
+            &path_str(&geoip_dir()),
+        ],
+        0,
+    );
+    dir
+}
+
 /// The CURRENT generation name.
 pub fn current(data: &Path) -> String {
     std::fs::read_to_string(data.join("CURRENT"))
