@@ -22,6 +22,7 @@ pub mod geo;
 pub mod index;
 pub mod ivre;
 pub mod logging;
+pub mod live;
 pub mod lookup;
 pub mod metrics;
 pub mod observable;
