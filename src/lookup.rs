@@ -76,7 +76,9 @@ pub fn lookup(
     let passive = fetch(RecordKind::Passive, &passive_queries)?;
     Ok(LookupResult {
         observable: observable.to_string(),
-        data: observable.ip().and_then(|ip| snapshot.geo.infos_byip(ip)),
+        data: observable
+            .ip()
+            .and_then(|ip| snapshot.geo.load().infos_byip(ip)),
         passive,
         scans,
         view,

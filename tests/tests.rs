@@ -25,3 +25,9 @@ mod platform_double;
 /// `ivre-connector run` against the platform double on RabbitMQ: the protocol's
 /// conformance checklist.
 mod daemon;
+
+/// The real IVRE 0.9.20 web API (PostgreSQL) the live tests use.
+mod ivre_lab;
+
+/// Snapshots and MaxMind files swapped while serving.
+mod hot_reload;

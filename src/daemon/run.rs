@@ -9,7 +9,8 @@ use crate::opencti::http_callback::{self, CallbackAuth, CallbackSettings};
 use crate::opencti::jwt::Jwks;
 use crate::opencti::push::{broker_uri, Pusher};
 use crate::opencti::settings::{ListenProtocol, QueueProtocol, Settings};
-use crate::snapshot::{DataDir, Snapshot};
+use crate::snapshot::serving::Serving;
+use crate::snapshot::{DataDir, OpenOptions};
 use anyhow::{bail, Context, Result};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -106,21 +107,31 @@ pub async fn run(settings: Settings, data: DataDir) -> Result<()> {
         .context("invalid CONNECTOR_METRICS_NAMESPACE / CONNECTOR_METRICS_SUBSYSTEM")?;
     metrics.set_state(RunState::Idle);
 
-    let snapshot = {
-        let data2 = data.clone();
-        tokio::task::spawn_blocking(move || Snapshot::open(&data2))
+    let serving = {
+        let (data2, geoip) = (data.clone(), settings.geoip_dir.clone());
+        tokio::task::spawn_blocking(move || Serving::open(&data2, geoip, OpenOptions::default()))
             .await
             .context("opening the snapshot crashed")?
             .with_context(|| format!("cannot open the snapshot in {}", data.root().display()))?
     };
+    let serving = Arc::new(serving);
+    tokio::spawn(
+        serving
+            .clone()
+            .watch(settings.reload_poll, shutdown.clone()),
+    );
+    let snapshot = serving.snapshot();
     tracing::info!(generation = %snapshot.name, built_at = %snapshot.manifest.built_at, "serving snapshot");
     // The snapshot's age, kept current for the metrics.
-    if let Ok(built) = chrono::DateTime::parse_from_rfc3339(&snapshot.manifest.built_at) {
-        let (m, s) = (metrics.clone(), shutdown.clone());
+    {
+        let (m, s, serving) = (metrics.clone(), shutdown.clone(), serving.clone());
         tokio::spawn(async move {
             loop {
-                let age = chrono::Utc::now() - built.with_timezone(&chrono::Utc);
-                m.set_snapshot_age(age.num_milliseconds() as f64 / 1000.0);
+                let built_at = serving.snapshot().manifest.built_at.clone();
+                if let Ok(built) = chrono::DateTime::parse_from_rfc3339(&built_at) {
+                    let age = chrono::Utc::now() - built.with_timezone(&chrono::Utc);
+                    m.set_snapshot_age(age.num_milliseconds() as f64 / 1000.0);
+                }
                 tokio::select! {
                     _ = s.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_secs(15)) => {}
@@ -128,7 +139,6 @@ pub async fn run(settings: Settings, data: DataDir) -> Result<()> {
             }
         });
     }
-    let snapshot = Arc::new(snapshot);
 
     if settings.expose_metrics {
         let bind = SocketAddr::from(([0, 0, 0, 0], settings.metrics_port));
@@ -189,7 +199,7 @@ pub async fn run(settings: Settings, data: DataDir) -> Result<()> {
     let handler = Arc::new(Handler::new(
         settings.clone(),
         api.clone(),
-        snapshot,
+        serving.clone(),
         pusher,
         registration.clone(),
         metrics.clone(),

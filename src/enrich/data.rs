@@ -10,7 +10,7 @@ pub fn enrich(ctx: &mut Context<'_>, snapshot: &Snapshot) {
     let Some(ip) = ctx.observable.ip() else {
         return;
     };
-    let Some(infos) = snapshot.geo.infos_byip(ip) else {
+    let Some(infos) = snapshot.geo.load().infos_byip(ip) else {
         return;
     };
     let text = |k: &str| infos.get(k).and_then(Value::as_str).map(str::to_owned);

@@ -4,3 +4,4 @@
 //! - [`web`]: IVRE's web API (`http(s)://host/cgi#Header=value&…`).
 
 pub mod mongo;
+pub mod web;

@@ -16,7 +16,7 @@ use super::split;
 use crate::enrich::{self, EnrichRequest};
 use crate::metrics::{LookupOutcome, MessageResult, Metrics};
 use crate::observable::{Observable, SCOPES};
-use crate::snapshot::Snapshot;
+use crate::snapshot::serving::Serving;
 use crate::stix::markings::Tlp;
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
@@ -68,7 +68,7 @@ enum Output {
 pub struct Handler {
     settings: Arc<Settings>,
     api: Api,
-    snapshot: Arc<Snapshot>,
+    serving: Arc<Serving>,
     pusher: Option<Pusher>,
     registration: Registration,
     metrics: Metrics,
@@ -79,7 +79,7 @@ impl Handler {
     pub fn new(
         settings: Arc<Settings>,
         api: Api,
-        snapshot: Arc<Snapshot>,
+        serving: Arc<Serving>,
         pusher: Option<Pusher>,
         registration: Registration,
         metrics: Metrics,
@@ -88,7 +88,7 @@ impl Handler {
         Handler {
             settings,
             api,
-            snapshot,
+            serving,
             pusher,
             registration,
             metrics,
@@ -416,7 +416,7 @@ impl Handler {
             markings: marking_refs,
             granted_refs,
         };
-        let snapshot = self.snapshot.clone();
+        let snapshot = self.serving.snapshot();
         let options = self.settings.enrich.clone();
         let enrichment =
             tokio::task::spawn_blocking(move || enrich::enrich(&snapshot, &request, &options))

@@ -93,6 +93,10 @@ pub struct Settings {
     pub work_ping_interval: Duration,
     pub reconnect_delay: Duration,
     pub shutdown_timeout: Duration,
+    /// A live MaxMind directory used instead of the snapshot's files (`IVRE_GEOIP_DIR`).
+    pub geoip_dir: Option<std::path::PathBuf>,
+    /// How often to look for a new snapshot or MaxMind files besides file events.
+    pub reload_poll: Duration,
     pub enrich: EnrichOptions,
 }
 
@@ -419,6 +423,21 @@ impl Settings {
         let reconnect_delay = seconds(&mut r, "CONNECTOR_RECONNECT_DELAY", "reconnect_delay", 10);
         let shutdown_timeout =
             seconds(&mut r, "CONNECTOR_SHUTDOWN_TIMEOUT", "shutdown_timeout", 60);
+        let geoip_dir = r
+            .string("IVRE_GEOIP_DIR", "ivre", "geoip_dir")
+            .map(std::path::PathBuf::from);
+        if let Some(dir) = &geoip_dir {
+            if !dir.is_dir() {
+                r.errors.push(format!(
+                    "ivre.geoip_dir (IVRE_GEOIP_DIR): {} is not a directory",
+                    dir.display()
+                ));
+            }
+        }
+        let reload_poll = {
+            let n = r.number("IVRE_RELOAD_POLL", "ivre", "reload_poll", 30);
+            Duration::from_secs(n.max(1))
+        };
         let enrich = EnrichOptions::from_config(config).unwrap_or_else(|e| {
             r.errors.push(e.to_string());
             EnrichOptions::default()
@@ -460,6 +479,8 @@ impl Settings {
             work_ping_interval,
             reconnect_delay,
             shutdown_timeout,
+            geoip_dir,
+            reload_poll,
             enrich,
         })
     }

@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod ndjson;
 pub mod open;
 pub mod publish;
+pub mod serving;
 
 pub use import::{import, ImportOptions, ImportReport};
 pub use layout::DataDir;

@@ -12,6 +12,7 @@ use super::manifest::Manifest;
 use super::SnapshotError;
 use crate::geo::Geo;
 use crate::index::{codec, IndexError, IndexReader};
+use arc_swap::ArcSwap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -39,7 +40,9 @@ pub struct Snapshot {
     pub dir: PathBuf,
     pub manifest: Manifest,
     pub index: IndexReader,
-    pub geo: Geo,
+    /// The MaxMind data: the generation's files, or a live directory's (replaceable while
+    /// serving, see [`super::serving`]).
+    pub geo: ArcSwap<Geo>,
     private_copy: Option<tempfile::TempDir>,
 }
 
@@ -159,7 +162,7 @@ impl Snapshot {
             dir,
             manifest,
             index,
-            geo,
+            geo: ArcSwap::from_pointee(geo),
             private_copy,
         })
     }

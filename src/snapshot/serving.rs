@@ -1,0 +1,188 @@
+//! The snapshot a long-running process serves, swapped without a restart.
+//!
+//! - A newly published generation (`CURRENT` changed) is opened off the request path,
+//!   checked, and swapped in atomically; lookups in progress finish on the generation they
+//!   started with, which closes when the last of them drops it. A generation that fails to
+//!   open is logged and the served one stays.
+//! - With a live MaxMind directory (`IVRE_GEOIP_DIR`, e.g. the one `geoipupdate` keeps),
+//!   its `.mmdb` files replace the generation's; when one is replaced (write then rename, as
+//!   `geoipupdate` does) the directory is read again, verified, and swapped in.
+//!
+//! Changes are seen through notify (the data and MaxMind directories are watched, not the
+//! files, which renames replace) and, as a fallback for lost events, by polling.
+
+use super::layout::{self, DataDir};
+use super::open::{current_name, OpenOptions, Snapshot};
+use super::SnapshotError;
+use crate::geo::Geo;
+use arc_swap::ArcSwap;
+use notify::RecursiveMode;
+use notify_debouncer_full::new_debouncer;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The served snapshot and how to refresh it.
+pub struct Serving {
+    data: DataDir,
+    geoip_dir: Option<PathBuf>,
+    options: OpenOptions,
+    current: ArcSwap<Snapshot>,
+}
+
+impl Serving {
+    /// Opens the served generation (and the live MaxMind directory, if any).
+    pub fn open(
+        data: &DataDir,
+        geoip_dir: Option<PathBuf>,
+        options: OpenOptions,
+    ) -> Result<Serving, SnapshotError> {
+        let snapshot = Snapshot::open_with(data, &options)?;
+        if let Some(dir) = &geoip_dir {
+            snapshot.geo.store(Arc::new(Geo::open_dir(dir)?));
+        }
+        Ok(Serving {
+            data: data.clone(),
+            geoip_dir,
+            options,
+            current: ArcSwap::from_pointee(snapshot),
+        })
+    }
+
+    /// The snapshot to answer one request with (kept alive while the caller holds it).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Swaps to the published generation if it changed; `Ok(true)` when it did.
+    pub fn reload(&self) -> Result<bool, SnapshotError> {
+        let name = current_name(&self.data)?;
+        if name == self.current.load().name {
+            return Ok(false);
+        }
+        let snapshot = Snapshot::open_with(&self.data, &self.options)?;
+        if self.geoip_dir.is_some() {
+            // The live MaxMind files stay in use.
+            snapshot.geo.store(self.current.load().geo.load_full());
+        }
+        tracing::info!(generation = %snapshot.name, built_at = %snapshot.manifest.built_at, "now serving a new snapshot");
+        self.current.store(Arc::new(snapshot));
+        Ok(true)
+    }
+
+    /// Reads the live MaxMind directory again and swaps it in.
+    pub fn reload_geo(&self) -> Result<(), SnapshotError> {
+        let Some(dir) = &self.geoip_dir else {
+            return Ok(());
+        };
+        let geo = Geo::open_dir(dir)?;
+        tracing::info!(dir = %dir.display(), files = geo.files().len(), "MaxMind files reloaded");
+        self.current.load().geo.store(Arc::new(geo));
+        Ok(())
+    }
+
+    /// Watches for new generations and MaxMind files until `shutdown`; polls every
+    /// `poll` in case an event is lost.
+    pub async fn watch(self: Arc<Self>, poll: Duration, shutdown: CancellationToken) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
+        let geoip_dir = self.geoip_dir.clone();
+        let data_root = self.data.root().to_owned();
+        let debouncer = {
+            let tx = tx.clone();
+            let geoip_dir = geoip_dir.clone();
+            new_debouncer(
+                Duration::from_millis(500),
+                None,
+                move |result: notify_debouncer_full::DebounceEventResult| {
+                    let Ok(events) = result else { return };
+                    for event in events {
+                        for path in &event.paths {
+                            if path.file_name().is_some_and(|n| n == layout::CURRENT) {
+                                let _ = tx.send(false);
+                            } else if is_mmdb(path)
+                                && geoip_dir.as_deref().is_some_and(|g| path.starts_with(g))
+                            {
+                                let _ = tx.send(true);
+                            }
+                        }
+                    }
+                },
+            )
+        };
+        let _debouncer = match debouncer {
+            Ok(mut d) => {
+                if let Err(e) = d.watch(&data_root, RecursiveMode::NonRecursive) {
+                    tracing::warn!(dir = %data_root.display(), error = %e, "cannot watch the data directory; polling only");
+                }
+                if let Some(dir) = &geoip_dir {
+                    if let Err(e) = d.watch(dir, RecursiveMode::NonRecursive) {
+                        tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the MaxMind directory; polling only");
+                    }
+                }
+                Some(d)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch files; polling only");
+                None
+            }
+        };
+        let mut geo_stamp = geoip_dir.as_deref().map(dir_stamp);
+        loop {
+            let geo_event = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                event = rx.recv() => event.unwrap_or(false),
+                _ = tokio::time::sleep(poll) => {
+                    let stamp = geoip_dir.as_deref().map(dir_stamp);
+                    let changed = stamp != geo_stamp;
+                    geo_stamp = stamp;
+                    changed
+                }
+            };
+            let serving = self.clone();
+            let outcome = tokio::task::spawn_blocking(move || {
+                let reloaded = serving.reload();
+                let geo = if geo_event {
+                    serving.reload_geo()
+                } else {
+                    Ok(())
+                };
+                (reloaded, geo)
+            })
+            .await;
+            match outcome {
+                Ok((Err(e), _)) => {
+                    tracing::error!(error = %e, "cannot open the new snapshot; still serving the previous one")
+                }
+                Ok((_, Err(e))) => {
+                    tracing::error!(error = %e, "cannot load the new MaxMind files; still using the previous ones")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "reload crashed; still serving the previous snapshot")
+                }
+            }
+        }
+    }
+}
+
+fn is_mmdb(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("mmdb"))
+}
+
+/// Names, sizes and modification times of the `.mmdb` files of a directory.
+fn dir_stamp(dir: &Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| is_mmdb(&e.path()))
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            Some((e.path(), m.len(), m.modified().ok()))
+        })
+        .collect();
+    out.sort();
+    out
+}
