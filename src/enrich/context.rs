@@ -3,12 +3,8 @@
 
 use super::{labels, EnrichOptions};
 use crate::index::keys::CertHash;
-use crate::index::reader::Hit;
-use crate::index::{IndexError, Query};
 use crate::ivre::Certificate;
-use crate::ivre::RecordKind;
 use crate::observable::Observable;
-use crate::snapshot::Snapshot;
 use crate::stix::{objects, BundleBuilder, Seen};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -49,29 +45,6 @@ impl<'a> Context<'a> {
             truncated: false,
             certificates: HashMap::new(),
         }
-    }
-
-    /// The records of `kind` matching `queries`, at most `IVRE_MAX_RECORDS`; a cut is
-    /// remembered (the Note says so) and logged.
-    pub fn search(
-        &mut self,
-        snapshot: &Snapshot,
-        kind: RecordKind,
-        queries: &[Query],
-    ) -> Result<Vec<Hit>, IndexError> {
-        let found = snapshot
-            .index
-            .search(kind, queries, Some(self.options.max_records))?;
-        if found.truncated {
-            self.truncated = true;
-            tracing::warn!(
-                observable_type = self.observable.type_name(),
-                kind = %kind,
-                max = self.options.max_records,
-                "records cut at IVRE_MAX_RECORDS"
-            );
-        }
-        Ok(found.records)
     }
 
     /// The enriched domain's name, when it is a domain.

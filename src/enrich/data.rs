@@ -1,18 +1,14 @@
 //! The `data` purpose: MaxMind data (`infos_byip`) for addresses.
 
 use super::context::Context;
-use crate::snapshot::Snapshot;
 use crate::stix::objects;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-/// Locations (`located-at`) and AS (`belongs-to`) of an address.
-pub fn enrich(ctx: &mut Context<'_>, snapshot: &Snapshot) {
-    let Some(ip) = ctx.observable.ip() else {
+/// Locations (`located-at`) and AS (`belongs-to`) of an address from its `infos_byip`.
+pub fn add(ctx: &mut Context<'_>, infos: &Map<String, Value>) {
+    if ctx.observable.ip().is_none() {
         return;
-    };
-    let Some(infos) = snapshot.geo.load().infos_byip(ip) else {
-        return;
-    };
+    }
     let text = |k: &str| infos.get(k).and_then(Value::as_str).map(str::to_owned);
     let address_id = ctx.observable_id.clone();
     let country_name = text("country_name");

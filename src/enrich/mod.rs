@@ -19,9 +19,11 @@ pub mod data;
 pub mod labels;
 pub mod options;
 pub mod passive;
+pub mod records;
 pub mod scans;
 
 pub use options::EnrichOptions;
+pub use records::{Origin, Records};
 
 use crate::index::IndexError;
 use crate::ivre::Timestamp;
@@ -101,9 +103,24 @@ pub fn enrich(
     request: &EnrichRequest,
     options: &EnrichOptions,
 ) -> Result<Enrichment, IndexError> {
-    let built =
-        Timestamp::parse_str(&snapshot.manifest.built_at).unwrap_or(Timestamp { micros: 0 });
-    let timestamp = objects::stix_timestamp(built);
+    let records = records::from_snapshot(snapshot, &request.observable, options)?;
+    Ok(build(
+        request,
+        options,
+        &records,
+        &Origin::snapshot(snapshot),
+    ))
+}
+
+/// Builds the bundle of one observable from its records.
+pub fn build(
+    request: &EnrichRequest,
+    options: &EnrichOptions,
+    records: &Records,
+    origin: &Origin,
+) -> Enrichment {
+    let at = Timestamp::parse_str(&origin.at).unwrap_or(Timestamp { micros: 0 });
+    let timestamp = objects::stix_timestamp(at);
     let provenance = Provenance {
         author_name: options.author_name.clone(),
         markings: request.markings.clone(),
@@ -120,43 +137,35 @@ pub fn enrich(
     }
     let observable_id = builder.add_enriched(enriched);
     let mut ctx = Context::new(builder, &request.observable, observable_id.clone(), options);
-
-    if options.use_data {
-        data::enrich(&mut ctx, snapshot);
+    if let Some(infos) = &records.data {
+        data::add(&mut ctx, infos);
     }
     // Scans before passive: a certificate seen in both is created from the scan record,
     // which carries its serial number (part of its STIX id), and reused for the passive one.
-    if options.use_scans {
-        scans::enrich(&mut ctx, snapshot)?;
-    }
-    if options.use_passive {
-        passive::enrich(&mut ctx, snapshot)?;
-    }
+    scans::add(&mut ctx, &records.scans);
+    passive::add(&mut ctx, &records.passive);
     let Context {
         mut builder,
         passive_records,
         scan_records,
-        truncated,
         ..
     } = ctx;
-
-    let m = &snapshot.manifest;
     let content = format!(
-        "Enriched by IVRE from snapshot {} (built {}, newest IVRE record {}, source {}): {} passive and {} scan record(s) used{}.",
-        m.generation,
-        m.built_at,
-        m.newest_record.as_deref().unwrap_or("unknown"),
-        m.source.kind,
+        "{}: {} passive and {} scan record(s) used{}.",
+        origin.description,
         passive_records,
         scan_records,
-        if truncated {
-            format!("; more records matched, cut at IVRE_MAX_RECORDS={} per search", options.max_records)
+        if records.truncated {
+            format!(
+                "; more records matched, cut at IVRE_MAX_RECORDS={} per search",
+                options.max_records
+            )
         } else {
             String::new()
         }
     );
     let note = objects::note(
-        &format!("IVRE snapshot {} ({})", m.generation, m.built_at),
+        &format!("IVRE: {}", origin.name),
         &content,
         &timestamp,
         std::slice::from_ref(&observable_id),
@@ -166,13 +175,13 @@ pub fn enrich(
         "bundle",
         &ids::object([
             ("observable", observable_id.clone().into()),
-            ("snapshot", m.generation.clone().into()),
+            ("snapshot", origin.name.clone().into()),
         ]),
     );
-    Ok(Enrichment {
+    Enrichment {
         bundle: builder.finish(bundle_id),
         passive_records,
         scan_records,
-        truncated,
-    })
+        truncated: records.truncated,
+    }
 }

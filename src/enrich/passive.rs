@@ -2,11 +2,8 @@
 
 use super::context::{normalize_name, Context};
 use super::labels;
-use crate::index::{IndexError, Query};
-use crate::ivre::{PassiveSummary, RecordKind};
-use crate::lookup;
+use crate::ivre::PassiveSummary;
 use crate::observable::Observable;
-use crate::snapshot::Snapshot;
 use crate::stix::Seen;
 
 fn seen(record: &PassiveSummary) -> Seen {
@@ -25,23 +22,12 @@ fn seen(record: &PassiveSummary) -> Seen {
     }
 }
 
-/// Searches the passive records of the observable and adds what they show.
-pub fn enrich(ctx: &mut Context<'_>, snapshot: &Snapshot) -> Result<(), IndexError> {
-    let searched = match ctx.observable {
-        Observable::Asn(_) => ctx.options.use_passive_as,
-        Observable::Domain(_) => ctx.options.use_passive_domain,
-        _ => true,
-    };
-    if !searched {
-        return Ok(());
-    }
-    let (_, queries): (Vec<Query>, Vec<Query>) = lookup::queries(ctx.observable);
-    for hit in ctx.search(snapshot, RecordKind::Passive, &queries)? {
-        let record: PassiveSummary = snapshot.index.summary(&hit)?;
+/// Adds what the passive records show.
+pub fn add(ctx: &mut Context<'_>, records: &[PassiveSummary]) {
+    for record in records {
         ctx.passive_records += 1;
-        record_to_stix(ctx, &record);
+        record_to_stix(ctx, record);
     }
-    Ok(())
 }
 
 fn record_to_stix(ctx: &mut Context<'_>, record: &PassiveSummary) {

@@ -1,11 +1,8 @@
 //! The `scans` (nmap) purpose.
 
 use super::context::Context;
-use crate::index::{IndexError, Query};
-use crate::ivre::{HostSummary, RecordKind};
-use crate::lookup;
+use crate::ivre::HostSummary;
 use crate::observable::Observable;
-use crate::snapshot::Snapshot;
 use crate::stix::Seen;
 
 /// Host name types that state a resolution (the Python connector takes A and PTR; AAAA
@@ -24,23 +21,12 @@ fn seen(host: &HostSummary) -> Seen {
     }
 }
 
-/// Searches the scan records of the observable and adds what they show.
-pub fn enrich(ctx: &mut Context<'_>, snapshot: &Snapshot) -> Result<(), IndexError> {
-    let searched = match ctx.observable {
-        Observable::Asn(_) => ctx.options.use_scans_as,
-        Observable::Domain(_) => ctx.options.use_scans_domain,
-        _ => true,
-    };
-    if !searched {
-        return Ok(());
-    }
-    let (queries, _): (Vec<Query>, Vec<Query>) = lookup::queries(ctx.observable);
-    for hit in ctx.search(snapshot, RecordKind::Scan, &queries)? {
-        let host: HostSummary = snapshot.index.summary(&hit)?;
+/// Adds what the scan records show.
+pub fn add(ctx: &mut Context<'_>, hosts: &[HostSummary]) {
+    for host in hosts {
         ctx.scan_records += 1;
-        host_to_stix(ctx, &host);
+        host_to_stix(ctx, host);
     }
-    Ok(())
 }
 
 fn host_to_stix(ctx: &mut Context<'_>, host: &HostSummary) {

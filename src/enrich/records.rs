@@ -1,0 +1,118 @@
+//! What an enrichment is made from: the records IVRE's searches return for the
+//! observable, gathered from a snapshot (or from live IVRE, see [`crate::live`]), and where
+//! they came from (for the Note that tells analysts how fresh the data is).
+
+use super::EnrichOptions;
+use crate::index::{IndexError, Query};
+use crate::ivre::{HostSummary, PassiveSummary, RecordKind};
+use crate::lookup;
+use crate::observable::Observable;
+use crate::snapshot::Snapshot;
+use serde_json::{Map, Value};
+
+/// The records of one observable.
+#[derive(Debug, Clone, Default)]
+pub struct Records {
+    /// `infos_byip` (addresses).
+    pub data: Option<Map<String, Value>>,
+    pub scans: Vec<HostSummary>,
+    pub passive: Vec<PassiveSummary>,
+    /// `IVRE_MAX_RECORDS` cut some.
+    pub truncated: bool,
+}
+
+impl Records {
+    pub fn is_empty(&self) -> bool {
+        self.scans.is_empty() && self.passive.is_empty()
+    }
+}
+
+/// Where records came from.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// Stable name of the answer (the generation name, or `live`): part of the bundle id.
+    pub name: String,
+    /// The first sentence of the Note.
+    pub description: String,
+    /// RFC 3339: the Note's and new objects' `created`.
+    pub at: String,
+}
+
+impl Origin {
+    /// A snapshot generation.
+    pub fn snapshot(snapshot: &Snapshot) -> Origin {
+        let m = &snapshot.manifest;
+        Origin {
+            name: m.generation.clone(),
+            description: format!(
+                "Enriched by IVRE from snapshot {} (built {}, newest IVRE record {}, source {})",
+                m.generation,
+                m.built_at,
+                m.newest_record.as_deref().unwrap_or("unknown"),
+                m.source.kind
+            ),
+            at: m.built_at.clone(),
+        }
+    }
+}
+
+/// Which searches the options allow for this observable: (data, scans, passive).
+pub fn searches(observable: &Observable, options: &EnrichOptions) -> (bool, bool, bool) {
+    let data = options.use_data && observable.ip().is_some();
+    let scans = options.use_scans
+        && match observable {
+            Observable::Asn(_) => options.use_scans_as,
+            Observable::Domain(_) => options.use_scans_domain,
+            _ => true,
+        };
+    let passive = options.use_passive
+        && match observable {
+            Observable::Asn(_) => options.use_passive_as,
+            Observable::Domain(_) => options.use_passive_domain,
+            _ => true,
+        };
+    (data, scans, passive)
+}
+
+/// The records of `observable` in `snapshot`, at most `IVRE_MAX_RECORDS` per search.
+pub fn from_snapshot(
+    snapshot: &Snapshot,
+    observable: &Observable,
+    options: &EnrichOptions,
+) -> Result<Records, IndexError> {
+    let (use_data, use_scans, use_passive) = searches(observable, options);
+    let (host_queries, passive_queries): (Vec<Query>, Vec<Query>) = lookup::queries(observable);
+    let mut records = Records::default();
+    if use_data {
+        records.data = observable
+            .ip()
+            .and_then(|ip| snapshot.geo.load().infos_byip(ip));
+    }
+    let mut search = |kind: RecordKind, queries: &[Query]| -> Result<Vec<_>, IndexError> {
+        let found = snapshot
+            .index
+            .search(kind, queries, Some(options.max_records))?;
+        if found.truncated {
+            records.truncated = true;
+            tracing::warn!(observable_type = observable.type_name(), kind = %kind, max = options.max_records, "records cut at IVRE_MAX_RECORDS");
+        }
+        Ok(found.records)
+    };
+    let scan_hits = if use_scans {
+        search(RecordKind::Scan, &host_queries)?
+    } else {
+        Vec::new()
+    };
+    let passive_hits = if use_passive {
+        search(RecordKind::Passive, &passive_queries)?
+    } else {
+        Vec::new()
+    };
+    for hit in &scan_hits {
+        records.scans.push(snapshot.index.summary(hit)?);
+    }
+    for hit in &passive_hits {
+        records.passive.push(snapshot.index.summary(hit)?);
+    }
+    Ok(records)
+}
