@@ -1,7 +1,7 @@
 //! The `ivre-connector` command line.
 
 use crate::config::{ConfigFile, GlobalArgs};
-use crate::enrich::{self, EnrichOptions, EnrichRequest};
+use crate::enrich::{EnrichOptions, EnrichRequest};
 use crate::lookup::{self, error_json};
 use crate::observable::Observable;
 use crate::snapshot::{self, DataDir, Snapshot};
@@ -192,11 +192,24 @@ fn run_enrich(
     pretty: bool,
 ) -> Result<i32> {
     let options = EnrichOptions::from_config(config)?;
+    let fallback_settings = crate::live::fallback::FallbackSettings::from_config(config)?;
+    let fallback = fallback_settings.enabled.then(|| {
+        std::sync::Arc::new(crate::live::fallback::Fallback::new(
+            fallback_settings,
+            None,
+        ))
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     let max = max_tlp(config)?;
     let markings = marking_ids(markings)?;
     let inputs = read_observables(args)?;
-    let snap = Snapshot::open(data)
-        .with_context(|| format!("cannot open the snapshot in {}", data.root().display()))?;
+    let snap = std::sync::Arc::new(
+        Snapshot::open(data)
+            .with_context(|| format!("cannot open the snapshot in {}", data.root().display()))?,
+    );
     let tlp = Tlp::most_restrictive(markings.iter().map(String::as_str));
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -219,7 +232,13 @@ fn run_enrich(
             }
         }
         let request = EnrichRequest::new(observable, markings.clone());
-        let result = enrich::enrich(&snap, &request, &options)
+        let (result, _) = runtime
+            .block_on(crate::live::enrich_with_fallback(
+                snap.clone(),
+                request,
+                options.clone(),
+                fallback.clone(),
+            ))
             .with_context(|| format!("enrichment of {input} failed"))?;
         if pretty {
             writeln!(out, "{}", serde_json::to_string_pretty(&result.bundle)?)?;

@@ -196,15 +196,21 @@ pub async fn run(settings: Settings, data: DataDir) -> Result<()> {
                 settings.reconnect_delay,
             )
         });
-    let handler = Arc::new(Handler::new(
-        settings.clone(),
-        api.clone(),
-        serving.clone(),
+    let handler = Arc::new(Handler {
+        settings: settings.clone(),
+        api: api.clone(),
+        serving: serving.clone(),
         pusher,
-        registration.clone(),
-        metrics.clone(),
-        data.root().join("daemon").join("inflight"),
-    ));
+        registration: registration.clone(),
+        metrics: metrics.clone(),
+        inflight_dir: data.root().join("daemon").join("inflight"),
+        fallback: settings.fallback.enabled.then(|| {
+            Arc::new(crate::live::fallback::Fallback::new(
+                settings.fallback.clone(),
+                Some(metrics.clone()),
+            ))
+        }),
+    });
     metrics.set_state(RunState::Running);
     match settings.listen {
         ListenProtocol::Amqp => {

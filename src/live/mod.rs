@@ -1,7 +1,90 @@
 //! Live IVRE: the sources a snapshot is pulled from and the cache-miss fallback asks.
 //!
 //! - [`mongo`]: IVRE's MongoDB (`mongodb://…`), queried with IVRE's own filters;
-//! - [`web`]: IVRE's web API (`http(s)://host/cgi#Header=value&…`).
+//! - [`web`]: IVRE's web API (`http(s)://host/cgi#Header=value&…`);
+//! - [`source`]: one interface over both; [`fallback`]: the cache-miss fallback.
 
+pub mod fallback;
 pub mod mongo;
+pub mod source;
 pub mod web;
+
+use crate::enrich::{self, EnrichOptions, EnrichRequest, Enrichment, Origin};
+use crate::index::IndexError;
+use crate::metrics::LookupOutcome;
+use crate::snapshot::Snapshot;
+use std::sync::Arc;
+
+/// Enriches from the snapshot, or from live IVRE when the snapshot has no record of the
+/// observable and the fallback is on. Returns how the answer was found.
+pub async fn enrich_with_fallback(
+    snapshot: Arc<Snapshot>,
+    request: EnrichRequest,
+    options: EnrichOptions,
+    fallback: Option<Arc<fallback::Fallback>>,
+) -> Result<(Enrichment, LookupOutcome), IndexError> {
+    let (snap, obs, opts) = (
+        snapshot.clone(),
+        request.observable.clone(),
+        options.clone(),
+    );
+    let records =
+        tokio::task::spawn_blocking(move || enrich::records::from_snapshot(&snap, &obs, &opts))
+            .await
+            .map_err(|e| IndexError::Io {
+                path: snapshot.dir.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })??;
+    let mut origin = Origin::snapshot(&snapshot);
+    if !records.is_empty() {
+        return Ok((
+            enrich::build(&request, &options, &records, &origin),
+            LookupOutcome::Hit,
+        ));
+    }
+    let Some(fallback) = fallback.filter(|f| f.enabled()) else {
+        return Ok((
+            enrich::build(&request, &options, &records, &origin),
+            LookupOutcome::Miss,
+        ));
+    };
+    match fallback.lookup(&request.observable, &options).await {
+        Ok(answer) if !answer.records.is_empty() => {
+            let mut live = answer.records.clone();
+            if live.data.is_none() {
+                live.data = records.data.clone();
+            }
+            let origin = answer.origin(&snapshot.name);
+            Ok((
+                enrich::build(&request, &options, &live, &origin),
+                LookupOutcome::Fallback,
+            ))
+        }
+        Ok(answer) => {
+            if !answer.is_complete() {
+                origin.description.push_str(&format!(
+                    "; live IVRE answered partially: {}",
+                    answer.failures.join("; ")
+                ));
+            } else {
+                origin
+                    .description
+                    .push_str("; live IVRE has no record either");
+            }
+            Ok((
+                enrich::build(&request, &options, &records, &origin),
+                LookupOutcome::Miss,
+            ))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "live IVRE fallback failed");
+            origin
+                .description
+                .push_str(&format!("; live IVRE could not be asked: {e}"));
+            Ok((
+                enrich::build(&request, &options, &records, &origin),
+                LookupOutcome::Miss,
+            ))
+        }
+    }
+}

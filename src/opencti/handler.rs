@@ -13,8 +13,9 @@ use super::message::Message;
 use super::push::{push_body, PushContext, Pusher};
 use super::settings::{QueueProtocol, Settings};
 use super::split;
-use crate::enrich::{self, EnrichRequest};
-use crate::metrics::{LookupOutcome, MessageResult, Metrics};
+use crate::enrich::EnrichRequest;
+use crate::live::fallback::Fallback;
+use crate::metrics::{MessageResult, Metrics};
 use crate::observable::{Observable, SCOPES};
 use crate::snapshot::serving::Serving;
 use crate::stix::markings::Tlp;
@@ -66,36 +67,21 @@ enum Output {
 
 /// Processes enrichment messages.
 pub struct Handler {
-    settings: Arc<Settings>,
-    api: Api,
-    serving: Arc<Serving>,
-    pusher: Option<Pusher>,
-    registration: Registration,
-    metrics: Metrics,
-    inflight_dir: PathBuf,
+    pub settings: Arc<Settings>,
+    pub api: Api,
+    /// The snapshot (swapped when a new one is published).
+    pub serving: Arc<Serving>,
+    /// Publisher of split bundles (AMQP queue protocol).
+    pub pusher: Option<Pusher>,
+    pub registration: Registration,
+    pub metrics: Metrics,
+    /// Where the redelivery guard keeps its markers.
+    pub inflight_dir: PathBuf,
+    /// The cache-miss fallback to live IVRE, when configured.
+    pub fallback: Option<Arc<Fallback>>,
 }
 
 impl Handler {
-    pub fn new(
-        settings: Arc<Settings>,
-        api: Api,
-        serving: Arc<Serving>,
-        pusher: Option<Pusher>,
-        registration: Registration,
-        metrics: Metrics,
-        inflight_dir: PathBuf,
-    ) -> Handler {
-        Handler {
-            settings,
-            api,
-            serving,
-            pusher,
-            registration,
-            metrics,
-            inflight_dir,
-        }
-    }
-
     fn inflight_path(&self, body: &[u8]) -> PathBuf {
         let mut h = crc32fast::Hasher::new();
         h.update(body);
@@ -416,27 +402,20 @@ impl Handler {
             markings: marking_refs,
             granted_refs,
         };
-        let snapshot = self.serving.snapshot();
-        let options = self.settings.enrich.clone();
-        let enrichment =
-            tokio::task::spawn_blocking(move || enrich::enrich(&snapshot, &request, &options))
-                .await
-                .map_err(|e| {
-                    Failure::Report(format!("enrichment crashed: {e}"), MessageResult::Error)
-                })?
-                .map_err(|e| {
-                    Failure::Report(
-                        format!("cannot read the snapshot: {e}"),
-                        MessageResult::Error,
-                    )
-                })?;
-        self.metrics.lookup(
-            if enrichment.passive_records + enrichment.scan_records > 0 {
-                LookupOutcome::Hit
-            } else {
-                LookupOutcome::Miss
-            },
-        );
+        let (enrichment, outcome) = crate::live::enrich_with_fallback(
+            self.serving.snapshot(),
+            request,
+            self.settings.enrich.clone(),
+            self.fallback.clone(),
+        )
+        .await
+        .map_err(|e| {
+            Failure::Report(
+                format!("cannot read the snapshot: {e}"),
+                MessageResult::Error,
+            )
+        })?;
+        self.metrics.lookup(outcome);
         let objects = enrichment.bundle["objects"].as_array().map_or(0, Vec::len);
         Ok(Output::Bundle {
             bundle: enrichment.bundle,

@@ -3,6 +3,7 @@
 
 use crate::config::{ConfigError, ConfigFile};
 use crate::enrich::EnrichOptions;
+use crate::live::fallback::FallbackSettings;
 use crate::observable::SCOPES;
 use crate::stix::markings::Tlp;
 use std::fmt;
@@ -98,6 +99,8 @@ pub struct Settings {
     /// How often to look for a new snapshot or MaxMind files besides file events.
     pub reload_poll: Duration,
     pub enrich: EnrichOptions,
+    /// The cache-miss fallback to live IVRE (`IVRE_DB_URL*`, `IVRE_FALLBACK*`).
+    pub fallback: FallbackSettings,
 }
 
 impl fmt::Debug for Settings {
@@ -442,6 +445,10 @@ impl Settings {
             r.errors.push(e.to_string());
             EnrichOptions::default()
         });
+        let fallback = FallbackSettings::from_config(config).unwrap_or_else(|e| {
+            r.errors.push(e.to_string());
+            FallbackSettings::default()
+        });
         if !r.errors.is_empty() {
             return Err(SettingsError(r.errors));
         }
@@ -482,6 +489,7 @@ impl Settings {
             geoip_dir,
             reload_poll,
             enrich,
+            fallback,
         })
     }
 
