@@ -31,3 +31,6 @@ mod ivre_lab;
 
 /// Snapshots and MaxMind files swapped while serving.
 mod hot_reload;
+
+/// Live IVRE: the fallback against the real IVRE web API, breaker, rate limits.
+mod live;
