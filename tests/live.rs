@@ -256,7 +256,7 @@ async fn rate_limiting_server() -> String {
                 headers.contains_key("x-api-key"),
                 "IVRE wants an anti-CSRF header"
             );
-            if hits.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+            if hits.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
                 (
                     StatusCode::TOO_MANY_REQUESTS,
                     [("retry-after", "1")],
