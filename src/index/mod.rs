@@ -3,17 +3,20 @@
 //! would replace this module only.
 //!
 //! An index is a directory holding:
-//! - `records.bin`: every record, appended in import order, each encoded by
-//!   [`codec::encode_record`] (compressed export-form JSON + typed summary). Written once,
-//!   read with positioned reads, never modified.
-//! - a sled database of search entries, one tree per record kind (`scans.idx`,
-//!   `view.idx`, `passive.idx`): key `field | term | record id`, value the record's
-//!   location in `records.bin`; and a `meta` tree (record counts).
+//! - `scans.bin`, `view.bin`, `passive.bin`: the records of each kind, appended in import
+//!   order, each `[u32 LE length][record]` with the record encoded by
+//!   [`codec::encode_record`] (compressed export-form JSON + typed summary); read with
+//!   positioned reads, or in sequence ([`reader::IndexReader::records`]).
+//! - a sled database: search entries, one tree per kind (`scans.idx`, …): key
+//!   `field | term | record id`, value the record's location; record identities
+//!   (`scans.ids`, …: key `identity | record id`, see [`identity`]), which incremental
+//!   updates use to replace or merge a record; and a `meta` tree (record counts).
 //!
 //! Keeping record bodies out of sled keeps sled's work (and its space amplification,
 //! 2-2.5x measured on large values) to small keys.
 
 pub mod codec;
+pub mod identity;
 pub mod keys;
 pub mod reader;
 pub mod writer;
@@ -25,8 +28,23 @@ pub use writer::{IndexStats, IndexWriter};
 use crate::ivre::RecordKind;
 use std::path::PathBuf;
 
-/// File of record bodies inside an index directory.
-pub const RECORDS_FILE: &str = "records.bin";
+/// File of record bodies of one kind inside an index directory.
+pub fn records_file(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Scan => "scans.bin",
+        RecordKind::View => "view.bin",
+        RecordKind::Passive => "passive.bin",
+    }
+}
+
+/// Name of the sled tree of record identities of one kind (see [`identity`]).
+pub(crate) fn identity_tree_name(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Scan => "scans.ids",
+        RecordKind::View => "view.ids",
+        RecordKind::Passive => "passive.ids",
+    }
+}
 /// sled database inside an index directory.
 pub const SLED_DIR: &str = "entries";
 

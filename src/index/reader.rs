@@ -3,12 +3,11 @@
 
 use super::codec::{self, Location};
 use super::keys::{self, Query};
-use super::{tree_name, IndexError, Stored, RECORDS_FILE, SLED_DIR};
+use super::{records_file, tree_name, IndexError, Stored, SLED_DIR};
 use crate::ivre::{HostSummary, PassiveSummary, RecordKind};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -33,7 +32,8 @@ pub struct IndexReader {
     path: PathBuf,
     db: sled::Db,
     trees: Vec<sled::Tree>,
-    records: File,
+    /// Record files by kind (scans, view, passive).
+    files: Vec<File>,
     counts: BTreeMap<RecordKind, u64>,
 }
 
@@ -52,14 +52,17 @@ impl IndexReader {
         cache_bytes: u64,
     ) -> Result<IndexReader, IndexError> {
         let sled_path = sled_path.to_owned();
-        let records_path = path.join(RECORDS_FILE);
         if !sled_path.join("db").is_file() {
             return Err(IndexError::NotAnIndex {
                 path: path.to_owned(),
                 missing: SLED_DIR,
             });
         }
-        let records = File::open(&records_path).map_err(|e| IndexError::io(&records_path, e))?;
+        let mut files = Vec::new();
+        for kind in RecordKind::ALL {
+            let p = path.join(records_file(kind));
+            files.push(File::open(&p).map_err(|e| IndexError::io(&p, e))?);
+        }
         let err = |e| IndexError::sled(&sled_path, e);
         let db = sled::Config::new()
             .path(&sled_path)
@@ -82,7 +85,7 @@ impl IndexReader {
             path: path.to_owned(),
             db,
             trees,
-            records,
+            files,
             counts,
         })
     }
@@ -131,11 +134,19 @@ impl IndexReader {
         Ok(Found { records, truncated })
     }
 
+    fn file(&self, kind: RecordKind) -> &File {
+        match kind {
+            RecordKind::Scan => &self.files[0],
+            RecordKind::View => &self.files[1],
+            RecordKind::Passive => &self.files[2],
+        }
+    }
+
     fn raw(&self, hit: &Hit) -> Result<Vec<u8>, IndexError> {
         let mut buf = vec![0u8; hit.location.len as usize];
-        self.records
+        self.file(hit.kind)
             .read_exact_at(&mut buf, hit.location.offset)
-            .map_err(|e| IndexError::io(&self.path.join(RECORDS_FILE), e))?;
+            .map_err(|e| IndexError::io(&self.path.join(records_file(hit.kind)), e))?;
         Ok(buf)
     }
 
@@ -209,20 +220,11 @@ impl IndexReader {
         self.counts.get(&kind).copied().unwrap_or(0)
     }
 
-    /// `crc32:<records.bin>/<search entries>`, as recorded in the manifest at build time.
+    /// `crc32:<record files>/<search entries>`, as recorded in the manifest at build time.
     pub fn checksum(&self) -> Result<String, IndexError> {
-        let records_path = self.path.join(RECORDS_FILE);
-        let mut file = File::open(&records_path).map_err(|e| IndexError::io(&records_path, e))?;
         let mut hasher = crc32fast::Hasher::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = file
-                .read(&mut buf)
-                .map_err(|e| IndexError::io(&records_path, e))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
+        for kind in RecordKind::ALL {
+            super::writer::crc_file(&self.path.join(records_file(kind)), &mut hasher)?;
         }
         let entries = self
             .db
