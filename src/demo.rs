@@ -82,6 +82,7 @@ pub fn run(json: bool, keep: Option<&Path>) -> Result<i32> {
             inputs,
             geoip_dir: Some(geoip_dir),
             strict: true,
+            ..Default::default()
         },
     )
     .context("cannot build the demo snapshot")?;

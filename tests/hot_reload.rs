@@ -19,6 +19,7 @@ fn import_lab(data: &DataDir, with_passive: bool) {
             inputs,
             geoip_dir: Some(geoip_dir()),
             strict: true,
+            ..Default::default()
         },
     )
     .unwrap();

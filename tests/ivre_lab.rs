@@ -82,6 +82,7 @@ fn sorted_json(records: &[Value]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_match_the_fixtures() {
+    let _lab = crate::util::ivre_lab_shared();
     let base = web_url();
     for (route, expected) in [("scans", 4), ("passive", 13), ("view", 4)] {
         let body = get_ok(&base, &format!("{route}/count"), &[]).await;
@@ -94,6 +95,7 @@ async fn counts_match_the_fixtures() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_record_served_equals_the_cli_exports() {
+    let _lab = crate::util::ivre_lab_shared();
     // With `datesasstrings=1` the web records are exactly `ivre {scancli,view,ipinfo} --json`
     // (the fixtures were exported from the same data by the CLI).
     let base = web_url();
@@ -123,6 +125,7 @@ async fn every_record_served_equals_the_cli_exports() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scans_of_one_host_match_scancli() {
+    let _lab = crate::util::ivre_lab_shared();
     let base = web_url();
     let expected = fixture_records("scancli.jsonl", ADDR);
     assert_eq!(expected.len(), 2, "scancli.jsonl holds two scans of {ADDR}");
@@ -173,6 +176,7 @@ async fn scans_of_one_host_match_scancli() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passive_dns_filter_gives_the_a_record() {
+    let _lab = crate::util::ivre_lab_shared();
     let body = get_ok(
         &web_url(),
         "passive",
@@ -202,6 +206,7 @@ async fn passive_dns_filter_gives_the_a_record() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unpatched_passive_json_is_truncated_patched_is_whole() {
+    let _lab = crate::util::ivre_lab_shared();
     let query = [("q", "host:192.0.2.10"), ("format", "json")];
     // 0.9.20 bug (IVRE.md §0.4): the SSL certificate record raises after the 200 status.
     let (status, body) = get(&unpatched_url(), "passive", &query).await;
@@ -226,6 +231,7 @@ async fn unpatched_passive_json_is_truncated_patched_is_whole() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scans_mac_filter_is_a_server_error_on_postgresql() {
+    let _lab = crate::util::ivre_lab_shared();
     // PostgresDBNmap has no searchmac (IVRE.md §0.5).
     let (status, body) = get(
         &web_url(),
@@ -241,6 +247,7 @@ async fn scans_mac_filter_is_a_server_error_on_postgresql() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipdata_gives_the_maxmind_fields() {
+    let _lab = crate::util::ivre_lab_shared();
     let body = get_ok(&web_url(), &format!("ipdata/{ADDR}"), &[]).await;
     let got: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(got["as_num"], 64496, "{body}");
@@ -251,6 +258,7 @@ async fn ipdata_gives_the_maxmind_fields() {
 
 #[test]
 fn ivre_command_line_uses_the_same_databases() {
+    let _lab = crate::util::ivre_lab_shared();
     let bin = std::path::PathBuf::from(require("IVRE_TEST_IVRE_BIN")).join("ivre");
     let conf = require("IVRE_TEST_IVRE_CONF");
     for (tool, expected) in [("scancli", "4"), ("ipinfo", "13"), ("view", "4")] {

@@ -87,6 +87,7 @@ fn unrelated_snapshot() -> tempfile::TempDir {
 
 #[test]
 fn the_fallback_gives_the_bundle_the_snapshot_would() {
+    let _lab = crate::util::ivre_lab_shared();
     let url = web_url("IVRE_TEST_WEB_URL");
     // The same data as a snapshot: IVRE's PostgreSQL CLI exports of the lab.
     let snapshot = tempfile::tempdir().unwrap();
@@ -150,6 +151,7 @@ fn the_fallback_gives_the_bundle_the_snapshot_would() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_answers_are_detected_and_never_kept() {
+    let _lab = crate::util::ivre_lab_shared();
     let url = web_url("IVRE_TEST_WEB_URL_UNPATCHED");
     let settings = FallbackSettings {
         enabled: true,
@@ -187,6 +189,7 @@ async fn truncated_answers_are_detected_and_never_kept() {
 
 #[test]
 fn air_gapped_sites_never_touch_the_network() {
+    let _lab = crate::util::ivre_lab_shared();
     let empty = unrelated_snapshot();
     let closed = [("IVRE_DB_URL", "http://127.0.0.1:9/cgi")];
     let off = enrich(
@@ -211,6 +214,7 @@ fn air_gapped_sites_never_touch_the_network() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_breaker_opens_after_repeated_failures() {
+    let _lab = crate::util::ivre_lab_shared();
     let settings = FallbackSettings {
         enabled: true,
         scans_url: Some("http://127.0.0.1:9/cgi".into()),
@@ -279,6 +283,7 @@ async fn rate_limiting_server() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_are_waited_out() {
+    let _lab = crate::util::ivre_lab_shared();
     let url = rate_limiting_server().await;
     let settings = FallbackSettings {
         enabled: true,

@@ -1,5 +1,6 @@
 //! The integration tests: one binary (one link step), one module per concern.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on purpose
+#![allow(clippy::await_holding_lock)] // the IVRE lab lock is held for a whole test
 
 /// Helpers: temporary data directories, the binaries, fixture paths.
 mod util;
@@ -34,3 +35,6 @@ mod hot_reload;
 
 /// Live IVRE: the fallback against the real IVRE web API, breaker, rate limits.
 mod live;
+
+/// `ivre-sync pull` from the real IVRE web API.
+mod pull;

@@ -305,6 +305,25 @@ impl IndexWriter {
         self.apply()
     }
 
+    /// Removes every record of `kind` (the kind is then imported again).
+    pub fn clear(&mut self, kind: RecordKind) -> Result<(), IndexError> {
+        self.apply()?;
+        let part = &mut self.parts[part_index(kind)];
+        let err = |e| IndexError::sled(&self.path, e);
+        part.entries.clear().map_err(err)?;
+        part.ids.clear().map_err(err)?;
+        part.file
+            .flush()
+            .map_err(|e| IndexError::io(&part.path, e))?;
+        part.file
+            .get_ref()
+            .set_len(0)
+            .map_err(|e| IndexError::io(&part.path, e))?;
+        part.offset = 0;
+        part.live = 0;
+        Ok(())
+    }
+
     fn apply(&mut self) -> Result<(), IndexError> {
         for part in &mut self.parts {
             let entries = std::mem::take(&mut part.entry_batch);

@@ -11,6 +11,7 @@ use super::open::current_generation;
 use super::publish::{pause_point, GenerationBuilder};
 use super::SnapshotError;
 use crate::geo::Geo;
+use crate::index::writer::MergeMode;
 use crate::index::{codec, IndexStats, IndexWriter};
 use crate::ivre::{self, ParsedRecord, RecordKind, Summary, Timestamp};
 use std::fs;
@@ -32,6 +33,18 @@ pub struct ImportOptions {
     pub geoip_dir: Option<PathBuf>,
     /// Abort (publishing nothing) at the first malformed line.
     pub strict: bool,
+    /// Update a copy of the served generation instead of building from scratch: records
+    /// with a stored identity replace or accumulate into it (`None`: a full import).
+    pub update: Option<MergeMode>,
+    /// Kinds whose stored records are dropped first (their inputs replace them; with
+    /// `update`, the other kinds are kept).
+    pub replace_kinds: Vec<RecordKind>,
+    /// Where the records come from, for the manifest (default: `ndjson` files).
+    pub source_kind: Option<String>,
+    pub source_url: Option<String>,
+    pub source_mode: Option<String>,
+    /// For pulls: the point the next incremental pull starts from (RFC 3339).
+    pub watermark: Option<String>,
 }
 
 /// The outcome of an import.
@@ -59,11 +72,27 @@ pub fn import(data: &DataDir, options: &ImportOptions) -> Result<ImportReport, S
     let (geo, geoip_origin) = resolve_geo(data, options.geoip_dir.as_deref())?;
     let geo_entries = copy_geo_files(&geo, &builder.geoip_path())?;
 
-    let writer = IndexWriter::create(&builder.index_path())?;
+    let based_on = if options.update.is_some() {
+        let (name, dir, manifest) = super::open::current_manifest(data)?;
+        // A copy of the served index (never written in place); updated below.
+        super::open::copy_dir(&dir.join(layout::INDEX), &builder.index_path())?;
+        Some((name, manifest))
+    } else {
+        None
+    };
+    let mut writer = if based_on.is_some() {
+        IndexWriter::append(&builder.index_path())?
+    } else {
+        IndexWriter::create(&builder.index_path())?
+    };
+    for kind in &options.replace_kinds {
+        writer.clear(*kind)?;
+    }
+    let mode = options.update;
     let (tx, rx) = mpsc::sync_channel::<Chunk>(CHANNEL_CHUNKS);
     let writer_thread = std::thread::Builder::new()
         .name("index-writer".into())
-        .spawn(move || write_chunks(writer, rx))
+        .spawn(move || write_chunks(writer, rx, mode))
         .map_err(|e| SnapshotError::io(&builder.index_path(), e))?;
 
     let parsed = parse_inputs(options, &geo, &tx);
@@ -81,7 +110,13 @@ pub fn import(data: &DataDir, options: &ImportOptions) -> Result<ImportReport, S
         build_seconds: started.elapsed().as_secs_f64(),
         tool: format!("ivre-sync {}", env!("CARGO_PKG_VERSION")),
         source: Source {
-            kind: "ndjson".to_owned(),
+            kind: options
+                .source_kind
+                .clone()
+                .unwrap_or_else(|| "ndjson".to_owned()),
+            url: options.source_url.clone(),
+            mode: options.source_mode.clone(),
+            based_on: based_on.as_ref().map(|(name, _)| name.clone()),
             files: parsed.files,
         },
         counts: stats
@@ -91,7 +126,13 @@ pub fn import(data: &DataDir, options: &ImportOptions) -> Result<ImportReport, S
             .collect(),
         rejected: parsed.rejected,
         rejected_samples: parsed.samples,
-        newest_record: parsed.newest.map(Timestamp::to_ivre_string),
+        newest_record: newest_of(
+            parsed.newest,
+            based_on
+                .as_ref()
+                .and_then(|(_, m)| m.newest_record.as_deref()),
+        ),
+        watermark: options.watermark.clone(),
         index_entries: stats.index_entries,
         checksum: stats.checksum,
         records_bytes: stats.records_bytes,
@@ -105,13 +146,27 @@ pub fn import(data: &DataDir, options: &ImportOptions) -> Result<ImportReport, S
     })
 }
 
+/// The newer of this import's newest record and the updated generation's.
+fn newest_of(new: Option<Timestamp>, old: Option<&str>) -> Option<String> {
+    let old = old.and_then(Timestamp::parse_str);
+    [new, old]
+        .into_iter()
+        .flatten()
+        .max()
+        .map(Timestamp::to_ivre_string)
+}
+
 fn write_chunks(
     mut writer: IndexWriter,
     rx: mpsc::Receiver<Chunk>,
+    mode: Option<MergeMode>,
 ) -> Result<IndexStats, SnapshotError> {
     for chunk in rx {
         for (kind, record, asn) in &chunk {
-            writer.add(*kind, record, *asn)?;
+            match mode {
+                Some(mode) => writer.merge(*kind, record, *asn, mode)?,
+                None => writer.add(*kind, record, *asn)?,
+            }
         }
     }
     Ok(writer.finish()?)

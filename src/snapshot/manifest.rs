@@ -26,8 +26,17 @@ pub struct Rejection {
 /// Where the records came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
-    /// `ndjson` (files), later `mongodb`, `web-api`.
+    /// `ndjson` (files), `mongodb` or `web-api` (pulls), `drop` (drop folder).
     pub kind: String,
+    /// The IVRE URLs pulled from, without credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// `full` or `incremental` (pulls), `replace` or `delta` (drops).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// The generation this one updates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub based_on: Option<String>,
     #[serde(default)]
     pub files: Vec<SourceFile>,
 }
@@ -73,6 +82,9 @@ pub struct Manifest {
     pub rejected_samples: Vec<Rejection>,
     /// The newest date found in the records (`endtime`, `lastseen`), IVRE's format.
     pub newest_record: Option<String>,
+    /// Pulls: records changed after this (RFC 3339) are fetched by the next incremental pull.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<String>,
     pub index_entries: u64,
     /// Size of the record file (compressed records).
     pub records_bytes: u64,

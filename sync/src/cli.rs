@@ -22,6 +22,19 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Snapshot live IVRE (IVRE_DB_URL: mongodb://… or http(s)://…/cgi): full, or
+    /// incremental when the served snapshot came from the same source
+    Pull {
+        /// Pull once and exit (the default)
+        #[arg(long, conflicts_with = "every")]
+        once: bool,
+        /// Pull again every DURATION (30m, 1h, 1d…); a failed pull is logged and retried
+        #[arg(long, value_name = "DURATION")]
+        every: Option<String>,
+        /// Always pull everything
+        #[arg(long)]
+        full: bool,
+    },
     /// Build a new snapshot from NDJSON exports (gzip or not) and publish it
     Import {
         /// `ivre scancli --json` output, web `/cgi/scans?format=ndjson` or mongoexport of `hosts`
@@ -44,8 +57,39 @@ pub enum Command {
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
-    let (_config, data) = cli.global.load()?;
+    let (config, data) = cli.global.load()?;
     match cli.command {
+        Command::Pull {
+            once: _,
+            every,
+            full,
+        } => {
+            let every = every
+                .as_deref()
+                .map(crate::pull::parse_duration)
+                .transpose()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(async {
+                loop {
+                    match crate::pull::pull_once(&data, &config, full).await {
+                        Ok(report) => print_report(&data, &report.manifest),
+                        Err(e) if every.is_some() => tracing::error!(
+                            error = format!("{e:#}"),
+                            "pull failed; nothing published"
+                        ),
+                        Err(e) => return Err(e),
+                    }
+                    let Some(period) = every else { return Ok(0) };
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => return Ok(0),
+                        _ = tokio::time::sleep(period) => {}
+                    }
+                }
+            })
+        }
         Command::Import {
             scans,
             passive,
@@ -63,21 +107,12 @@ pub fn run(cli: Cli) -> Result<i32> {
                 inputs,
                 geoip_dir,
                 strict,
+                ..Default::default()
             };
             let report = snapshot::import(&data, &options)
                 .with_context(|| format!("import into {} failed", data.root().display()))?;
+            print_report(&data, &report.manifest);
             let m = &report.manifest;
-            let count = |k: &str| m.counts.get(k).copied().unwrap_or(0);
-            println!(
-                "published {} in {}: {} scans, {} view, {} passive, {} rejected line(s), {:.2} s",
-                m.generation,
-                data.root().display(),
-                count("scans"),
-                count("view"),
-                count("passive"),
-                m.rejected,
-                m.build_seconds
-            );
             if m.rejected > 0 {
                 eprintln!(
                     "warning: {} malformed line(s) were skipped; see the log above or `ivre-connector index info`",
@@ -87,4 +122,24 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(if m.rejected > 0 { EXIT_REJECTED } else { 0 })
         }
     }
+}
+
+/// The line printed when a generation was published.
+fn print_report(data: &ivre_connector::snapshot::DataDir, m: &ivre_connector::snapshot::Manifest) {
+    let count = |k: &str| m.counts.get(k).copied().unwrap_or(0);
+    println!(
+        "published {} in {}{}: {} scans, {} view, {} passive, {} rejected line(s), {:.2} s",
+        m.generation,
+        data.root().display(),
+        m.source
+            .mode
+            .as_deref()
+            .map(|mode| format!(" ({mode})"))
+            .unwrap_or_default(),
+        count("scans"),
+        count("view"),
+        count("passive"),
+        m.rejected,
+        m.build_seconds
+    );
 }

@@ -5,3 +5,4 @@
 //! command line and, later, the live sources (MongoDB, web API) and the drop folder.
 
 pub mod cli;
+pub mod pull;

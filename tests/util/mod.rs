@@ -173,3 +173,15 @@ pub fn generation_dirs(data: &Path) -> Vec<String> {
 
 /// The OpenCTI platform double (GraphQL over HTTP, RabbitMQ topology, push consumer).
 pub mod opencti_double;
+
+/// The lab's IVRE is shared by the tests of one run: readers hold this lock shared; a
+/// test that changes IVRE's data holds it exclusively and puts the data back.
+static IVRE_LAB: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+pub fn ivre_lab_shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    IVRE_LAB.read().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn ivre_lab_exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+    IVRE_LAB.write().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,237 @@
+//! `ivre-sync pull`: snapshots from live IVRE (MongoDB or web API), full or incremental.
+//!
+//! Records are written to NDJSON files under `DATA_DIR/tmp/` as they arrive (memory
+//! stays bounded), then imported like exports: a full pull builds a new generation, an
+//! incremental one updates a copy of the served generation with the records changed since
+//! its watermark (passive records replace the stored ones with the same aggregation key:
+//! IVRE updates them in place). Any failure, including a truncated answer, publishes
+//! nothing.
+
+use anyhow::{bail, Context, Result};
+use futures_util::StreamExt;
+use ivre_connector::config::ConfigFile;
+use ivre_connector::index::writer::MergeMode;
+use ivre_connector::ivre::{RecordKind, Timestamp};
+use ivre_connector::live::fallback::FallbackSettings;
+use ivre_connector::live::mongo::MongoSource;
+use ivre_connector::live::source::Source;
+use ivre_connector::live::web;
+use ivre_connector::snapshot::{self, DataDir, ImportOptions, ImportReport};
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Timeout of one request to IVRE.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `30s`, `30m`, `1h`, `1d` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("invalid duration {s:?}: expected e.g. 30m, 1h, 1d"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => bail!("invalid duration {s:?}: the unit is s, m, h or d"),
+    };
+    if secs == 0 {
+        bail!("invalid duration {s:?}: must be more than zero");
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// What to pull from, read from the configuration (the Python connector's `IVRE_DB_URL*`).
+struct Targets {
+    list: Vec<(RecordKind, String)>,
+    label: String,
+    geoip_dir: Option<PathBuf>,
+}
+
+fn targets(config: &ConfigFile) -> Result<Targets> {
+    let settings = FallbackSettings::from_config(config)?;
+    let mut list = Vec::new();
+    for (kind, url) in [
+        (RecordKind::Scan, &settings.scans_url),
+        (RecordKind::Passive, &settings.passive_url),
+    ] {
+        if let Some(url) = url.as_deref().filter(|u| !u.starts_with("maxmind://")) {
+            list.push((kind, url.to_owned()));
+        }
+    }
+    if list.is_empty() {
+        bail!("no IVRE URL configured: set IVRE_DB_URL (or IVRE_DB_URL_SCANS / IVRE_DB_URL_PASSIVE), e.g. mongodb://host/ivre or http://host/cgi#X-API-Key=…");
+    }
+    let label = list
+        .iter()
+        .map(|(k, u)| format!("{k}={}", ivre_connector::logging::redact_url(u)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let geoip_dir = settings
+        .data_url
+        .as_deref()
+        .and_then(|u| u.strip_prefix("maxmind://"))
+        .map(PathBuf::from)
+        .or_else(|| {
+            config
+                .get("IVRE_GEOIP_DIR", "ivre", "geoip_dir")
+                .map(PathBuf::from)
+        });
+    Ok(Targets {
+        list,
+        label,
+        geoip_dir,
+    })
+}
+
+fn newest_in(record: &Value) -> Option<Timestamp> {
+    ["lastseen", "endtime", "starttime", "firstseen"]
+        .iter()
+        .filter_map(|k| record.get(*k).and_then(Timestamp::from_json))
+        .max()
+}
+
+struct Fetched {
+    path: PathBuf,
+    records: u64,
+    newest: Option<Timestamp>,
+}
+
+async fn fetch(
+    kind: RecordKind,
+    url: &str,
+    since: Option<Timestamp>,
+    dir: &Path,
+    progress: &indicatif::ProgressBar,
+) -> Result<Fetched> {
+    let path = dir.join(format!("{}.jsonl", kind.as_str()));
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?,
+    );
+    let mut fetched = Fetched {
+        path: path.clone(),
+        records: 0,
+        newest: None,
+    };
+    let mut keep = |value: &Value, fetched: &mut Fetched| -> Result<()> {
+        serde_json::to_writer(&mut out, value)?;
+        out.write_all(b"\n")?;
+        fetched.records += 1;
+        fetched.newest = fetched.newest.max(newest_in(value));
+        progress.set_message(format!("{kind}: {} records", fetched.records));
+        Ok(())
+    };
+    let shown = ivre_connector::logging::redact_url(url);
+    match Source::connect(url, REQUEST_TIMEOUT)
+        .await
+        .with_context(|| format!("cannot reach {shown}"))?
+    {
+        Source::Web(source) => {
+            let f = since.and_then(|t| web::since_flt(kind, t.micros / 1_000_000));
+            let mut skip = 0;
+            loop {
+                let page = source
+                    .page(kind, f.as_ref(), skip, web::PAGE)
+                    .await
+                    .with_context(|| {
+                        format!("pulling {kind} from {shown} failed after {skip} records")
+                    })?;
+                for value in &page {
+                    keep(value, &mut fetched)?;
+                }
+                skip += page.len();
+                if page.len() < web::PAGE {
+                    break;
+                }
+            }
+        }
+        Source::Mongo(source) => {
+            let filter = since
+                .and_then(|t| t.to_datetime())
+                .map(|t| MongoSource::since_filter(kind, t))
+                .unwrap_or_default();
+            let mut stream = source
+                .stream(kind, filter)
+                .await
+                .with_context(|| format!("pulling {kind} from {shown} failed"))?;
+            while let Some(value) = stream.next().await {
+                let value = value.with_context(|| {
+                    format!(
+                        "pulling {kind} from {shown} failed after {} records",
+                        fetched.records
+                    )
+                })?;
+                keep(&value, &mut fetched)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(fetched)
+}
+
+/// One pull; publishes a generation when everything was fetched.
+pub async fn pull_once(data: &DataDir, config: &ConfigFile, full: bool) -> Result<ImportReport> {
+    let targets = targets(config)?;
+    let served = snapshot::open::current_manifest(data)
+        .ok()
+        .map(|(_, _, m)| m);
+    let watermark = served
+        .as_ref()
+        .filter(|m| {
+            m.source.kind == "pull" && m.source.url.as_deref() == Some(targets.label.as_str())
+        })
+        .and_then(|m| m.watermark.as_deref())
+        .and_then(Timestamp::parse_str);
+    let since = if full { None } else { watermark };
+    tracing::info!(sources = %targets.label, mode = if since.is_some() { "incremental" } else { "full" }, "pulling");
+    let tmp = data.tmp().join(format!("pull-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let progress = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let result = async {
+        let mut inputs = Vec::new();
+        let mut newest = since;
+        for (kind, url) in &targets.list {
+            let fetched = fetch(*kind, url, since, &tmp, &progress).await?;
+            tracing::info!(kind = %kind, records = fetched.records, "fetched");
+            newest = newest.max(fetched.newest);
+            inputs.push((*kind, fetched.path));
+        }
+        progress.finish_and_clear();
+        let options = ImportOptions {
+            inputs,
+            geoip_dir: targets.geoip_dir.clone(),
+            strict: false,
+            update: since.map(|_| MergeMode::Replace),
+            replace_kinds: Vec::new(),
+            source_kind: Some("pull".into()),
+            source_url: Some(targets.label.clone()),
+            source_mode: Some(
+                if since.is_some() {
+                    "incremental"
+                } else {
+                    "full"
+                }
+                .into(),
+            ),
+            watermark: newest.map(|t| t.to_rfc3339()),
+        };
+        let data = data.clone();
+        tokio::task::spawn_blocking(move || snapshot::import(&data, &options))
+            .await
+            .context("the import crashed")?
+            .context("building the snapshot failed")
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
