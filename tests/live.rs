@@ -72,11 +72,18 @@ fn enrich(data: &std::path::Path, observable: &str, env: &[(&str, &str)]) -> Val
 /// A snapshot holding nothing about the lab observables (one unrelated record).
 fn unrelated_snapshot() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("unrelated.jsonl");
+    std::fs::write(
+        &file,
+        r#"{"addr": "203.0.113.77", "sensor": "S", "count": 1, "firstseen": "2026-11-01 00:00:00", "lastseen": "2026-11-01 00:00:00", "recontype": "HTTP_CLIENT_HEADER", "source": "USER-AGENT", "value": "x", "infos": {}}"#,
+    )
+    .unwrap();
+    let data = dir.path().join("data");
     import(
-        dir.path(),
+        &data,
         &[
             "--passive",
-            &path_str(&fixture("extra/passive-extra.jsonl")),
+            &path_str(&file),
             "--geoip-dir",
             &path_str(&geoip_dir()),
         ],
@@ -103,7 +110,8 @@ fn the_fallback_gives_the_bundle_the_snapshot_would() {
         ],
         0,
     );
-    let empty = unrelated_snapshot();
+    let empty_dir = unrelated_snapshot();
+    let empty = empty_dir.path().join("data");
     let live = [("IVRE_DB_URL", url.as_str())];
     for observable in [
         "192.0.2.10",
@@ -115,7 +123,7 @@ fn the_fallback_gives_the_bundle_the_snapshot_would() {
         "sha256:fcf2200c62f5e3ff8dcf0c7581f41ececa21ced836cf0e2930e4662c66f59277",
     ] {
         let expected = enrich(snapshot.path(), observable, &[]);
-        let got = enrich(empty.path(), observable, &live);
+        let got = enrich(&empty, observable, &live);
         assert_eq!(summary(&got), summary(&expected), "{observable}");
         assert!(!summary(&got).is_empty(), "{observable}: the lab knows it");
         assert!(
@@ -127,7 +135,7 @@ fn the_fallback_gives_the_bundle_the_snapshot_would() {
     }
     // On PostgreSQL IVRE's nmap MAC search answers HTTP 500: that search fails cleanly,
     // the passive one still answers.
-    let mac = enrich(empty.path(), "00:1b:21:3a:4f:5c", &live);
+    let mac = enrich(&empty, "00:1b:21:3a:4f:5c", &live);
     assert!(
         summary(&mac)
             .iter()
@@ -190,21 +198,22 @@ async fn truncated_answers_are_detected_and_never_kept() {
 #[test]
 fn air_gapped_sites_never_touch_the_network() {
     let _lab = crate::util::ivre_lab_shared();
-    let empty = unrelated_snapshot();
+    let empty_dir = unrelated_snapshot();
+    let empty = empty_dir.path().join("data");
     let closed = [("IVRE_DB_URL", "http://127.0.0.1:9/cgi")];
     let off = enrich(
-        empty.path(),
+        &empty,
         "192.0.2.10",
         &[closed[0], ("IVRE_FALLBACK", "false")],
     );
     assert!(!note(&off).contains("live"), "{}", note(&off));
-    let on = enrich(empty.path(), "192.0.2.10", &closed);
+    let on = enrich(&empty, "192.0.2.10", &closed);
     assert!(
         note(&on).contains("live IVRE could not be asked"),
         "{}",
         note(&on)
     );
-    let none = enrich(empty.path(), "192.0.2.10", &[]);
+    let none = enrich(&empty, "192.0.2.10", &[]);
     assert!(
         !note(&none).contains("live"),
         "no URL, no fallback: {}",

@@ -38,3 +38,6 @@ mod live;
 
 /// `ivre-sync pull` from the real IVRE web API.
 mod pull;
+
+/// `ivre-sync watch`: the drop folder.
+mod watch;

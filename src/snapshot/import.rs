@@ -59,7 +59,7 @@ type Chunk = Vec<(RecordKind, ParsedRecord, Option<u32>)>;
 /// Imports the given exports into a new generation and publishes it.
 pub fn import(data: &DataDir, options: &ImportOptions) -> Result<ImportReport, SnapshotError> {
     let started = Instant::now();
-    if options.inputs.is_empty() {
+    if options.inputs.is_empty() && options.update.is_none() {
         return Err(SnapshotError::NothingToImport);
     }
     for (_, path) in &options.inputs {

@@ -22,6 +22,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Import exports dropped into a folder (air-gapped sites): write-then-rename or a
+    /// `<file>.ready` marker; `*.delta.jsonl[.gz]` are merged; `.mmdb` files update geo data
+    Watch {
+        #[arg(long, value_name = "DIR")]
+        drop_dir: PathBuf,
+    },
     /// Snapshot live IVRE (IVRE_DB_URL: mongodb://… or http(s)://…/cgi): full, or
     /// incremental when the served snapshot came from the same source
     Pull {
@@ -59,6 +65,10 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<i32> {
     let (config, data) = cli.global.load()?;
     match cli.command {
+        Command::Watch { drop_dir } => {
+            crate::watch::watch(&data, &drop_dir)?;
+            Ok(0)
+        }
         Command::Pull {
             once: _,
             every,
