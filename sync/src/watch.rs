@@ -20,9 +20,7 @@ use ivre_connector::snapshot::ndjson::LineReader;
 use ivre_connector::snapshot::{self, DataDir, ImportOptions};
 use notify::event::{EventKind, ModifyKind, RenameMode};
 use notify::RecursiveMode;
-use notify_debouncer_full::new_debouncer;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 const MARKER: &str = ".ready";
 
@@ -201,45 +199,41 @@ pub fn watch(data: &DataDir, drop_dir: &Path) -> Result<()> {
     }
     std::fs::create_dir_all(data.tmp())
         .with_context(|| format!("cannot create {}", data.tmp().display()))?;
+    // The raw watcher, not a debouncer: a debouncer reports a file created then renamed
+    // within its window as created, hiding the rename that says the file is complete.
     let (tx, rx) = std::sync::mpsc::channel::<PathBuf>();
-    let mut debouncer = new_debouncer(
-        Duration::from_millis(500),
-        None,
-        move |result: notify_debouncer_full::DebounceEventResult| {
-            let Ok(events) = result else { return };
-            for event in events {
-                let renamed_in = matches!(
-                    event.kind,
-                    EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
-                );
-                let created = matches!(event.kind, EventKind::Create(_));
-                for path in &event.paths {
-                    let name = path
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    if let Some(target) = name.strip_suffix(MARKER) {
-                        if created || renamed_in {
-                            let _ = tx.send(path.with_file_name(target));
-                        }
-                    } else if renamed_in && !ignored(&name) {
-                        // With RenameMode::Both the last path is the destination.
-                        let _ = tx.send(path.clone());
-                    }
-                }
+    let mut watcher = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
+        let Ok(event) = result else { return };
+        let renamed_in = matches!(
+            event.kind,
+            EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+        );
+        let created = matches!(event.kind, EventKind::Create(_));
+        // With RenameMode::Both the last path is the destination.
+        let Some(path) = event.paths.last() else {
+            return;
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(target) = name.strip_suffix(MARKER) {
+            if created || renamed_in {
+                let _ = tx.send(path.with_file_name(target));
             }
-        },
-    )
+        } else if renamed_in && !ignored(&name) {
+            let _ = tx.send(path.clone());
+        }
+    })
     .context("cannot watch files")?;
-    debouncer
-        .watch(drop_dir, RecursiveMode::NonRecursive)
+    notify::Watcher::watch(&mut watcher, drop_dir, RecursiveMode::NonRecursive)
         .with_context(|| format!("cannot watch {}", drop_dir.display()))?;
     tracing::info!(dir = %drop_dir.display(), "watching the drop folder");
     for path in ready_files(drop_dir, true) {
         process(data, drop_dir, &path);
     }
     for path in rx {
-        if path.parent() == Some(drop_dir) && path.is_file() {
+        if path.is_file() {
             process(data, drop_dir, &path);
         }
     }
