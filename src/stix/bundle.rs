@@ -56,20 +56,11 @@ pub struct BundleBuilder {
     relationship_positions: HashMap<String, usize>,
 }
 
-const SCO_TYPES: [&str; 6] = [
-    "ipv4-addr",
-    "ipv6-addr",
-    "domain-name",
-    "mac-addr",
-    "autonomous-system",
-    "x509-certificate",
-];
-
 fn is_sco(object: &Map<String, Value>) -> bool {
     object
         .get("type")
         .and_then(Value::as_str)
-        .is_some_and(|t| SCO_TYPES.contains(&t))
+        .is_some_and(|t| crate::observable::SCOPES.contains(&t))
 }
 
 fn id_of(object: &Map<String, Value>) -> String {

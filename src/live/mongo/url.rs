@@ -12,6 +12,7 @@
 //! With credentials the driver authenticates against the URL's database, as IVRE does
 //! (`db.authenticate`), unless `authSource` says otherwise.
 
+use crate::live::percent_decode;
 use std::time::Duration;
 
 /// A parsed IVRE MongoDB URL.
@@ -162,28 +163,6 @@ fn add_secret(secrets: &mut Vec<String>, raw: &str) {
             secrets.push(value);
         }
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// MongoDB database names: no `/\. "$`, NUL, and at most 63 bytes.
