@@ -6,7 +6,7 @@
 //! - `scans.bin`, `view.bin`, `passive.bin`: the records of each kind, appended in import
 //!   order, each `[u32 LE length][record]` with the record encoded by
 //!   [`codec::encode_record`] (compressed export-form JSON + typed summary); read with
-//!   positioned reads, or in sequence ([`reader::IndexReader::records`]).
+//!   positioned reads (in sequence too: each record carries its length).
 //! - a sled database: search entries, one tree per kind (`scans.idx`, …): key
 //!   `field | term | record id`, value the record's location; record identities
 //!   (`scans.ids`, …: key `identity | record id`, see [`identity`]), which incremental

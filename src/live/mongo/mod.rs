@@ -2,7 +2,7 @@
 //! own filters ([`filters`]) and read back as relaxed Extended JSON, which
 //! [`crate::ivre::parse_value`] brings to IVRE's export form.
 //!
-//! - URL: as IVRE takes it (`mongodb:///ivre`, `?colname_hosts=…`): see [`url`];
+//! - URL: as IVRE takes it (`mongodb:///ivre`, `?colname_hosts=…`): see `url.rs`;
 //! - collections: `hosts` (scans), `views`, `passive`;
 //! - [`MongoSource::search`] for the cache-miss fallback, [`MongoSource::stream`] with
 //!   [`MongoSource::since_filter`] for full and incremental pulls.
