@@ -874,3 +874,55 @@ async fn reconnects_after_the_broker_drops_its_connections() {
         "no re-registration"
     );
 }
+
+/// Hot reload: a snapshot published while the daemon runs answers the next requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_snapshot_is_served_without_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    import(
+        data.path(),
+        &[
+            "--scans",
+            &path_str(&lab("scancli.jsonl")),
+            "--geoip-dir",
+            &path_str(&geoip_dir()),
+        ],
+        0,
+    );
+    let double = PlatformDouble::start(DoubleOptions::default()).await;
+    let _daemon = Daemon::start(&double, data.path(), &[("IVRE_RELOAD_POLL", "1")]);
+    started(&double).await;
+    let scanner = ipv4("203.0.113.99", &[]);
+    double.add_entity(scanner.clone(), &[]);
+    double.publish(&manual(&scanner, "work_old")).await;
+    processed(&double, "work_old").await;
+    let labels = |pushed: &[crate::util::opencti_double::Pushed]| -> Vec<String> {
+        pushed
+            .iter()
+            .flat_map(|p| {
+                p.bundle["objects"][0]["x_opencti_labels"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter_map(|l| l.as_str().map(str::to_owned))
+            .collect()
+    };
+    assert!(labels(&double.pushed_for_work("work_old", WAIT).await).is_empty());
+    // ivre-sync publishes new data next to the running daemon.
+    import(
+        data.path(),
+        &[
+            "--passive",
+            &path_str(&fixture("extra/passive-extra.jsonl")),
+        ],
+        0,
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    double.publish(&manual(&scanner, "work_new")).await;
+    processed(&double, "work_new").await;
+    assert_eq!(
+        labels(&double.pushed_for_work("work_new", WAIT).await),
+        vec!["Scanner ZGrab"]
+    );
+}
