@@ -48,13 +48,6 @@ pub(crate) fn identity_tree_name(kind: RecordKind) -> &'static str {
 /// sled database inside an index directory.
 pub const SLED_DIR: &str = "entries";
 
-/// A stored record: its export-form JSON and its typed summary.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Stored<T> {
-    pub json: String,
-    pub summary: T,
-}
-
 /// Name of the sled tree of search entries of one record kind.
 pub(crate) fn tree_name(kind: RecordKind) -> &'static str {
     match kind {

@@ -3,8 +3,8 @@
 
 use super::codec::{self, Location};
 use super::keys::{self, Query};
-use super::{records_file, tree_name, IndexError, Stored, SLED_DIR};
-use crate::ivre::{HostSummary, PassiveSummary, RecordKind};
+use super::{records_file, tree_name, IndexError, SLED_DIR};
+use crate::ivre::RecordKind;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -34,7 +34,6 @@ pub struct IndexReader {
     trees: Vec<sled::Tree>,
     /// Record files by kind (scans, view, passive).
     files: Vec<File>,
-    counts: BTreeMap<RecordKind, u64>,
 }
 
 impl IndexReader {
@@ -69,24 +68,16 @@ impl IndexReader {
             .cache_capacity(cache_bytes)
             .open()
             .map_err(err)?;
-        let mut trees = Vec::new();
-        let mut counts = BTreeMap::new();
-        let meta = db.open_tree("meta").map_err(err)?;
-        for kind in RecordKind::ALL {
-            trees.push(db.open_tree(tree_name(kind)).map_err(err)?);
-            let count = meta
-                .get(format!("count.{}", kind.as_str()))
-                .map_err(err)?
-                .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
-                .unwrap_or(0);
-            counts.insert(kind, count);
-        }
+        let trees = RecordKind::ALL
+            .iter()
+            .map(|kind| db.open_tree(tree_name(*kind)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
         Ok(IndexReader {
             path: path.to_owned(),
             db,
             trees,
             files,
-            counts,
         })
     }
 
@@ -168,56 +159,6 @@ impl IndexReader {
     /// The typed summary of a record (its JSON is not decompressed).
     pub fn summary<T: DeserializeOwned>(&self, hit: &Hit) -> Result<T, IndexError> {
         codec::decode_record_summary(&self.raw(hit)?).map_err(self.codec_error(hit))
-    }
-
-    /// A record: JSON and summary.
-    pub fn record<T: DeserializeOwned>(&self, hit: &Hit) -> Result<Stored<T>, IndexError> {
-        let raw = self.raw(hit)?;
-        Ok(Stored {
-            json: codec::decode_record_json(&raw).map_err(self.codec_error(hit))?,
-            summary: codec::decode_record_summary(&raw).map_err(self.codec_error(hit))?,
-        })
-    }
-
-    fn find<T: DeserializeOwned>(
-        &self,
-        kind: RecordKind,
-        query: &Query,
-        limit: Option<usize>,
-    ) -> Result<Found<Stored<T>>, IndexError> {
-        let hits = self.search(kind, std::slice::from_ref(query), limit)?;
-        Ok(Found {
-            records: hits
-                .records
-                .iter()
-                .map(|h| self.record(h))
-                .collect::<Result<_, _>>()?,
-            truncated: hits.truncated,
-        })
-    }
-
-    /// Scan or view hosts matching `query`.
-    pub fn hosts(
-        &self,
-        kind: RecordKind,
-        query: &Query,
-        limit: Option<usize>,
-    ) -> Result<Found<Stored<HostSummary>>, IndexError> {
-        self.find(kind, query, limit)
-    }
-
-    /// Passive records matching `query`.
-    pub fn passive(
-        &self,
-        query: &Query,
-        limit: Option<usize>,
-    ) -> Result<Found<Stored<PassiveSummary>>, IndexError> {
-        self.find(RecordKind::Passive, query, limit)
-    }
-
-    /// Number of records of a kind.
-    pub fn len(&self, kind: RecordKind) -> u64 {
-        self.counts.get(&kind).copied().unwrap_or(0)
     }
 
     /// `crc32:<record files>/<search entries>`, as recorded in the manifest at build time.

@@ -91,10 +91,6 @@ impl BundleBuilder {
         builder
     }
 
-    pub fn author_id(&self) -> &str {
-        &self.author_id
-    }
-
     fn push(&mut self, object: Map<String, Value>) -> String {
         let id = id_of(&object);
         if !self.positions.contains_key(&id) {
@@ -186,15 +182,6 @@ impl BundleBuilder {
             rel.last = max_opt(rel.last, seen.last.or(seen.first));
             rel.sources.insert(seen.source);
         }
-    }
-
-    /// Number of objects so far (relationships included).
-    pub fn len(&self) -> usize {
-        self.objects.len() + self.relationships.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn relationship_object(&self, rel: &Relationship) -> Map<String, Value> {
