@@ -43,8 +43,9 @@ pub struct ImportOptions {
     pub source_kind: Option<String>,
     pub source_url: Option<String>,
     pub source_mode: Option<String>,
-    /// For pulls: the point the next incremental pull starts from (RFC 3339).
-    pub watermark: Option<String>,
+    /// For pulls: record the newest record as the watermark the next incremental pull
+    /// starts from.
+    pub watermark: bool,
 }
 
 /// The outcome of an import.
@@ -103,6 +104,12 @@ pub fn import(data: &DataDir, options: &ImportOptions) -> Result<ImportReport, S
     let parsed = parsed?;
     let stats = written?;
 
+    let newest = newest_of(
+        parsed.newest,
+        based_on
+            .as_ref()
+            .and_then(|(_, m)| m.newest_record.as_deref()),
+    );
     let manifest = Manifest {
         format_version: codec::FORMAT_VERSION,
         generation: builder.name().to_owned(),
@@ -126,13 +133,8 @@ pub fn import(data: &DataDir, options: &ImportOptions) -> Result<ImportReport, S
             .collect(),
         rejected: parsed.rejected,
         rejected_samples: parsed.samples,
-        newest_record: newest_of(
-            parsed.newest,
-            based_on
-                .as_ref()
-                .and_then(|(_, m)| m.newest_record.as_deref()),
-        ),
-        watermark: options.watermark.clone(),
+        watermark: options.watermark.then(|| newest.clone()).flatten(),
+        newest_record: newest,
         index_entries: stats.index_entries,
         checksum: stats.checksum,
         records_bytes: stats.records_bytes,

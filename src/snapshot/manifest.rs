@@ -82,7 +82,8 @@ pub struct Manifest {
     pub rejected_samples: Vec<Rejection>,
     /// The newest date found in the records (`endtime`, `lastseen`), IVRE's format.
     pub newest_record: Option<String>,
-    /// Pulls: records changed after this (RFC 3339) are fetched by the next incremental pull.
+    /// Pulls: records changed after this (IVRE's date format) are fetched by the next
+    /// incremental pull.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watermark: Option<String>,
     pub index_entries: u64,

@@ -88,17 +88,9 @@ fn targets(config: &ConfigFile) -> Result<Targets> {
     })
 }
 
-fn newest_in(record: &Value) -> Option<Timestamp> {
-    ["lastseen", "endtime", "starttime", "firstseen"]
-        .iter()
-        .filter_map(|k| record.get(*k).and_then(Timestamp::from_json))
-        .max()
-}
-
 struct Fetched {
     path: PathBuf,
     records: u64,
-    newest: Option<Timestamp>,
 }
 
 async fn fetch(
@@ -115,13 +107,11 @@ async fn fetch(
     let mut fetched = Fetched {
         path: path.clone(),
         records: 0,
-        newest: None,
     };
     let mut keep = |value: &Value, fetched: &mut Fetched| -> Result<()> {
         serde_json::to_writer(&mut out, value)?;
         out.write_all(b"\n")?;
         fetched.records += 1;
-        fetched.newest = fetched.newest.max(newest_in(value));
         progress.set_message(format!("{kind}: {} records", fetched.records));
         Ok(())
     };
@@ -199,11 +189,9 @@ pub async fn pull_once(data: &DataDir, config: &ConfigFile, full: bool) -> Resul
     };
     let result = async {
         let mut inputs = Vec::new();
-        let mut newest = since;
         for (kind, url) in &targets.list {
             let fetched = fetch(*kind, url, since, &tmp, &progress).await?;
             tracing::info!(kind = %kind, records = fetched.records, "fetched");
-            newest = newest.max(fetched.newest);
             inputs.push((*kind, fetched.path));
         }
         progress.finish_and_clear();
@@ -223,7 +211,7 @@ pub async fn pull_once(data: &DataDir, config: &ConfigFile, full: bool) -> Resul
                 }
                 .into(),
             ),
-            watermark: newest.map(|t| t.to_rfc3339()),
+            watermark: true,
         };
         let data = data.clone();
         tokio::task::spawn_blocking(move || snapshot::import(&data, &options))
