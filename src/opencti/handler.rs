@@ -19,7 +19,7 @@ use crate::metrics::{MessageResult, Metrics};
 use crate::observable::{Observable, SCOPES};
 use crate::snapshot::serving::Serving;
 use crate::stix::markings::Tlp;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -107,10 +107,9 @@ impl Handler {
         if redelivered && attempts >= 2 {
             let text = "message dropped: it was being processed twice when the connector stopped (crash or kill); it is reported instead of retried again";
             tracing::error!(entity_id = ?message.entity_id, "{text}");
-            self.report(&message, text, true).await;
-            self.metrics.message(MessageResult::Redelivered);
-            let _ = std::fs::remove_file(&marker);
-            return Disposition::Ack;
+            return self
+                .reported(&message, &marker, text, MessageResult::Redelivered)
+                .await;
         }
         let _ = std::fs::create_dir_all(&self.inflight_dir);
         let _ = std::fs::write(&marker, (attempts + 1).to_string());
@@ -125,18 +124,13 @@ impl Handler {
             Err(Failure::Report(text, result)) => {
                 tracing::error!(entity_id = ?message.entity_id, error = %text, "enrichment failed");
                 self.metrics.error();
-                self.metrics.message(result);
-                self.report(&message, &text, true).await;
-                let _ = std::fs::remove_file(&marker);
-                Disposition::Ack
+                self.reported(&message, &marker, &text, result).await
             }
             Err(Failure::Transient(text)) if redelivered => {
                 tracing::error!(entity_id = ?message.entity_id, error = %text, "enrichment failed again after a redelivery; reported and dropped");
                 self.metrics.error();
-                self.metrics.message(MessageResult::Redelivered);
-                self.report(&message, &text, true).await;
-                let _ = std::fs::remove_file(&marker);
-                Disposition::Ack
+                self.reported(&message, &marker, &text, MessageResult::Redelivered)
+                    .await
             }
             Err(Failure::Transient(text)) => {
                 tracing::warn!(entity_id = ?message.entity_id, error = %text, "enrichment interrupted; the message is requeued once");
@@ -144,6 +138,21 @@ impl Handler {
                 Disposition::Requeue
             }
         }
+    }
+
+    /// Ends a message in error: reported to its work, counted, its in-flight marker
+    /// removed, acknowledged.
+    async fn reported(
+        &self,
+        message: &Message,
+        marker: &std::path::Path,
+        text: &str,
+        result: MessageResult,
+    ) -> Disposition {
+        self.report(message, text, true).await;
+        self.metrics.message(result);
+        let _ = std::fs::remove_file(marker);
+        Disposition::Ack
     }
 
     /// `toProcessed(inError)` when the message has a work (best effort).
@@ -181,10 +190,7 @@ impl Handler {
             } => {
                 self.metrics.message(result);
                 if let Some(step) = &message.internal.playbook {
-                    let received = message
-                        .bundle
-                        .clone()
-                        .unwrap_or_else(|| json!({"type": "bundle", "objects": []}));
+                    let received = message.received_bundle();
                     let text = received.to_string();
                     self.api
                         .playbook_step(step, &execution_start(), &text, &text)
@@ -197,10 +203,7 @@ impl Handler {
             }
             Output::Bundle { bundle, objects } => {
                 if let Some(step) = &message.internal.playbook {
-                    let received = message
-                        .bundle
-                        .clone()
-                        .unwrap_or_else(|| json!({"type": "bundle", "objects": []}));
+                    let received = message.received_bundle();
                     let merged = merge_into(&received, &bundle);
                     self.api
                         .playbook_step(
@@ -520,6 +523,7 @@ pub fn observable_of(stix_type: &str, entity: &Map<String, Value>) -> Result<Obs
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn observables_from_stix() {

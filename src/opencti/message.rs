@@ -119,6 +119,13 @@ impl Message {
         self.internal.work_id.as_deref().filter(|w| !w.is_empty())
     }
 
+    /// The playbook's bundle as received (an empty bundle when there was none).
+    pub fn received_bundle(&self) -> Value {
+        self.bundle
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({"type": "bundle", "objects": []}))
+    }
+
     pub fn draft_id(&self) -> Option<&str> {
         self.internal.draft_id.as_deref().filter(|d| !d.is_empty())
     }
