@@ -1,25 +1,8 @@
 use crate::util::*;
 
-fn lab_snapshot() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    import(
-        dir.path(),
-        &[
-            "--scans",
-            &path_str(&lab("scancli.jsonl")),
-            "--passive",
-            &path_str(&lab("ipinfo.jsonl")),
-            "--geoip-dir",
-            &path_str(&geoip_dir()),
-        ],
-        0,
-    );
-    dir
-}
-
 #[test]
 fn bad_observables_get_an_error_line_and_exit_1_after_the_rest() {
-    let data = lab_snapshot();
+    let data = cli_exports_snapshot();
     let r = run(connector().arg("--data-dir").arg(data.path()).args([
         "lookup",
         "ipv4-addr:2001:db8::1",
@@ -45,7 +28,7 @@ fn bad_observables_get_an_error_line_and_exit_1_after_the_rest() {
 
 #[test]
 fn a_miss_is_empty_not_an_error() {
-    let data = lab_snapshot();
+    let data = cli_exports_snapshot();
     let got = lookup(
         data.path(),
         &[
@@ -62,7 +45,7 @@ fn a_miss_is_empty_not_an_error() {
 
 #[test]
 fn stdin_and_limit() {
-    let data = lab_snapshot();
+    let data = cli_exports_snapshot();
     let r = run_with_stdin(
         connector()
             .arg("--data-dir")
@@ -125,7 +108,7 @@ fn missing_or_empty_snapshots_say_what_to_do() {
 
 #[test]
 fn data_dir_comes_from_env_then_config_then_default() {
-    let data = lab_snapshot();
+    let data = cli_exports_snapshot();
     let cwd = tempfile::tempdir().unwrap();
     // IVRE_DATA_DIR
     let r = run(connector()

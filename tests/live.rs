@@ -97,19 +97,7 @@ fn the_fallback_gives_the_bundle_the_snapshot_would() {
     let _lab = crate::util::ivre_lab_shared();
     let url = web_url("IVRE_TEST_WEB_URL");
     // The same data as a snapshot: IVRE's PostgreSQL CLI exports of the lab.
-    let snapshot = tempfile::tempdir().unwrap();
-    import(
-        snapshot.path(),
-        &[
-            "--scans",
-            &path_str(&lab("scancli.jsonl")),
-            "--passive",
-            &path_str(&lab("ipinfo.jsonl")),
-            "--geoip-dir",
-            &path_str(&geoip_dir()),
-        ],
-        0,
-    );
+    let snapshot = cli_exports_snapshot();
     let empty_dir = unrelated_snapshot();
     let empty = empty_dir.path().join("data");
     let live = [("IVRE_DB_URL", url.as_str())];

@@ -91,19 +91,8 @@ fn full_then_incremental_pulls_from_the_web_api() {
     assert!(m["watermark"].is_string());
     assert!(!m["source"]["url"].as_str().unwrap().contains("X-API-Key"));
     // The same lookups as the NDJSON import of IVRE's CLI exports of the same data.
-    let imported = dir.path().join("imported");
-    import(
-        &imported,
-        &[
-            "--scans",
-            &path_str(&lab("scancli.jsonl")),
-            "--passive",
-            &path_str(&lab("ipinfo.jsonl")),
-            "--geoip-dir",
-            &path_str(&geoip_dir()),
-        ],
-        0,
-    );
+    let imported_dir = cli_exports_snapshot();
+    let imported = imported_dir.path();
     let observables: Vec<String> = [
         "192.0.2.10",
         "198.51.100.7",
@@ -121,7 +110,7 @@ fn full_then_incremental_pulls_from_the_web_api() {
     .map(|s| s.to_string())
     .collect();
     let a = lookup(&pulled, &observables);
-    let b = lookup(&imported, &observables);
+    let b = lookup(imported, &observables);
     for ((o, x), y) in observables.iter().zip(&a).zip(&b) {
         assert_eq!(records(x, "scans"), records(y, "scans"), "scans of {o}");
         assert_eq!(

@@ -127,6 +127,25 @@ pub fn lookup(data: &Path, observables: &[String]) -> Vec<serde_json::Value> {
     out
 }
 
+/// A data directory with a published snapshot of IVRE's PostgreSQL CLI exports of the lab
+/// (`scancli.jsonl`, `ipinfo.jsonl`), with geo data.
+pub fn cli_exports_snapshot() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    import(
+        dir.path(),
+        &[
+            "--scans",
+            &path_str(&lab("scancli.jsonl")),
+            "--passive",
+            &path_str(&lab("ipinfo.jsonl")),
+            "--geoip-dir",
+            &path_str(&geoip_dir()),
+        ],
+        0,
+    );
+    dir
+}
+
 /// A data directory with a published snapshot of the MongoDB lab exports (they keep MACs)
 /// and the extra records, with geo data.
 pub fn lab_snapshot() -> tempfile::TempDir {
