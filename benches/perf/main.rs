@@ -10,6 +10,7 @@
 //! real IVRE web API). `scripts/bench` starts the services the last two need. Figures are
 //! printed as they come and saved to `OUT/report.md` and `OUT/report.json`.
 
+mod daemon;
 mod stats;
 
 use clap::Parser;
@@ -50,6 +51,7 @@ fn main() -> anyhow::Result<()> {
     let mut report = Report::default();
     for suite in &args.suites {
         match suite.as_str() {
+            "daemon" => daemon::run(&args, &mut report)?,
             other => anyhow::bail!("unknown suite {other:?} (inproc, daemon, live)"),
         }
     }
