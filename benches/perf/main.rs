@@ -11,6 +11,9 @@
 //! printed as they come and saved to `OUT/report.md` and `OUT/report.json`.
 
 mod daemon;
+mod data;
+mod inproc;
+mod scale_data;
 mod stats;
 
 use clap::Parser;
@@ -51,6 +54,7 @@ fn main() -> anyhow::Result<()> {
     let mut report = Report::default();
     for suite in &args.suites {
         match suite.as_str() {
+            "inproc" | "generate" | "serve-rss" => inproc::run(suite, &args, &mut report)?,
             "daemon" => daemon::run(&args, &mut report)?,
             other => anyhow::bail!("unknown suite {other:?} (inproc, daemon, live)"),
         }

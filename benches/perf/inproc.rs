@@ -1,0 +1,510 @@
+//! The `inproc` suite: everything measured inside this process through the library's
+//! public API, on generated data (`<out>/data-<records>-<seed>/`, generated when missing)
+//! imported into a fresh data directory (`<out>/snap-<records>-<seed>/`).
+//!
+//! 1. **import**: full import of the exports (records/s, including the MaxMind files'
+//!    verification and the fsyncs of publishing), then the 1 % update applied the way
+//!    `ivre-sync` applies a delta (`ImportOptions::update`, a copy of the served index
+//!    changed in place; `MergeMode::Accumulate`, the delta-drop mode, which also reads
+//!    the stored passive records it sums into), as a fraction of the full import's time;
+//! 2. **size**: allocated bytes (`blocks * 512`) of the full import's generation
+//!    directory (manifest, record files, sled entries) without its `geoip/` copy of the
+//!    `.mmdb` files, per record and against the NDJSON input size;
+//! 3. **open / swap**: `Snapshot::open` of the published generation, and
+//!    `Serving::reload` to the generation the update published (hot reload: open the new
+//!    generation, swap it in, close the previous one);
+//! 4. **lookup**: `lookup::lookup` per observable type (probes from [`data::probes`], 90 %
+//!    hits, 10 % misses; records capped at `IVRE_MAX_RECORDS`' default), each operation
+//!    timed, with the timer's own overhead;
+//! 5. **enrich**: `enrich::enrich` then `serde_json::to_string` of the bundle, timed per
+//!    operation, then as many as possible in an untimed loop on one core;
+//! 6. **RSS**: a fresh child process (`serve-rss`) opens the snapshot, runs the probes'
+//!    lookups and enrichments (for at most the figure budget per type), and reports
+//!    `VmRSS` and `VmHWM`.
+//!
+//! The latency percentiles (p50, p90, p99, p99.9, max, mean) also go to
+//! `<out>/inproc-latency.json`. `generate` only makes the dataset. `serve-rss` is the child of step 6 (not a suite).
+
+use crate::data::{self, Dataset, Probes};
+use crate::stats::{Latency, Report, Target};
+use crate::Args;
+use anyhow::Context as _;
+use ivre_connector::enrich::{self, EnrichOptions, EnrichRequest};
+use ivre_connector::index::writer::MergeMode;
+use ivre_connector::lookup;
+use ivre_connector::snapshot::serving::Serving;
+use ivre_connector::snapshot::{import, DataDir, ImportOptions, OpenOptions, Snapshot};
+use serde_json::{json, Value};
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const SUITE: &str = "inproc";
+
+/// Loop lengths: short with `--quick`.
+struct Budget {
+    /// Probes per observable type.
+    probes: usize,
+    /// Time spent per figure in measured loops (and at most a quarter more warming up).
+    per_figure: Duration,
+    /// Most operations per timed loop.
+    max_ops: usize,
+}
+
+impl Budget {
+    fn of(args: &Args) -> Budget {
+        if args.quick {
+            Budget {
+                probes: 200,
+                per_figure: Duration::from_millis(200),
+                max_ops: 20_000,
+            }
+        } else {
+            Budget {
+                probes: 2_000,
+                per_figure: Duration::from_secs(2),
+                max_ops: 200_000,
+            }
+        }
+    }
+}
+
+/// Runs `suite` (`inproc`, `generate` or the hidden `serve-rss`).
+pub fn run(suite: &str, args: &Args, report: &mut Report) -> anyhow::Result<()> {
+    match suite {
+        "generate" => {
+            let dataset = data::ensure(&args.out, args.records, args.seed)?;
+            eprintln!("dataset ready in {}", dataset.dir.display());
+            Ok(())
+        }
+        "serve-rss" => serve_rss(args),
+        _ => inproc(args, report),
+    }
+}
+
+fn snapshot_dir(args: &Args) -> PathBuf {
+    args.out
+        .join(format!("snap-{}-{}", args.records, args.seed))
+}
+
+fn dataset_of(args: &Args) -> Dataset {
+    Dataset {
+        dir: args
+            .out
+            .join(format!("data-{}-{}", args.records, args.seed)),
+        records: args.records,
+    }
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+fn inproc(args: &Args, report: &mut Report) -> anyhow::Result<()> {
+    let budget = Budget::of(args);
+    let dataset = data::ensure(&args.out, args.records, args.seed)?;
+    let probes = data::probes(&dataset, budget.probes)?;
+    let snap_dir = snapshot_dir(args);
+    let data_dir = DataDir::new(&snap_dir);
+
+    // 1. Full import.
+    let (full, full_time) = data::import_full(&dataset, &snap_dir)?;
+    let records: u64 = full.manifest.counts.values().sum();
+    let input = dataset.input_bytes()?;
+    report.add(
+        SUITE,
+        "import, full",
+        records as f64 / full_time.as_secs_f64(),
+        "records/s",
+        Some(Target::AtLeast(100_000.0)),
+        format!(
+            "{records} records ({} MB NDJSON) in {:.2} s, MaxMind verification and publish fsyncs included; {} rejected",
+            mb(input) as u64,
+            full_time.as_secs_f64(),
+            full.manifest.rejected
+        ),
+    );
+
+    // 2. Size of the full import's generation.
+    let (allocated, apparent) = data::disk_usage(&full.generation_dir, &["geoip"])?;
+    let index = full.generation_dir.join("index");
+    let (sled_allocated, _) = data::disk_usage(&index.join("entries"), &[])?;
+    let (geo_allocated, _) = data::disk_usage(&full.generation_dir.join("geoip"), &[])?;
+    report.add(
+        SUITE,
+        "index size per record",
+        allocated as f64 / records as f64,
+        "B/record",
+        None,
+        format!(
+            "{:.1} MB allocated (apparent {:.1} MB): record files {:.1} MB, sled entries {:.1} MB ({} entries); generation dir without geoip/ (the .mmdb copies, {:.1} MB)",
+            mb(allocated),
+            mb(apparent),
+            mb(allocated - sled_allocated),
+            mb(sled_allocated),
+            full.manifest.index_entries,
+            mb(geo_allocated),
+        ),
+    );
+    report.add(
+        SUITE,
+        "index size / NDJSON input",
+        allocated as f64 / input as f64,
+        "x",
+        Some(Target::AtMost(1.0)),
+        format!("{:.1} MB / {:.1} MB", mb(allocated), mb(input)),
+    );
+
+    // 3. Open, then serve it and swap to the generation the update publishes.
+    let mut opens = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let snapshot = Snapshot::open(&data_dir)?;
+        opens.push(started.elapsed());
+        drop(black_box(snapshot));
+    }
+    opens.sort();
+    report.add(
+        SUITE,
+        "snapshot open",
+        opens[2].as_secs_f64() * 1e3,
+        "ms",
+        None,
+        format!(
+            "median of 5 (min {:.2} ms): manifest, sled entries, record files, .mmdb files opened and fully verified",
+            opens[0].as_secs_f64() * 1e3
+        ),
+    );
+    let serving = Serving::open(&data_dir, None, OpenOptions::default())?;
+
+    // 1b. The 1 % update, while the full generation is served.
+    let delta_records = count_lines(&dataset.delta_inputs())?;
+    let started = Instant::now();
+    let update = import(
+        &data_dir,
+        &ImportOptions {
+            inputs: dataset.delta_inputs(),
+            update: Some(MergeMode::Accumulate),
+            source_mode: Some("delta".into()),
+            ..ImportOptions::default()
+        },
+    )?;
+    let update_time = started.elapsed();
+    report.add(
+        SUITE,
+        "import, 1 % update / full",
+        update_time.as_secs_f64() / full_time.as_secs_f64(),
+        "x",
+        Some(Target::AtMost(0.10)),
+        format!(
+            "{delta_records} records (half changed, half new) in {:.3} s vs {:.2} s; copy of the served index, MergeMode::Accumulate; {} records after",
+            update_time.as_secs_f64(),
+            full_time.as_secs_f64(),
+            update.manifest.counts.values().sum::<u64>()
+        ),
+    );
+    let started = Instant::now();
+    let swapped = serving.reload()?;
+    let swap_time = started.elapsed();
+    anyhow::ensure!(
+        swapped,
+        "the served snapshot did not change after the update"
+    );
+    report.add(
+        SUITE,
+        "swap (hot reload)",
+        swap_time.as_secs_f64() * 1e3,
+        "ms",
+        None,
+        "Serving::reload to the new generation: open it, swap it in, close the previous one",
+    );
+
+    // 4. Lookups.
+    let snapshot = serving.snapshot();
+    let overhead = timer_overhead();
+    report.add(
+        SUITE,
+        "timer overhead",
+        overhead.quantile_us(0.5) * 1e3,
+        "ns",
+        None,
+        format!(
+            "empty Instant pair, p99 {:.0} ns; included in every timed operation",
+            overhead.quantile_us(0.99) * 1e3
+        ),
+    );
+    let limit = Some(EnrichOptions::default().max_records);
+    let mut histograms = serde_json::Map::new();
+    histograms.insert("timer overhead".into(), overhead.to_json());
+    for probe in &probes {
+        let (mut hits, mut checked, started) = (0usize, 0usize, Instant::now());
+        for o in &probe.observables {
+            let r = lookup::lookup(&snapshot, o, limit)?;
+            hits += usize::from(!(r.passive.is_empty() && r.scans.is_empty()));
+            checked += 1;
+            if started.elapsed() > budget.per_figure / 4 {
+                break;
+            }
+        }
+        let latency = timed(&probe.observables, &budget, |o| {
+            black_box(lookup::lookup(&snapshot, o, limit)?);
+            Ok(())
+        })?;
+        histograms.insert(format!("lookup {}", probe.name), latency.to_json());
+        report.add(
+            SUITE,
+            &format!("lookup {}", probe.name),
+            latency.quantile_us(0.99),
+            "µs",
+            Some(Target::AtMost(20.0)),
+            format!(
+                "{}; {hits}/{checked} probes found records",
+                latency.summary(),
+            ),
+        );
+    }
+
+    // 5. Enrichment: lookup + bundle + JSON.
+    let options = EnrichOptions::default();
+    for probe in &probes {
+        let requests = requests(probe);
+        let (mut objects, mut bundles, started) = (0usize, 0usize, Instant::now());
+        for r in &requests {
+            let e = enrich::enrich(&snapshot, r, &options)?;
+            objects += e.bundle["objects"].as_array().map_or(0, Vec::len);
+            bundles += 1;
+            if started.elapsed() > budget.per_figure / 4 {
+                break;
+            }
+        }
+        let latency = timed(&requests, &budget, |r| {
+            black_box(enrich_one(&snapshot, r, &options)?);
+            Ok(())
+        })?;
+        histograms.insert(format!("enrich {}", probe.name), latency.to_json());
+        report.add(
+            SUITE,
+            &format!("enrich {}", probe.name),
+            latency.quantile_us(0.99),
+            "µs",
+            Some(Target::AtMost(150.0)),
+            format!(
+                "{}; {:.1} objects per bundle",
+                latency.summary(),
+                objects as f64 / bundles as f64
+            ),
+        );
+        let rate = throughput(&requests, budget.per_figure, |r| {
+            black_box(enrich_one(&snapshot, r, &options)?);
+            Ok(())
+        })?;
+        report.add(
+            SUITE,
+            &format!("enrich {} throughput", probe.name),
+            rate,
+            "/s",
+            Some(Target::AtLeast(20_000.0)),
+            "one core, untimed loop over the probes",
+        );
+    }
+    drop(snapshot);
+    drop(serving);
+    let path = args.out.join("inproc-latency.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&histograms)?)?;
+    eprintln!(
+        "latency histograms (p50, p90, p99, p99.9, max, mean): {}",
+        path.display()
+    );
+
+    // 6. RSS of a fresh process serving the snapshot.
+    let rss = rss_child(args)?;
+    let field = |k: &str| rss.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    let detail = format!(
+        "fresh process: open, then each probe's lookup and enrichment (at most the figure budget per type; {} operations); VmRSS {:.1} MB, VmHWM {:.1} MB",
+        field("operations"),
+        field("vmrss_kb") / 1e3,
+        field("vmhwm_kb") / 1e3
+    );
+    report.add(
+        SUITE,
+        "RSS serving (VmRSS)",
+        field("vmrss_kb") / 1e3,
+        "MB",
+        Some(Target::AtMost(200.0)),
+        detail.clone(),
+    );
+    report.add(
+        SUITE,
+        "peak RSS serving (VmHWM)",
+        field("vmhwm_kb") / 1e3,
+        "MB",
+        Some(Target::AtMost(200.0)),
+        detail,
+    );
+    Ok(())
+}
+
+fn count_lines(inputs: &[(ivre_connector::ivre::RecordKind, PathBuf)]) -> anyhow::Result<u64> {
+    let mut n = 0;
+    for (_, path) in inputs {
+        let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+        n += bytes.iter().filter(|b| **b == b'\n').count() as u64;
+    }
+    Ok(n)
+}
+
+fn requests(probe: &Probes) -> Vec<EnrichRequest> {
+    probe
+        .observables
+        .iter()
+        .map(|o| EnrichRequest::new(o.clone(), Vec::new()))
+        .collect()
+}
+
+/// One offline enrichment as the connector makes it: the bundle, serialized.
+fn enrich_one(
+    snapshot: &Snapshot,
+    request: &EnrichRequest,
+    options: &EnrichOptions,
+) -> anyhow::Result<String> {
+    let enrichment = enrich::enrich(snapshot, request, options)?;
+    Ok(serde_json::to_string(&enrichment.bundle)?)
+}
+
+/// The cost of timing nothing: an `Instant` pair, recorded.
+fn timer_overhead() -> Latency {
+    let mut latency = Latency::new();
+    for _ in 0..100_000 {
+        let started = Instant::now();
+        latency.record(black_box(started).elapsed());
+    }
+    latency
+}
+
+/// Runs `op` on `items` in turn, each call timed: a warm-up (at most a quarter of the
+/// budget, at most one pass), then until the budget or `max_ops` is spent.
+fn timed<T>(
+    items: &[T],
+    budget: &Budget,
+    mut op: impl FnMut(&T) -> anyhow::Result<()>,
+) -> anyhow::Result<Latency> {
+    let warm_up = Instant::now();
+    for item in items {
+        op(item)?;
+        if warm_up.elapsed() > budget.per_figure / 4 {
+            break;
+        }
+    }
+    let mut latency = Latency::new();
+    let started = Instant::now();
+    for item in items.iter().cycle() {
+        let t = Instant::now();
+        op(black_box(item))?;
+        latency.record(t.elapsed());
+        if latency.count() as usize >= budget.max_ops || started.elapsed() >= budget.per_figure {
+            break;
+        }
+    }
+    Ok(latency)
+}
+
+/// Operations per second of `op` over `items` in a loop timed as a whole.
+fn throughput<T>(
+    items: &[T],
+    budget: Duration,
+    mut op: impl FnMut(&T) -> anyhow::Result<()>,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut ops = 0u64;
+    loop {
+        for chunk in items.chunks(16) {
+            for item in chunk {
+                op(black_box(item))?;
+            }
+            ops += chunk.len() as u64;
+            if started.elapsed() >= budget {
+                return Ok(ops as f64 / started.elapsed().as_secs_f64());
+            }
+        }
+    }
+}
+
+/// Re-runs this binary as `serve-rss` and reads its JSON line.
+fn rss_child(args: &Args) -> anyhow::Result<Value> {
+    let exe = std::env::current_exe()?;
+    let mut command = std::process::Command::new(exe);
+    command
+        .arg("--records")
+        .arg(args.records.to_string())
+        .arg("--seed")
+        .arg(args.seed.to_string())
+        .arg("--out")
+        .arg(&args.out);
+    if args.quick {
+        command.arg("--quick");
+    }
+    let output = command.arg("serve-rss").output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    anyhow::ensure!(
+        output.status.success(),
+        "serve-rss failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .context("serve-rss printed no result")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+/// `VmRSS` and `VmHWM` of this process, in kB.
+fn memory() -> anyhow::Result<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("no {name} in /proc/self/status"))
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// The child of step 6: opens the snapshot as the daemon does, answers the probes
+/// (lookup and enrichment), prints its memory as one JSON line and exits.
+fn serve_rss(args: &Args) -> anyhow::Result<()> {
+    let budget = Budget::of(args);
+    let (rss_start, _) = memory()?;
+    let probes = data::probes(&dataset_of(args), budget.probes)?;
+    let serving = Serving::open(
+        &DataDir::new(snapshot_dir(args)),
+        None,
+        OpenOptions::default(),
+    )?;
+    let snapshot = serving.snapshot();
+    let options = EnrichOptions::default();
+    let mut operations = 0u64;
+    for probe in &probes {
+        let started = Instant::now();
+        for request in requests(probe) {
+            let found = lookup::lookup(&snapshot, &request.observable, Some(options.max_records))?;
+            black_box(found.to_json_line(false));
+            black_box(enrich_one(&snapshot, &request, &options)?);
+            operations += 2;
+            if started.elapsed() > budget.per_figure {
+                break;
+            }
+        }
+    }
+    let (rss, hwm) = memory()?;
+    println!(
+        "{}",
+        json!({"vmrss_kb": rss, "vmhwm_kb": hwm, "start_vmrss_kb": rss_start, "operations": operations, "generation": snapshot.name})
+    );
+    drop(snapshot);
+    drop(serving);
+    std::process::exit(0)
+}
