@@ -11,6 +11,7 @@
 //! printed as they come and saved to `OUT/report.md` and `OUT/report.json`.
 
 mod daemon;
+mod live;
 mod data;
 mod inproc;
 mod scale_data;
@@ -56,6 +57,7 @@ fn main() -> anyhow::Result<()> {
         match suite.as_str() {
             "inproc" | "generate" | "serve-rss" => inproc::run(suite, &args, &mut report)?,
             "daemon" => daemon::run(&args, &mut report)?,
+            "live" => live::run(&args, &mut report)?,
             other => anyhow::bail!("unknown suite {other:?} (inproc, daemon, live)"),
         }
     }
