@@ -11,9 +11,9 @@
 //! printed as they come and saved to `OUT/report.md` and `OUT/report.json`.
 
 mod daemon;
-mod live;
 mod data;
 mod inproc;
+mod live;
 mod scale_data;
 mod stats;
 
