@@ -108,7 +108,13 @@ fn inproc(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     let data_dir = DataDir::new(&snap_dir);
 
     // 1. Full import.
+    let load_start = load_average();
+    let cpu_start = cpu_time("/proc/self/stat");
     let (full, full_time) = data::import_full(&dataset, &snap_dir)?;
+    let cpu = match (cpu_start, cpu_time("/proc/self/stat")) {
+        (Some(a), Some(b)) => format!("{:.2} s", (b.saturating_sub(a)).as_secs_f64()),
+        _ => "?".into(),
+    };
     let records: u64 = full.manifest.counts.values().sum();
     let input = dataset.input_bytes()?;
     report.add(
@@ -118,7 +124,7 @@ fn inproc(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         "records/s",
         Some(Target::AtLeast(100_000.0)),
         format!(
-            "{records} records ({} MB NDJSON) in {:.2} s, MaxMind verification and publish fsyncs included; {} rejected",
+            "{records} records ({} MB NDJSON) in {:.2} s ({cpu} CPU, parser and writer threads), MaxMind verification and publish fsyncs included; {} rejected",
             mb(input) as u64,
             full_time.as_secs_f64(),
             full.manifest.rejected
@@ -294,7 +300,7 @@ fn inproc(args: &Args, report: &mut Report) -> anyhow::Result<()> {
                 objects as f64 / bundles as f64
             ),
         );
-        let rate = throughput(&requests, budget.per_figure, |r| {
+        let (rate, wall_rate) = throughput(&requests, budget.per_figure, |r| {
             black_box(enrich_one(&snapshot, r, &options)?);
             Ok(())
         })?;
@@ -304,7 +310,7 @@ fn inproc(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             rate,
             "/s",
             Some(Target::AtLeast(20_000.0)),
-            "one core, untimed loop over the probes",
+            format!("one thread, untimed loop over the probes: per CPU second of the thread ({wall_rate:.0}/s per wall-clock second)"),
         );
     }
     drop(snapshot);
@@ -314,6 +320,18 @@ fn inproc(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     eprintln!(
         "latency histograms (p50, p90, p99, p99.9, max, mean): {}",
         path.display()
+    );
+
+    report.add(
+        SUITE,
+        "load average (1 min)",
+        load_average().parse().unwrap_or(f64::NAN),
+        "",
+        None,
+        format!(
+            "{load_start} when the suite started, on {} cores; the suite keeps one thread busy, so above 1 other processes competed for the cores",
+            std::thread::available_parallelism().map_or(0, usize::from)
+        ),
     );
 
     // 6. RSS of a fresh process serving the snapshot.
@@ -408,12 +426,15 @@ fn timed<T>(
     Ok(latency)
 }
 
-/// Operations per second of `op` over `items` in a loop timed as a whole.
+/// Operations per second of `op` over `items` in a loop timed as a whole: per second of
+/// the thread's CPU time (what one core sustains, whatever else runs on the machine)
+/// and per wall-clock second.
 fn throughput<T>(
     items: &[T],
     budget: Duration,
     mut op: impl FnMut(&T) -> anyhow::Result<()>,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(f64, f64)> {
+    let cpu_start = cpu_time("/proc/thread-self/stat");
     let started = Instant::now();
     let mut ops = 0u64;
     loop {
@@ -423,7 +444,12 @@ fn throughput<T>(
             }
             ops += chunk.len() as u64;
             if started.elapsed() >= budget {
-                return Ok(ops as f64 / started.elapsed().as_secs_f64());
+                let wall = ops as f64 / started.elapsed().as_secs_f64();
+                let cpu = match (cpu_start, cpu_time("/proc/thread-self/stat")) {
+                    (Some(a), Some(b)) if b > a => ops as f64 / (b - a).as_secs_f64(),
+                    _ => wall,
+                };
+                return Ok((cpu, wall));
             }
         }
     }
@@ -457,6 +483,27 @@ fn rss_child(args: &Args) -> anyhow::Result<Value> {
         .find(|l| l.starts_with('{'))
         .context("serve-rss printed no result")?;
     Ok(serde_json::from_str(line)?)
+}
+
+/// CPU time (user + system) from a `/proc/.../stat` file (`/proc/self/stat`: the
+/// process, `/proc/thread-self/stat`: the calling thread); `None` where unreadable.
+fn cpu_time(stat: &str) -> Option<Duration> {
+    let text = std::fs::read_to_string(stat).ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses; utime and
+    // stime are fields 14 and 15, in clock ticks (100 per second on Linux).
+    let mut fields = text.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// The 1-minute load average, to read the figures with (other processes compete for
+/// the cores).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
 }
 
 /// `VmRSS` and `VmHWM` of this process, in kB.
