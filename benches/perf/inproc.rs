@@ -17,7 +17,8 @@
 //!    hits, 10 % misses; records capped at `IVRE_MAX_RECORDS`' default), each operation
 //!    timed, with the timer's own overhead;
 //! 5. **enrich**: `enrich::enrich` then `serde_json::to_string` of the bundle, timed per
-//!    operation, then as many as possible in an untimed loop on one core;
+//!    operation, then as many as possible in an untimed loop on one core; then on every
+//!    core at once (all types but `asn` interleaved, one histogram per thread, merged);
 //! 6. **RSS**: a fresh child process (`serve-rss`) opens the snapshot, runs the probes'
 //!    lookups and enrichments (for at most the figure budget per type), and reports
 //!    `VmRSS` and `VmHWM`.
@@ -313,6 +314,52 @@ fn inproc(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             format!("one thread, untimed loop over the probes: per CPU second of the thread ({wall_rate:.0}/s per wall-clock second)"),
         );
     }
+    // 5b. All cores at once, as the daemon's concurrent enrichments run.
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    let mixed = interleaved(&probes);
+    let started = Instant::now();
+    let per_thread = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (snapshot, options, budget, mixed) = (&snapshot, &options, &budget, &mixed);
+                scope.spawn(move || {
+                    // Each thread starts at another place in the probes.
+                    let mut mine = mixed.clone();
+                    mine.rotate_left(t * mixed.len() / threads);
+                    timed(&mine, budget, |r| {
+                        black_box(enrich_one(snapshot, r, options)?);
+                        Ok(())
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("thread panicked")))
+            })
+            .collect::<Vec<_>>()
+    });
+    let elapsed = started.elapsed();
+    let mut merged = Latency::new();
+    for latency in per_thread {
+        merged.add(&latency?);
+    }
+    histograms.insert(format!("enrich mixed, {threads} threads"), merged.to_json());
+    report.add(
+        SUITE,
+        &format!("enrich mixed, {threads} threads"),
+        merged.quantile_us(0.99),
+        "µs",
+        Some(Target::AtMost(150.0)),
+        format!(
+            "{}; {:.0}/s in all; every type but asn, interleaved, one histogram per thread merged",
+            merged.summary(),
+            merged.count() as f64 / elapsed.as_secs_f64()
+        ),
+    );
+
     drop(snapshot);
     drop(serving);
     let path = args.out.join("inproc-latency.json");
@@ -376,6 +423,20 @@ fn requests(probe: &Probes) -> Vec<EnrichRequest> {
         .observables
         .iter()
         .map(|o| EnrichRequest::new(o.clone(), Vec::new()))
+        .collect()
+}
+
+/// The requests of every type but `asn` (whose searches return thousands of records),
+/// one of each type in turn.
+fn interleaved(probes: &[Probes]) -> Vec<EnrichRequest> {
+    let lists: Vec<Vec<EnrichRequest>> = probes
+        .iter()
+        .filter(|p| p.name != "asn")
+        .map(requests)
+        .collect();
+    let longest = lists.iter().map(Vec::len).max().unwrap_or(0);
+    (0..longest)
+        .flat_map(|i| lists.iter().filter_map(move |l| l.get(i).cloned()))
         .collect()
 }
 
