@@ -50,13 +50,22 @@ fn setup() -> anyhow::Result<(tempfile::TempDir, Snapshot, Vec<data::Probes>)> {
     Ok((tmp, snapshot, probes))
 }
 
-/// AS searches return thousands of records (eight ASes share the data): one iteration
-/// per sample keeps their run short.
-fn sampling(name: &str) -> SamplingMode {
+/// Sampling for one type: AS searches return thousands of records (eight ASes share the
+/// data), so they get few one-iteration samples.
+fn configure<M: criterion::measurement::Measurement>(
+    group: &mut criterion::BenchmarkGroup<'_, M>,
+    name: &str,
+) {
     if name == "asn" {
-        SamplingMode::Flat
+        group
+            .sampling_mode(SamplingMode::Flat)
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(6));
     } else {
-        SamplingMode::Auto
+        group
+            .sampling_mode(SamplingMode::Auto)
+            .sample_size(20)
+            .measurement_time(Duration::from_secs(3));
     }
 }
 
@@ -67,12 +76,9 @@ fn benches(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("lookup");
     group.throughput(Throughput::Elements(BATCH as u64));
-    group
-        .sample_size(20)
-        .measurement_time(Duration::from_secs(3));
     for probe in &probes {
         let batch = &probe.observables[..BATCH.min(probe.observables.len())];
-        group.sampling_mode(sampling(probe.name));
+        configure(&mut group, probe.name);
         group.bench_function(probe.name, |b| {
             b.iter(|| {
                 for o in batch {
@@ -85,15 +91,12 @@ fn benches(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("enrich");
     group.throughput(Throughput::Elements(BATCH as u64));
-    group
-        .sample_size(20)
-        .measurement_time(Duration::from_secs(3));
     for probe in &probes {
         let requests: Vec<EnrichRequest> = probe.observables[..BATCH.min(probe.observables.len())]
             .iter()
             .map(|o| EnrichRequest::new(o.clone(), Vec::new()))
             .collect();
-        group.sampling_mode(sampling(probe.name));
+        configure(&mut group, probe.name);
         group.bench_function(probe.name, |b| {
             b.iter(|| {
                 for r in &requests {
