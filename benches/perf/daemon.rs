@@ -270,6 +270,18 @@ impl Cpu {
     }
 }
 
+/// `p50 … ms, p99 … ms, p99.9 … ms, max … ms (n)`.
+fn ms_summary(latency: &Latency) -> String {
+    format!(
+        "p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms ({} enrichments)",
+        latency.quantile_us(0.5) / 1000.0,
+        latency.quantile_us(0.99) / 1000.0,
+        latency.quantile_us(0.999) / 1000.0,
+        latency.max_us() / 1000.0,
+        latency.count()
+    )
+}
+
 /// Works in flight: when each was (meant to be) published, how many of its pushed
 /// messages arrived.
 #[derive(Default)]
@@ -570,7 +582,7 @@ async fn run_async(args: &Args, plan: &Plan, report: &mut Report) -> anyhow::Res
             plan.saturation,
             saturated.pushed as f64 / plan.saturation as f64,
             saturated.pushed as f64 / saturated.elapsed.as_secs_f64().max(1e-9),
-            saturated.latency.summary(),
+            ms_summary(&saturated.latency),
             saturated.cpu
         ),
     );
@@ -585,7 +597,7 @@ async fn run_async(args: &Args, plan: &Plan, report: &mut Report) -> anyhow::Res
         "offered {rate:.0}/s for {:.0} s ({n} messages, open loop, from the intended publish time; publisher at most {:.2} ms late); from the actual publish: {}; {}; {setup}",
         plan.open_loop.as_secs_f64(),
         open.max_lateness.as_secs_f64() * 1e3,
-        open.service.summary(),
+        ms_summary(&open.service),
         open.cpu
     );
     report.add(

@@ -38,6 +38,8 @@ const TARGET_RATIO: f64 = 200.0;
 const MAX_RECORDS: usize = 1000;
 /// The `source` of the generated scans, to find them in IVRE.
 const SOURCE: &str = "bench-scanner";
+/// Observables of each type looked up before measuring.
+const WARMUP: usize = 5;
 const VARS: [&str; 3] = [
     "IVRE_TEST_WEB_URL",
     "IVRE_TEST_IVRE_BIN",
@@ -71,7 +73,7 @@ pub fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     let (hosts, samples, reps) = if args.quick {
         (500, 20, 20)
     } else {
-        (10_000usize.min(args.records.max(100) as usize), 200, 20)
+        (10_000usize.min(args.records.max(100) as usize), 100, 20)
     };
     let dir = args.out.join("live");
     std::fs::create_dir_all(&dir)?;
@@ -149,35 +151,40 @@ pub fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
 
     // ---- lookups, per type ------------------------------------------------------------------
     for (type_name, observables) in data.observables(samples)? {
-        // Warm-up: every observable once on each side (PostgreSQL and page caches).
+        // Warm-up (PostgreSQL and page caches): a few observables on each side.
+        for observable in observables.iter().take(WARMUP) {
+            ours(&snapshot, observable)?;
+            runtime.block_on(ivre_web(&web, observable))?;
+        }
+        // Both sides must find the same records: counted on the first pass.
+        let mut counts = Vec::with_capacity(observables.len());
+        let mut records = 0usize;
+        let mut snapshot_latency = Latency::new();
+        for rep in 0..reps {
+            for observable in &observables {
+                let started = Instant::now();
+                let found = ours(&snapshot, observable)?;
+                snapshot_latency.record(started.elapsed());
+                if rep == 0 {
+                    counts.push(found);
+                    records += found.0 + found.1;
+                }
+            }
+        }
         let mut mismatches = Vec::new();
         let mut http_requests = 0usize;
-        let mut records = 0usize;
-        for observable in &observables {
-            let ours = ours(&snapshot, observable)?;
+        let mut web_latency = Latency::new();
+        for (observable, ours) in observables.iter().zip(&counts) {
+            let started = Instant::now();
             let theirs = runtime.block_on(ivre_web(&web, observable))?;
+            web_latency.record(started.elapsed());
             http_requests += theirs.requests;
-            records += ours.0 + ours.1;
             if (ours.0, ours.1) != (theirs.scans, theirs.passive) {
                 mismatches.push(format!(
                     "{observable}: snapshot {}/{}, IVRE {}/{}",
                     ours.0, ours.1, theirs.scans, theirs.passive
                 ));
             }
-        }
-        let mut snapshot_latency = Latency::new();
-        for _ in 0..reps {
-            for observable in &observables {
-                let started = Instant::now();
-                ours(&snapshot, observable)?;
-                snapshot_latency.record(started.elapsed());
-            }
-        }
-        let mut web_latency = Latency::new();
-        for observable in &observables {
-            let started = Instant::now();
-            runtime.block_on(ivre_web(&web, observable))?;
-            web_latency.record(started.elapsed());
         }
         let n = observables.len().max(1);
         let mut detail = format!(
