@@ -122,6 +122,50 @@ pub struct Location {
     pub len: u32,
 }
 
+/// Largest record offset a packed location holds (1 TiB).
+const PACKED_OFFSET_LIMIT: u64 = 1 << 40;
+/// Lengths from this one up are read from the record's own length prefix.
+const PACKED_LEN_LIMIT: u32 = 1 << 24;
+
+/// A location packed in the `u64` value of a base (fst) entry: the offset in the high
+/// 40 bits, the length in the low 24 (`0` when it does not fit: the reader takes it from
+/// the `u32` length written before the record). `None` past 1 TiB of records.
+pub fn pack_location(loc: Location) -> Option<u64> {
+    if loc.offset >= PACKED_OFFSET_LIMIT {
+        return None;
+    }
+    let len = if loc.len < PACKED_LEN_LIMIT {
+        loc.len
+    } else {
+        0
+    };
+    Some(loc.offset << 24 | u64::from(len))
+}
+
+/// The inverse of [`pack_location`] (a length of `0` means "read the prefix").
+pub fn unpack_location(value: u64) -> Location {
+    Location {
+        offset: value >> 24,
+        len: (value & u64::from(PACKED_LEN_LIMIT - 1)) as u32,
+    }
+}
+
+/// Reads the record at `loc` from a records file (see [`pack_location`] for a length
+/// of `0`).
+pub fn read_record(file: &std::fs::File, loc: Location) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let len = if loc.len == 0 {
+        let mut prefix = [0u8; 4];
+        file.read_exact_at(&mut prefix, loc.offset.saturating_sub(4))?;
+        u32::from_le_bytes(prefix)
+    } else {
+        loc.len
+    };
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, loc.offset)?;
+    Ok(buf)
+}
+
 /// Length of an encoded [`Location`].
 pub const LOCATION_LEN: usize = 12;
 
@@ -201,5 +245,16 @@ mod tests {
         };
         assert_eq!(decode_location(&encode_location(loc)).unwrap(), loc);
         assert!(decode_location(&[0; 11]).is_err());
+        let small = Location {
+            offset: 12345,
+            len: 77,
+        };
+        assert_eq!(unpack_location(pack_location(small).unwrap()), small);
+        let big = Location {
+            offset: 4,
+            len: 1 << 24,
+        };
+        assert_eq!(unpack_location(pack_location(big).unwrap()).len, 0);
+        assert_eq!(pack_location(loc), None);
     }
 }

@@ -1,14 +1,15 @@
-//! Reads a published snapshot's index. Cheap to share between threads: sled handles
-//! are thread-safe and record bodies are read with positioned reads.
+//! Reads a published snapshot's index. Cheap to share between threads: the base is in
+//! memory, sled handles are thread-safe and record bodies are read with positioned
+//! reads.
 
 use super::codec::{self, Location};
 use super::keys::{self, Query};
-use super::{records_file, tree_name, IndexError, SLED_DIR};
+use super::sorted;
+use super::{base_file, dead_tree_name, records_file, tree_name, IndexError, SLED_DIR};
 use crate::ivre::RecordKind;
 use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// Records matching a query, in import order.
@@ -27,13 +28,23 @@ pub struct Hit {
     pub location: Location,
 }
 
+/// The searchable records of one kind.
+struct Part {
+    /// Search entries of the full import (`None`: the index has none of this kind).
+    base: Option<fst::Map<Vec<u8>>>,
+    /// Base records updates replaced.
+    dead: HashSet<u64>,
+    /// Search entries added by updates.
+    added: sled::Tree,
+    file: File,
+}
+
 /// An open index.
 pub struct IndexReader {
     path: PathBuf,
     db: sled::Db,
-    trees: Vec<sled::Tree>,
-    /// Record files by kind (scans, view, passive).
-    files: Vec<File>,
+    /// By kind: scans, view, passive.
+    parts: Vec<Part>,
 }
 
 impl IndexReader {
@@ -57,35 +68,46 @@ impl IndexReader {
                 missing: SLED_DIR,
             });
         }
-        let mut files = Vec::new();
-        for kind in RecordKind::ALL {
-            let p = path.join(records_file(kind));
-            files.push(File::open(&p).map_err(|e| IndexError::io(&p, e))?);
-        }
         let err = |e| IndexError::sled(&sled_path, e);
         let db = sled::Config::new()
             .path(&sled_path)
             .cache_capacity(cache_bytes)
             .open()
             .map_err(err)?;
-        let trees = RecordKind::ALL
-            .iter()
-            .map(|kind| db.open_tree(tree_name(*kind)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
+        let mut parts = Vec::new();
+        for kind in RecordKind::ALL {
+            let p = path.join(records_file(kind));
+            let file = File::open(&p).map_err(|e| IndexError::io(&p, e))?;
+            let base_path = path.join(base_file(tree_name(kind)));
+            let base = sorted::load(&base_path).map_err(|e| IndexError::base(&base_path, e))?;
+            let dead = db
+                .open_tree(dead_tree_name(kind))
+                .map_err(err)?
+                .iter()
+                .keys()
+                .map(|k| k.map(|k| keys::id_of(&k)))
+                .filter_map(Result::transpose)
+                .collect::<Result<_, _>>()
+                .map_err(err)?;
+            parts.push(Part {
+                base,
+                dead,
+                added: db.open_tree(tree_name(kind)).map_err(err)?,
+                file,
+            });
+        }
         Ok(IndexReader {
             path: path.to_owned(),
             db,
-            trees,
-            files,
+            parts,
         })
     }
 
-    fn tree(&self, kind: RecordKind) -> &sled::Tree {
+    fn part(&self, kind: RecordKind) -> &Part {
         match kind {
-            RecordKind::Scan => &self.trees[0],
-            RecordKind::View => &self.trees[1],
-            RecordKind::Passive => &self.trees[2],
+            RecordKind::Scan => &self.parts[0],
+            RecordKind::View => &self.parts[1],
+            RecordKind::Passive => &self.parts[2],
         }
     }
 
@@ -96,12 +118,23 @@ impl IndexReader {
         queries: &[Query],
         limit: Option<usize>,
     ) -> Result<Found<Hit>, IndexError> {
+        let part = self.part(kind);
         let mut hits: BTreeMap<u64, Location> = BTreeMap::new();
         for query in queries {
             let Some(prefix) = query.prefix() else {
                 continue;
             };
-            for entry in self.tree(kind).scan_prefix(&prefix) {
+            if let Some(base) = &part.base {
+                for (key, value) in sorted::scan_prefix(base, &prefix) {
+                    match keys::id_of(&key) {
+                        Some(id) if !part.dead.contains(&id) => {
+                            hits.insert(id, codec::unpack_location(value));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            for entry in part.added.scan_prefix(&prefix) {
                 let (key, value) = entry.map_err(|e| IndexError::sled(&self.path, e))?;
                 let Some(id) = keys::id_of(&key) else {
                     continue;
@@ -125,20 +158,9 @@ impl IndexReader {
         Ok(Found { records, truncated })
     }
 
-    fn file(&self, kind: RecordKind) -> &File {
-        match kind {
-            RecordKind::Scan => &self.files[0],
-            RecordKind::View => &self.files[1],
-            RecordKind::Passive => &self.files[2],
-        }
-    }
-
     fn raw(&self, hit: &Hit) -> Result<Vec<u8>, IndexError> {
-        let mut buf = vec![0u8; hit.location.len as usize];
-        self.file(hit.kind)
-            .read_exact_at(&mut buf, hit.location.offset)
-            .map_err(|e| IndexError::io(&self.path.join(records_file(hit.kind)), e))?;
-        Ok(buf)
+        codec::read_record(&self.part(hit.kind).file, hit.location)
+            .map_err(|e| IndexError::io(&self.path.join(records_file(hit.kind)), e))
     }
 
     fn codec_error(&self, hit: &Hit) -> impl Fn(codec::CodecError) -> IndexError + '_ {
@@ -161,16 +183,9 @@ impl IndexReader {
         codec::decode_record_summary(&self.raw(hit)?).map_err(self.codec_error(hit))
     }
 
-    /// `crc32:<record files>/<search entries>`, as recorded in the manifest at build time.
+    /// The index checksum (see [`super::checksum`]), as recorded in the manifest at
+    /// build time.
     pub fn checksum(&self) -> Result<String, IndexError> {
-        let mut hasher = crc32fast::Hasher::new();
-        for kind in RecordKind::ALL {
-            super::writer::crc_file(&self.path.join(records_file(kind)), &mut hasher)?;
-        }
-        let entries = self
-            .db
-            .checksum()
-            .map_err(|e| IndexError::sled(&self.path, e))?;
-        Ok(format!("crc32:{:08x}/{:08x}", hasher.finalize(), entries))
+        super::checksum(&self.path, &self.db)
     }
 }

@@ -1,22 +1,27 @@
 //! Writes an index: a new one (a full import), or a copy of a published one updated in
 //! place (incremental pulls, delta drops), so that an update costs what it changes.
 //!
-//! Record bodies are appended to the kind's file; search entries and identities go to
-//! sled in batches (one per tree every [`BATCH_RECORDS`] records). Memory stays bounded by
-//! the batch size.
+//! Record bodies are appended to the kind's file. A full import collects search entries
+//! and identities in [`EntrySorter`]s and writes them, sorted, as the immutable base
+//! (`<kind>.idx.fst`, `<kind>.ids.fst`) when it finishes. An update leaves the base as
+//! it is: new entries and identities go to sled (batched), and a replaced base record
+//! is marked dead (`<kind>.dead`). Memory stays bounded by the sort runs and the batch.
 
 use super::codec::{self, Location};
 use super::keys::{self, CertHash, Field};
-use super::{identity, identity_tree_name, records_file, tree_name, IndexError, SLED_DIR};
+use super::sorted::{self, EntrySorter};
+use super::{
+    base_file, dead_tree_name, identity, identity_tree_name, records_file, tree_name, IndexError,
+    SLED_DIR,
+};
 use crate::ivre::{Certificate, HostSummary, ParsedRecord, PassiveSummary, RecordKind, Summary};
 use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-/// Records per sled batch.
+/// Records per sled batch (updates).
 pub const BATCH_RECORDS: usize = 8192;
 
 /// What a finished index holds.
@@ -26,7 +31,7 @@ pub struct IndexStats {
     pub records: BTreeMap<RecordKind, u64>,
     pub index_entries: u64,
     pub records_bytes: u64,
-    /// `crc32:<record files>/<search entries>` (see [`super::IndexReader::checksum`]).
+    /// `crc32:<record and base files>/<sled trees>` (see [`super::IndexReader::checksum`]).
     pub checksum: String,
 }
 
@@ -40,12 +45,29 @@ pub enum MergeMode {
     Accumulate,
 }
 
+/// A full import's sorted entries, written as the base when it finishes.
+#[derive(Default)]
+struct Bulk {
+    entries: EntrySorter,
+    ids: EntrySorter,
+}
+
 struct Part {
     kind: RecordKind,
+    /// Search entries and identities added by updates.
     entries: sled::Tree,
     ids: sled::Tree,
+    /// Base records an update replaced or removed (key: record id).
+    dead_tree: sled::Tree,
+    dead: HashSet<u64>,
     entry_batch: sled::Batch,
     id_batch: sled::Batch,
+    /// `Some` in a full import.
+    bulk: Option<Bulk>,
+    /// The base's identities (updates).
+    base_ids: Option<fst::Map<Vec<u8>>>,
+    /// Records with an id below this one are in the base.
+    base_end: u64,
     next_id: u64,
     live: u64,
     path: PathBuf,
@@ -80,8 +102,14 @@ fn meta_u64(meta: &sled::Tree, key: &str) -> Result<u64, sled::Error> {
         .unwrap_or(0))
 }
 
+fn id_key(kind: RecordKind, summary: &Summary, id: u64) -> Vec<u8> {
+    let mut key = identity::of(kind, summary).to_vec();
+    key.extend_from_slice(&keys::record_key(id));
+    key
+}
+
 impl IndexWriter {
-    /// Creates the index directory `path`, which must not exist yet.
+    /// Creates the index directory `path`, which must not exist yet (a full import).
     pub fn create(path: &Path) -> Result<IndexWriter, IndexError> {
         std::fs::create_dir(path).map_err(|e| IndexError::io(path, e))?;
         IndexWriter::open(path, true)
@@ -108,6 +136,7 @@ impl IndexWriter {
             let file_path = path.join(records_file(kind));
             let file = File::options()
                 .create(true)
+                .read(true)
                 .append(true)
                 .open(&file_path)
                 .map_err(|e| IndexError::io(&file_path, e))?;
@@ -115,12 +144,29 @@ impl IndexWriter {
                 .metadata()
                 .map_err(|e| IndexError::io(&file_path, e))?
                 .len();
+            let dead_tree = db.open_tree(dead_tree_name(kind)).map_err(err)?;
+            let dead = dead_tree
+                .iter()
+                .keys()
+                .filter_map(|k| k.ok().and_then(|k| keys::id_of(&k)))
+                .collect();
+            let base_ids = if new {
+                None
+            } else {
+                let file = path.join(base_file(identity_tree_name(kind)));
+                sorted::load(&file).map_err(|e| IndexError::base(&file, e))?
+            };
             parts.push(Part {
                 kind,
                 entries: db.open_tree(tree_name(kind)).map_err(err)?,
                 ids: db.open_tree(identity_tree_name(kind)).map_err(err)?,
+                dead_tree,
+                dead,
                 entry_batch: sled::Batch::default(),
                 id_batch: sled::Batch::default(),
+                bulk: new.then(Bulk::default),
+                base_ids,
+                base_end: meta_u64(&meta, &format!("base_end.{}", kind.as_str())).map_err(err)?,
                 next_id: meta_u64(&meta, &format!("next_id.{}", kind.as_str())).map_err(err)?,
                 live: meta_u64(&meta, &format!("count.{}", kind.as_str())).map_err(err)?,
                 path: file_path,
@@ -173,12 +219,14 @@ impl IndexWriter {
             }
         };
         encoded.map_err(self.codec_error(kind, id))?;
-        let len = u32::try_from(self.buf.len()).map_err(|_| IndexError::Codec {
+        let too_large = |source| IndexError::Codec {
             path: self.path.clone(),
             kind,
             id,
-            source: codec::CodecError::Truncated,
-        })?;
+            source,
+        };
+        let len =
+            u32::try_from(self.buf.len()).map_err(|_| too_large(codec::CodecError::Truncated))?;
         let part = &mut self.parts[ix];
         let location = Location {
             offset: part.offset + 4,
@@ -193,14 +241,25 @@ impl IndexWriter {
         part.live += 1;
         self.entries.sort();
         self.entries.dedup();
-        let value = codec::encode_location(location);
-        for (field, term) in &self.entries {
-            part.entry_batch
-                .insert(keys::index_key(*field, term, id), &value[..]);
+        let id_key = id_key(kind, &record.summary, id);
+        if let Some(bulk) = &mut part.bulk {
+            let packed = codec::pack_location(location)
+                .ok_or_else(|| too_large(codec::CodecError::Truncated))?;
+            let base_err = |e| IndexError::base(&part.path, e);
+            for (field, term) in &self.entries {
+                bulk.entries
+                    .push(&keys::index_key(*field, term, id), packed)
+                    .map_err(base_err)?;
+            }
+            bulk.ids.push(&id_key, packed).map_err(base_err)?;
+        } else {
+            let value = codec::encode_location(location);
+            for (field, term) in &self.entries {
+                part.entry_batch
+                    .insert(keys::index_key(*field, term, id), &value[..]);
+            }
+            part.id_batch.insert(id_key, &value[..]);
         }
-        let mut id_key = identity::of(kind, &record.summary).to_vec();
-        id_key.extend_from_slice(&keys::record_key(id));
-        part.id_batch.insert(id_key, &value[..]);
         self.index_entries += self.entries.len() as u64;
         Ok((id, location))
     }
@@ -232,16 +291,33 @@ impl IndexWriter {
         part.file
             .flush()
             .map_err(|e| IndexError::io(&part.path, e))?;
-        let mut buf = vec![0u8; location.len as usize];
-        File::open(&part.path)
-            .and_then(|f| f.read_exact_at(&mut buf, location.offset))
+        let buf = codec::read_record(part.file.get_ref(), location)
             .map_err(|e| IndexError::io(&part.path, e))?;
         let json = codec::decode_record_json(&buf).map_err(self.codec_error(kind, id))?;
         let summary = codec::decode_record_summary(&buf).map_err(self.codec_error(kind, id))?;
         Ok((json, summary))
     }
 
-    /// Removes a stored record's search entries and identity.
+    /// The stored records with the identity of `record`: in the base (unless dead) and
+    /// added by updates.
+    fn stored(&self, kind: RecordKind, record: &ParsedRecord) -> Vec<(u64, Location)> {
+        let part = &self.parts[part_index(kind)];
+        let prefix = identity::of(kind, &record.summary);
+        let base = part.base_ids.iter().flat_map(|map| {
+            sorted::scan_prefix(map, &prefix)
+                .filter_map(|(k, v)| Some((keys::id_of(&k)?, codec::unpack_location(v))))
+                .filter(|(id, _)| !part.dead.contains(id))
+        });
+        let added = part
+            .ids
+            .scan_prefix(prefix)
+            .filter_map(Result::ok)
+            .filter_map(|(k, v)| Some((keys::id_of(&k)?, codec::decode_location(&v).ok()?)));
+        base.chain(added).collect()
+    }
+
+    /// Removes a stored record: a base record is marked dead; an added one loses its
+    /// search entries and identity.
     fn forget(
         &mut self,
         kind: RecordKind,
@@ -249,27 +325,33 @@ impl IndexWriter {
         summary: &Summary,
         passive_asn: Option<u32>,
     ) -> Result<(), IndexError> {
+        let part = &mut self.parts[part_index(kind)];
+        let err = |e| IndexError::sled(&self.path, e);
+        part.live = part.live.saturating_sub(1);
+        if id < part.base_end {
+            part.dead_tree
+                .insert(keys::record_key(id), &[])
+                .map_err(err)?;
+            part.dead.insert(id);
+            return Ok(());
+        }
         let mut entries = Vec::new();
         match summary {
             Summary::Host(h) => host_entries(h, &mut entries),
             Summary::Passive(p) => passive_entries(p, passive_asn, &mut entries),
         }
-        let part = &mut self.parts[part_index(kind)];
-        let err = |e| IndexError::sled(&self.path, e);
         for (field, term) in &entries {
             part.entries
                 .remove(keys::index_key(*field, term, id))
                 .map_err(err)?;
         }
-        let mut id_key = identity::of(kind, summary).to_vec();
-        id_key.extend_from_slice(&keys::record_key(id));
-        part.ids.remove(id_key).map_err(err)?;
-        part.live = part.live.saturating_sub(1);
+        part.ids.remove(id_key(kind, summary, id)).map_err(err)?;
         Ok(())
     }
 
     /// Adds a record, or updates the stored one with the same identity (an incremental
-    /// update). Applied at once: later records of the same update see it.
+    /// update, on an index opened with [`IndexWriter::append`]). Applied at once: later
+    /// records of the same update see it.
     pub fn merge(
         &mut self,
         kind: RecordKind,
@@ -278,16 +360,8 @@ impl IndexWriter {
         mode: MergeMode,
     ) -> Result<(), IndexError> {
         self.apply()?;
-        let ix = part_index(kind);
-        let prefix = identity::of(kind, &record.summary);
-        let stored: Vec<(u64, Location)> = self.parts[ix]
-            .ids
-            .scan_prefix(prefix)
-            .filter_map(Result::ok)
-            .filter_map(|(k, v)| Some((keys::id_of(&k)?, codec::decode_location(&v).ok()?)))
-            .collect();
         let mut merged = record.clone();
-        for (id, location) in stored {
+        for (id, location) in self.stored(kind, record) {
             let summary: Summary = match kind {
                 RecordKind::Passive => {
                     let (json, old): (String, PassiveSummary) =
@@ -312,6 +386,22 @@ impl IndexWriter {
         let err = |e| IndexError::sled(&self.path, e);
         part.entries.clear().map_err(err)?;
         part.ids.clear().map_err(err)?;
+        part.dead_tree.clear().map_err(err)?;
+        part.dead.clear();
+        part.base_ids = None;
+        part.base_end = 0;
+        if let Some(bulk) = &mut part.bulk {
+            *bulk = Bulk::default();
+        }
+        for tree in [tree_name(kind), identity_tree_name(kind)] {
+            let file = self.path.join(base_file(tree));
+            match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(IndexError::io(&file, e))
+                }
+                _ => {}
+            }
+        }
         part.file
             .flush()
             .map_err(|e| IndexError::io(&part.path, e))?;
@@ -339,28 +429,42 @@ impl IndexWriter {
         Ok(())
     }
 
-    /// Writes what is pending, flushes everything to disk and closes the index.
+    /// Writes what is pending (a full import: the sorted base), flushes everything to
+    /// disk and closes the index.
     pub fn finish(mut self) -> Result<IndexStats, IndexError> {
         self.apply()?;
         let err = |e| IndexError::sled(&self.path, e);
+        for part in &mut self.parts {
+            if let Some(bulk) = part.bulk.take() {
+                for (sorter, tree) in [
+                    (bulk.entries, tree_name(part.kind)),
+                    (bulk.ids, identity_tree_name(part.kind)),
+                ] {
+                    let file = self.path.join(base_file(tree));
+                    sorter
+                        .finish(&file)
+                        .map_err(|e| IndexError::base(&file, e))?;
+                }
+                part.base_end = part.next_id;
+            }
+        }
         let meta = self.db.open_tree("meta").map_err(err)?;
         let mut records = BTreeMap::new();
         for part in &self.parts {
             records.insert(part.kind, part.live);
-            meta.insert(
-                format!("count.{}", part.kind.as_str()),
-                &part.live.to_be_bytes(),
-            )
-            .map_err(err)?;
-            meta.insert(
-                format!("next_id.{}", part.kind.as_str()),
-                &part.next_id.to_be_bytes(),
-            )
-            .map_err(err)?;
+            for (name, value) in [
+                ("count", part.live),
+                ("next_id", part.next_id),
+                ("base_end", part.base_end),
+            ] {
+                meta.insert(
+                    format!("{name}.{}", part.kind.as_str()),
+                    &value.to_be_bytes(),
+                )
+                .map_err(err)?;
+            }
         }
         self.db.flush().map_err(err)?;
-        let entries_crc = self.db.checksum().map_err(err)?;
-        let mut hasher = crc32fast::Hasher::new();
         let mut bytes = 0;
         for part in self.parts {
             let file = part
@@ -369,27 +473,13 @@ impl IndexWriter {
                 .map_err(|e| IndexError::io(&part.path, e.into_error()))?;
             file.sync_all().map_err(|e| IndexError::io(&part.path, e))?;
             bytes += part.offset;
-            crc_file(&part.path, &mut hasher)?;
         }
         Ok(IndexStats {
             records,
             index_entries: self.index_entries,
             records_bytes: bytes,
-            checksum: format!("crc32:{:08x}/{:08x}", hasher.finalize(), entries_crc),
+            checksum: super::checksum(&self.path, &self.db)?,
         })
-    }
-}
-
-/// Feeds a whole file to a CRC.
-pub(crate) fn crc_file(path: &Path, hasher: &mut crc32fast::Hasher) -> Result<(), IndexError> {
-    let mut file = File::open(path).map_err(|e| IndexError::io(path, e))?;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| IndexError::io(path, e))?;
-        if n == 0 {
-            return Ok(());
-        }
-        hasher.update(&buf[..n]);
     }
 }
 
@@ -489,5 +579,117 @@ fn passive_entries(p: &PassiveSummary, asn: Option<u32>, entries: &mut Vec<(Fiel
         if let Some(cert) = &p.cert {
             cert_entries(cert, entries);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::{IndexReader, Query};
+    use crate::ivre::parse_line;
+    use std::net::IpAddr;
+
+    fn dns(value: &str, count: u64) -> ParsedRecord {
+        let line = format!(
+            r#"{{"addr": "192.0.2.1", "sensor": "S", "recontype": "DNS_ANSWER", "source": "A-192.0.2.53-53", "value": "{value}", "count": {count}, "firstseen": "2026-01-01 00:00:00", "lastseen": "2026-01-02 00:00:00", "infos": {{"domain": ["example.com"]}}, "schema_version": 3}}"#
+        );
+        parse_line(RecordKind::Passive, &line).unwrap()
+    }
+
+    fn counts(path: &Path) -> Vec<u64> {
+        let reader = IndexReader::open(path, 1 << 20).unwrap();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let found = reader
+            .search(RecordKind::Passive, &[Query::Host(ip)], None)
+            .unwrap();
+        found
+            .records
+            .iter()
+            .map(|hit| {
+                let json: serde_json::Value =
+                    serde_json::from_str(&reader.json(hit).unwrap()).unwrap();
+                json["count"].as_u64().unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn updates_layer_over_the_sorted_base() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index");
+        let mut writer = IndexWriter::create(&path).unwrap();
+        for (value, count) in [
+            ("a.example.com", 1),
+            ("b.example.com", 2),
+            ("c.example.com", 3),
+        ] {
+            writer
+                .add(RecordKind::Passive, &dns(value, count), None)
+                .unwrap();
+        }
+        let stats = writer.finish().unwrap();
+        assert_eq!(stats.records[&RecordKind::Passive], 3);
+        assert!(path.join("passive.idx.fst").is_file());
+        assert_eq!(counts(&path), vec![1, 2, 3]);
+
+        // A base record accumulated into (it becomes dead, the sum is added) and a new one.
+        let mut writer = IndexWriter::append(&path).unwrap();
+        let accumulate = MergeMode::Accumulate;
+        writer
+            .merge(
+                RecordKind::Passive,
+                &dns("b.example.com", 10),
+                None,
+                accumulate,
+            )
+            .unwrap();
+        writer
+            .merge(
+                RecordKind::Passive,
+                &dns("d.example.com", 4),
+                None,
+                accumulate,
+            )
+            .unwrap();
+        let stats = writer.finish().unwrap();
+        assert_eq!(stats.records[&RecordKind::Passive], 4);
+        assert_eq!(counts(&path), vec![1, 3, 12, 4]);
+
+        // An added record replaced in turn (its sled entries go), and the base one again
+        // is not found (it stays dead).
+        let mut writer = IndexWriter::append(&path).unwrap();
+        writer
+            .merge(
+                RecordKind::Passive,
+                &dns("b.example.com", 7),
+                None,
+                MergeMode::Replace,
+            )
+            .unwrap();
+        writer.finish().unwrap();
+        assert_eq!(counts(&path), vec![1, 3, 4, 7]);
+
+        // Clearing a kind drops its base too.
+        let mut writer = IndexWriter::append(&path).unwrap();
+        writer.clear(RecordKind::Passive).unwrap();
+        let stats = writer.finish().unwrap();
+        assert_eq!(stats.records[&RecordKind::Passive], 0);
+        assert!(!path.join("passive.idx.fst").exists());
+        assert_eq!(counts(&path), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn records_too_long_for_a_packed_length_are_read_from_their_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let file_path = dir.path().join("records");
+        let mut body = vec![7u8; 100];
+        body[0] = 1;
+        let mut bytes = (body.len() as u32).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&body);
+        std::fs::write(&file_path, &bytes).unwrap();
+        let file = File::open(&file_path).unwrap();
+        let packed = codec::pack_location(Location { offset: 4, len: 0 }).unwrap();
+        let read = codec::read_record(&file, codec::unpack_location(packed)).unwrap();
+        assert_eq!(read, body);
     }
 }
