@@ -289,3 +289,30 @@ pub fn disk_usage(dir: &Path, skip: &[&str]) -> anyhow::Result<(u64, u64)> {
     }
     Ok((allocated, apparent))
 }
+
+/// The allocated size of an index directory's parts, as text: files grouped by
+/// extension (`.bin` record files, `.fst` search maps…) and subdirectories (the sled
+/// database) by name.
+pub fn index_parts(index: &Path) -> anyhow::Result<String> {
+    let mut parts = std::collections::BTreeMap::<String, u64>::new();
+    for entry in std::fs::read_dir(index).with_context(|| format!("{}", index.display()))? {
+        let entry = entry?;
+        let path = entry.path();
+        let (name, bytes) = if entry.file_type()?.is_dir() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            (format!("{name}/"), disk_usage(&path, &[])?.0)
+        } else {
+            use std::os::unix::fs::MetadataExt;
+            let ext = path
+                .extension()
+                .map_or_else(String::new, |e| e.to_string_lossy().into_owned());
+            (format!("*.{ext}"), entry.metadata()?.blocks() * 512)
+        };
+        *parts.entry(name).or_default() += bytes;
+    }
+    Ok(parts
+        .iter()
+        .map(|(name, bytes)| format!("{name} {:.1} MB", *bytes as f64 / 1e6))
+        .collect::<Vec<_>>()
+        .join(", "))
+}
