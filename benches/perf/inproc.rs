@@ -8,11 +8,11 @@
 //!    changed in place; `MergeMode::Accumulate`, the delta-drop mode, which also reads
 //!    the stored passive records it sums into), as a fraction of the full import's time;
 //! 2. **size**: allocated bytes (`blocks * 512`) of the full import's generation
-//!    directory (manifest, record files, sled entries) without its `geoip/` copy of the
-//!    `.mmdb` files, per record and against the NDJSON input size;
-//! 3. **open / swap**: `Snapshot::open` of the published generation, and
-//!    `Serving::reload` to the generation the update published (hot reload: open the new
-//!    generation, swap it in, close the previous one);
+//!    directory (manifest, record files, search entries) without its `geoip/` copy of
+//!    the `.mmdb` files, per record and against the NDJSON input size;
+//! 3. **open / swap**: `Snapshot::open` of the published generation, `Serving::reload`
+//!    to the generation the update published (hot reload: open the new generation, swap
+//!    it in), and the close of the swapped-out generation when its last holder drops it;
 //! 4. **lookup**: `lookup::lookup` per observable type (probes from [`data::probes`], 90 %
 //!    hits, 10 % misses; records capped at `IVRE_MAX_RECORDS`' default), each operation
 //!    timed, with the timer's own overhead;
@@ -24,7 +24,8 @@
 //!    `VmRSS` and `VmHWM`.
 //!
 //! The latency percentiles (p50, p90, p99, p99.9, max, mean) also go to
-//! `<out>/inproc-latency.json`. `generate` only makes the dataset. `serve-rss` is the child of step 6 (not a suite).
+//! `<out>/inproc-latency.json`. `generate` only makes the dataset. `serve-rss` is the
+//! child of step 6 (not a suite).
 
 use crate::data::{self, Dataset, Probes};
 use crate::stats::{Latency, Report, Target};
