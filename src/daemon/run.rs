@@ -194,6 +194,7 @@ pub async fn run(settings: Settings, data: DataDir) -> Result<()> {
                 registration.config.push_exchange.clone(),
                 registration.config.push_routing.clone(),
                 settings.reconnect_delay,
+                settings.concurrency,
             )
         });
     let handler = Arc::new(Handler {

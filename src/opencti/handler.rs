@@ -10,7 +10,7 @@
 use super::api::{Api, Registration};
 use super::graphql::GraphqlError;
 use super::message::Message;
-use super::push::{push_body, PushContext, Pusher};
+use super::push::{push_body, Piece, PushContext, Pusher};
 use super::settings::{QueueProtocol, Settings};
 use super::split;
 use crate::enrich::EnrichRequest;
@@ -297,16 +297,20 @@ impl Handler {
                     work_id: message.work_id().map(str::to_owned),
                     draft_id: draft.map(str::to_owned),
                 };
-                let bodies: Vec<Vec<u8>> = pieces
+                // Pieces of one dependency level (`x_opencti_seq`) are confirmed together.
+                let pieces: Vec<Piece> = pieces
                     .iter()
                     .enumerate()
-                    .map(|(i, p)| push_body(p, i + 1, &ctx))
+                    .map(|(i, p)| Piece {
+                        level: p["x_opencti_seq"].as_u64().unwrap_or(i as u64),
+                        body: push_body(p, i + 1, &ctx),
+                    })
                     .collect();
                 pusher
-                    .publish(&bodies)
+                    .publish(&pieces)
                     .await
                     .map_err(|e| Failure::Transient(e.to_string()))?;
-                Ok(bodies.len())
+                Ok(pieces.len())
             }
         }
     }

@@ -1,14 +1,18 @@
 //! Sending bundles to the platform's workers (`OPENCTI-PROTOCOL.md` §6.3): one message
 //! per split piece on the push exchange, persistent, with publisher confirms; a nacked or
-//! failed publish is retried on a fresh connection.
+//! failed publish is retried (on a fresh connection after a failure). The pieces of one
+//! level of dependencies are in flight together, and a level is published only once the
+//! levels before it were confirmed.
 
 use super::api::Connection as BrokerConnection;
 use super::settings::MqOverrides;
 use base64::Engine;
+use futures_util::future::join_all;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -81,31 +85,71 @@ pub fn push_body(piece: &Value, sequence: usize, ctx: &PushContext) -> Vec<u8> {
     body.to_string().into_bytes()
 }
 
+/// One message to publish: its body and its dependency level (pycti's `x_opencti_seq`).
+///
+/// Pieces are published in the order given. Consecutive pieces of the same level do not
+/// depend on each other, so they are in flight together; the first piece of another level
+/// is published only once every earlier piece was confirmed by the broker.
+#[derive(Debug, Clone)]
+pub struct Piece {
+    pub level: u64,
+    pub body: Vec<u8>,
+}
+
+/// One open connection of the pool, with its confirm-mode channel.
+struct Link {
+    /// Which connection this is (a failure drops the link only if it was this one).
+    generation: u64,
+    conn: Connection,
+    channel: Channel,
+}
+
+/// Why a piece was not confirmed.
+enum Unconfirmed {
+    Nack,
+    Broker(PushError),
+}
+
 /// A publisher to the push exchange, reconnecting as needed.
+///
+/// It keeps a few connections (one channel in confirm mode each); an enrichment uses one
+/// of them for its whole bundle, and enrichments running together publish side by side:
+/// no lock is held while a publish or a confirm is awaited.
 pub struct Pusher {
     uri: AMQPUri,
     exchange: String,
     routing_key: String,
     retry_delay: Duration,
-    channel: Mutex<Option<(Connection, Channel)>>,
+    links: Vec<Mutex<Option<Link>>>,
+    next_link: AtomicUsize,
+    generations: AtomicU64,
 }
 
 /// Attempts per message before giving up (the caller then reports the failure).
 const ATTEMPTS: u32 = 5;
 
+/// Connections to the broker at most (fewer when fewer enrichments run at once).
+pub const MAX_LINKS: usize = 4;
+
 impl Pusher {
+    /// `links`: how many connections to use side by side (1 to [`MAX_LINKS`]).
     pub fn new(
         uri: AMQPUri,
         exchange: String,
         routing_key: String,
         retry_delay: Duration,
+        links: usize,
     ) -> Pusher {
         Pusher {
             uri,
             exchange,
             routing_key,
             retry_delay,
-            channel: Mutex::new(None),
+            links: (0..links.clamp(1, MAX_LINKS))
+                .map(|_| Mutex::new(None))
+                .collect(),
+            next_link: AtomicUsize::new(0),
+            generations: AtomicU64::new(0),
         }
     }
 
@@ -116,14 +160,16 @@ impl Pusher {
         }
     }
 
-    async fn channel(
-        &self,
-        slot: &mut Option<(Connection, Channel)>,
-    ) -> Result<Channel, PushError> {
-        if let Some((conn, channel)) = slot.as_ref() {
-            if conn.status().connected() && channel.status().connected() {
-                return Ok(channel.clone());
+    /// The channel of link `index`, connecting when it is missing or broken.
+    async fn channel(&self, index: usize) -> Result<(u64, Channel), PushError> {
+        let mut slot = self.links[index].lock().await;
+        if let Some(link) = slot.as_ref() {
+            if link.conn.status().connected() && link.channel.status().connected() {
+                return Ok((link.generation, link.channel.clone()));
             }
+        }
+        if let Some(old) = slot.take() {
+            close_quietly(old);
         }
         let conn = Connection::connect_uri(
             self.uri.clone(),
@@ -139,59 +185,139 @@ impl Pusher {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(|e| self.broker_error(e))?;
-        *slot = Some((conn, channel.clone()));
-        Ok(channel)
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed);
+        *slot = Some(Link {
+            generation,
+            conn,
+            channel: channel.clone(),
+        });
+        Ok((generation, channel))
     }
 
-    /// Publishes the bodies in order; each is confirmed by the broker before the next.
-    pub async fn publish(&self, bodies: &[Vec<u8>]) -> Result<(), PushError> {
-        let mut slot = self.channel.lock().await;
-        for (i, body) in bodies.iter().enumerate() {
-            let mut attempt = 0;
+    /// Drops link `index` after a failure, unless it was already replaced.
+    async fn forget(&self, index: usize, generation: u64) {
+        let mut slot = self.links[index].lock().await;
+        if slot.as_ref().is_some_and(|l| l.generation == generation) {
+            if let Some(old) = slot.take() {
+                close_quietly(old);
+            }
+        }
+    }
+
+    /// Publishes the pieces in order (see [`Piece`]) and returns once the broker confirmed
+    /// every one of them. A nacked piece is published again (and only it); after a broker
+    /// failure the unconfirmed pieces are published again, in order, on a new connection.
+    /// A piece that fails [`ATTEMPTS`] times is an error.
+    pub async fn publish(&self, pieces: &[Piece]) -> Result<(), PushError> {
+        let index = self.next_link.fetch_add(1, Ordering::Relaxed) % self.links.len();
+        let mut confirmed = vec![false; pieces.len()];
+        let mut attempts = vec![0u32; pieces.len()];
+        let mut start = 0;
+        while start < pieces.len() {
+            let level = pieces[start].level;
+            let end = start
+                + pieces[start..]
+                    .iter()
+                    .take_while(|p| p.level == level)
+                    .count();
             loop {
-                attempt += 1;
-                let outcome = async {
-                    let channel = self.channel(&mut slot).await?;
-                    let confirm = channel
-                        .basic_publish(
-                            self.exchange.as_str().into(),
-                            self.routing_key.as_str().into(),
-                            BasicPublishOptions::default(),
-                            body,
-                            BasicProperties::default()
-                                .with_delivery_mode(2)
-                                .with_content_encoding("utf-8".into()),
-                        )
-                        .await
-                        .map_err(|e| self.broker_error(e))?
-                        .await
-                        .map_err(|e| self.broker_error(e))?;
-                    Ok::<bool, PushError>(confirm.is_ack())
-                }
-                .await;
-                match outcome {
-                    Ok(true) => break,
-                    Ok(false) if attempt >= ATTEMPTS => {
+                let pending: Vec<usize> = (start..end).filter(|&i| !confirmed[i]).collect();
+                let Some((i, failure)) = self
+                    .publish_batch(index, pieces, &pending, &mut confirmed)
+                    .await
+                else {
+                    break;
+                };
+                attempts[i] += 1;
+                let attempt = attempts[i];
+                match failure {
+                    Unconfirmed::Nack if attempt >= ATTEMPTS => {
                         return Err(PushError::Refused {
                             sequence: i + 1,
                             attempts: attempt,
                         })
                     }
-                    Err(e) if attempt >= ATTEMPTS => return Err(e),
-                    Ok(false) => tracing::warn!(
+                    Unconfirmed::Broker(e) if attempt >= ATTEMPTS => return Err(e),
+                    Unconfirmed::Nack => tracing::warn!(
                         sequence = i + 1,
                         attempt,
                         "push refused by RabbitMQ (nack); retrying"
                     ),
-                    Err(e) => {
-                        tracing::warn!(error = %e, attempt, "push failed; reconnecting");
-                        *slot = None;
+                    Unconfirmed::Broker(e) => {
+                        tracing::warn!(error = %e, attempt, "push failed; reconnecting")
                     }
                 }
                 tokio::time::sleep(self.retry_delay).await;
             }
+            start = end;
         }
         Ok(())
+    }
+
+    /// Publishes `pending` (indexes into `pieces`, increasing) on link `index`, then awaits
+    /// their confirms together, marking the acknowledged ones; returns the first piece not
+    /// confirmed, and why.
+    async fn publish_batch(
+        &self,
+        index: usize,
+        pieces: &[Piece],
+        pending: &[usize],
+        confirmed: &mut [bool],
+    ) -> Option<(usize, Unconfirmed)> {
+        let first = *pending.first()?;
+        let (generation, channel) = match self.channel(index).await {
+            Ok(c) => c,
+            Err(e) => return Some((first, Unconfirmed::Broker(e))),
+        };
+        let mut confirms = Vec::with_capacity(pending.len());
+        let mut send_failure = None;
+        for &i in pending {
+            match channel
+                .basic_publish(
+                    self.exchange.as_str().into(),
+                    self.routing_key.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &pieces[i].body,
+                    BasicProperties::default()
+                        .with_delivery_mode(2)
+                        .with_content_encoding("utf-8".into()),
+                )
+                .await
+            {
+                Ok(confirm) => confirms.push(async move { (i, confirm.await) }),
+                Err(e) => {
+                    send_failure = Some((i, Unconfirmed::Broker(self.broker_error(e))));
+                    break;
+                }
+            }
+        }
+        let mut broken = send_failure.is_some();
+        let mut failure = None;
+        for (i, outcome) in join_all(confirms).await {
+            match outcome {
+                Ok(c) if c.is_ack() => confirmed[i] = true,
+                Ok(_) => {
+                    failure.get_or_insert((i, Unconfirmed::Nack));
+                }
+                Err(e) => {
+                    broken = true;
+                    failure.get_or_insert((i, Unconfirmed::Broker(self.broker_error(e))));
+                }
+            }
+        }
+        if broken {
+            self.forget(index, generation).await;
+        }
+        failure.or(send_failure)
+    }
+}
+
+/// Closes a link that is no longer used, without waiting.
+fn close_quietly(link: Link) {
+    if link.conn.status().connected() {
+        tokio::spawn(async move {
+            let _ = link.conn.close(200, "reconnecting".into()).await;
+        });
     }
 }
 
