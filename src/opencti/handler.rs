@@ -173,15 +173,21 @@ impl Handler {
             .work_id()
             .filter(|_| self.settings.send_to_queue && !message.is_playbook());
         let draft = message.draft_id();
-        if let Some(w) = work {
-            self.api.work_received(w, draft).await?;
-        }
-        let output = self
-            .with_work_pings(message, async {
-                test_delay().await;
-                self.enrich(message).await
-            })
-            .await?;
+        // `toReceived` goes out while the entity is read and enriched: it still precedes any
+        // push, and its failure wins over the enrichment's outcome, as if it came first.
+        let received = async {
+            match work {
+                Some(w) => self.api.work_received(w, draft).await,
+                None => Ok(()),
+            }
+        };
+        let enriched = self.with_work_pings(message, async {
+            test_delay().await;
+            self.enrich(message).await
+        });
+        let (received, output) = tokio::join!(received, enriched);
+        received?;
+        let output = output?;
         match output {
             Output::Skip {
                 reason,

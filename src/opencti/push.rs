@@ -12,7 +12,9 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde_json::{json, Value};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -269,46 +271,81 @@ impl Pusher {
             Ok(c) => c,
             Err(e) => return Some((first, Unconfirmed::Broker(e))),
         };
-        let mut confirms = Vec::with_capacity(pending.len());
-        let mut send_failure = None;
-        for &i in pending {
-            match channel
-                .basic_publish(
-                    self.exchange.as_str().into(),
-                    self.routing_key.as_str().into(),
-                    BasicPublishOptions::default(),
-                    &pieces[i].body,
-                    BasicProperties::default()
-                        .with_delivery_mode(2)
-                        .with_content_encoding("utf-8".into()),
+        let mut sends: Vec<_> = pending
+            .iter()
+            .map(|&i| {
+                Box::pin(
+                    channel.basic_publish(
+                        self.exchange.as_str().into(),
+                        self.routing_key.as_str().into(),
+                        BasicPublishOptions::default(),
+                        &pieces[i].body,
+                        BasicProperties::default()
+                            .with_delivery_mode(2)
+                            .with_content_encoding("utf-8".into()),
+                    ),
                 )
-                .await
-            {
-                Ok(confirm) => confirms.push(async move { (i, confirm.await) }),
-                Err(e) => {
-                    send_failure = Some((i, Unconfirmed::Broker(self.broker_error(e))));
-                    break;
+            })
+            .collect();
+        // The first poll of a send queues its frames (and takes its delivery tag) before
+        // it waits for the connection's writer; polling them in order, all at once, keeps
+        // their order and hands them to the writer together.
+        let mut sent: Vec<Option<lapin::Result<_>>> = pending.iter().map(|_| None).collect();
+        std::future::poll_fn(|cx| {
+            let mut done = true;
+            for (send, slot) in sends.iter_mut().zip(sent.iter_mut()) {
+                if slot.is_none() {
+                    match send.as_mut().poll(cx) {
+                        Poll::Ready(outcome) => *slot = Some(outcome),
+                        Poll::Pending => done = false,
+                    }
+                }
+            }
+            if done {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+        drop(sends);
+        let mut confirms = Vec::with_capacity(pending.len());
+        let mut broken = false;
+        let mut failure = None;
+        for (&i, outcome) in pending.iter().zip(sent) {
+            match outcome {
+                Some(Ok(confirm)) => confirms.push(async move { (i, confirm.await) }),
+                Some(Err(e)) => {
+                    broken = true;
+                    failure.get_or_insert((i, Unconfirmed::Broker(self.broker_error(e))));
+                }
+                None => {
+                    broken = true;
+                    failure.get_or_insert((i, Unconfirmed::Broker(self.broker_error("not sent"))));
                 }
             }
         }
-        let mut broken = send_failure.is_some();
-        let mut failure = None;
+        let mut refused = None;
         for (i, outcome) in join_all(confirms).await {
             match outcome {
                 Ok(c) if c.is_ack() => confirmed[i] = true,
                 Ok(_) => {
-                    failure.get_or_insert((i, Unconfirmed::Nack));
+                    refused.get_or_insert((i, Unconfirmed::Nack));
                 }
                 Err(e) => {
                     broken = true;
-                    failure.get_or_insert((i, Unconfirmed::Broker(self.broker_error(e))));
+                    refused.get_or_insert((i, Unconfirmed::Broker(self.broker_error(e))));
                 }
             }
         }
         if broken {
             self.forget(index, generation).await;
         }
-        failure.or(send_failure)
+        // The first piece not confirmed, whichever way it failed.
+        match (failure, refused) {
+            (Some(f), Some(r)) => Some(if r.0 < f.0 { r } else { f }),
+            (f, r) => f.or(r),
+        }
     }
 }
 
