@@ -100,25 +100,31 @@ impl Handler {
             }
         };
         let marker = self.inflight_path(body);
-        let attempts = std::fs::read_to_string(&marker)
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-            .unwrap_or(0);
-        if redelivered && attempts >= 2 {
-            let text = "message dropped: it was being processed twice when the connector stopped (crash or kill); it is reported instead of retried again";
-            tracing::error!(entity_id = ?message.entity_id, "{text}");
-            return self
-                .reported(&message, &marker, text, MessageResult::Redelivered)
-                .await;
+        if redelivered {
+            // A first delivery (not redelivered) needs no marker: the broker's flag says
+            // whether an attempt came before. The marker counts the attempts after it.
+            let attempts = std::fs::read_to_string(&marker)
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+                .unwrap_or(1);
+            if attempts >= 2 {
+                let text = "message dropped: it was being processed twice when the connector stopped (crash or kill); it is reported instead of retried again";
+                tracing::error!(entity_id = ?message.entity_id, "{text}");
+                return self
+                    .reported(&message, &marker, text, MessageResult::Redelivered)
+                    .await;
+            }
+            let _ = std::fs::create_dir_all(&self.inflight_dir);
+            let _ = std::fs::write(&marker, (attempts + 1).to_string());
         }
-        let _ = std::fs::create_dir_all(&self.inflight_dir);
-        let _ = std::fs::write(&marker, (attempts + 1).to_string());
         let started = Instant::now();
         let result = self.process(&message).await;
         self.metrics.observe_enrichment(started.elapsed());
         match result {
             Ok(()) => {
-                let _ = std::fs::remove_file(&marker);
+                if redelivered {
+                    let _ = std::fs::remove_file(&marker);
+                }
                 Disposition::Ack
             }
             Err(Failure::Report(text, result)) => {

@@ -131,7 +131,7 @@ pub struct Pusher {
 const ATTEMPTS: u32 = 5;
 
 /// Connections to the broker at most (fewer when fewer enrichments run at once).
-pub const MAX_LINKS: usize = 4;
+pub const MAX_LINKS: usize = 2;
 
 impl Pusher {
     /// `links`: how many connections to use side by side (1 to [`MAX_LINKS`]).
