@@ -27,6 +27,9 @@ mod platform_double;
 /// conformance checklist.
 mod daemon;
 
+/// The push publisher on the real RabbitMQ: order, confirms, refused pieces.
+mod push;
+
 /// The real IVRE 0.9.20 web API (PostgreSQL) the live tests use.
 mod ivre_lab;
 
