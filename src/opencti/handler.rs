@@ -309,12 +309,13 @@ impl Handler {
                     work_id: message.work_id().map(str::to_owned),
                     draft_id: draft.map(str::to_owned),
                 };
-                // Pieces of one dependency level (`x_opencti_seq`) are confirmed together.
+                // Pieces that do not depend on each other are confirmed together.
                 let pieces: Vec<Piece> = pieces
                     .iter()
+                    .zip(split::batches(&pieces))
                     .enumerate()
-                    .map(|(i, p)| Piece {
-                        level: p["x_opencti_seq"].as_u64().unwrap_or(i as u64),
+                    .map(|(i, (p, level))| Piece {
+                        level,
                         body: push_body(p, i + 1, &ctx),
                     })
                     .collect();

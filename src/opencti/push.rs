@@ -1,8 +1,8 @@
 //! Sending bundles to the platform's workers (`OPENCTI-PROTOCOL.md` §6.3): one message
 //! per split piece on the push exchange, persistent, with publisher confirms; a nacked or
-//! failed publish is retried (on a fresh connection after a failure). The pieces of one
-//! level of dependencies are in flight together, and a level is published only once the
-//! levels before it were confirmed.
+//! failed publish is retried (on a fresh connection after a failure). Pieces that do not
+//! depend on each other are in flight together, and a piece is published only once the
+//! pieces it depends on were confirmed.
 
 use super::api::Connection as BrokerConnection;
 use super::settings::MqOverrides;
@@ -87,11 +87,11 @@ pub fn push_body(piece: &Value, sequence: usize, ctx: &PushContext) -> Vec<u8> {
     body.to_string().into_bytes()
 }
 
-/// One message to publish: its body and its dependency level (pycti's `x_opencti_seq`).
+/// One message to publish: its body and its batch (`split::batches`).
 ///
-/// Pieces are published in the order given. Consecutive pieces of the same level do not
-/// depend on each other, so they are in flight together; the first piece of another level
-/// is published only once every earlier piece was confirmed by the broker.
+/// Pieces are published in the order given. Consecutive pieces of the same level (batch)
+/// do not depend on each other, so they are in flight together; the first piece of another
+/// level is published only once every earlier piece was confirmed by the broker.
 #[derive(Debug, Clone)]
 pub struct Piece {
     pub level: u64,

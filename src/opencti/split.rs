@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
 /// Every id an object refers to (keys ending in `_ref` / `_refs`).
-fn references(object: &Map<String, Value>) -> Vec<&str> {
+pub(crate) fn references(object: &Map<String, Value>) -> Vec<&str> {
     let own = object.get("id").and_then(Value::as_str);
     let mut refs = Vec::new();
     for (key, value) in object {
@@ -49,6 +49,35 @@ fn depth<'a>(
     visiting.pop();
     memo.insert(id, d);
     d
+}
+
+/// For each piece of [`split`], the batch it is published in: a piece joins the pieces
+/// before it unless it references an object of one of them that is still in flight; then it
+/// starts the next batch, which goes out once every earlier piece was confirmed. No piece
+/// thus reaches the broker before the pieces it depends on.
+pub fn batches(pieces: &[Value]) -> Vec<u64> {
+    let mut in_flight: Vec<&str> = Vec::new();
+    let mut batch = 0;
+    pieces
+        .iter()
+        .map(|piece| {
+            let objects = piece["objects"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            let depends = objects
+                .iter()
+                .filter_map(Value::as_object)
+                .flat_map(references)
+                .any(|r| in_flight.contains(&r));
+            if depends {
+                batch += 1;
+                in_flight.clear();
+            }
+            in_flight.extend(objects.iter().filter_map(|o| o["id"].as_str()));
+            batch
+        })
+        .collect()
 }
 
 /// Splits a bundle into one-object bundles ordered by dependency depth (stable), each
@@ -135,6 +164,9 @@ mod tests {
         assert!(pieces
             .iter()
             .all(|p| p["id"] == "bundle--1" && p["objects"][0]["nb_deps"].is_u64()));
+        // The AS waits for its author; the location goes with the AS (its author is
+        // confirmed by then); the relationship waits for the AS.
+        assert_eq!(batches(&pieces), vec![0, 0, 1, 1, 2]);
     }
 
     #[test]
