@@ -11,7 +11,7 @@ use super::open::current_generation;
 use super::publish::{pause_point, GenerationBuilder};
 use super::SnapshotError;
 use crate::geo::Geo;
-use crate::index::writer::MergeMode;
+use crate::index::writer::{MergeMode, Prepared};
 use crate::index::{codec, IndexStats, IndexWriter};
 use crate::ivre::{self, ParsedRecord, RecordKind, Summary, Timestamp};
 use std::fs;
@@ -55,7 +55,15 @@ pub struct ImportReport {
     pub generation_dir: PathBuf,
 }
 
-type Chunk = Vec<(RecordKind, ParsedRecord, Option<u32>)>;
+/// A record on its way to the writer thread: prepared (encoded, entries computed) on the
+/// parsing thread for a full import; as parsed for an update, which must see the stored
+/// record first.
+enum Item {
+    Ready(Prepared),
+    Merge(RecordKind, ParsedRecord, Option<u32>),
+}
+
+type Chunk = Vec<Item>;
 
 /// Imports the given exports into a new generation and publishes it.
 pub fn import(data: &DataDir, options: &ImportOptions) -> Result<ImportReport, SnapshotError> {
@@ -164,10 +172,13 @@ fn write_chunks(
     mode: Option<MergeMode>,
 ) -> Result<IndexStats, SnapshotError> {
     for chunk in rx {
-        for (kind, record, asn) in &chunk {
-            match mode {
-                Some(mode) => writer.merge(*kind, record, *asn, mode)?,
-                None => writer.add(*kind, record, *asn)?,
+        for item in &chunk {
+            match (item, mode) {
+                (Item::Ready(prepared), _) => writer.add_prepared(prepared)?,
+                (Item::Merge(kind, record, asn), Some(mode)) => {
+                    writer.merge(*kind, record, *asn, mode)?
+                }
+                (Item::Merge(kind, record, asn), None) => writer.add(*kind, record, *asn)?,
             }
         }
     }
@@ -253,7 +264,11 @@ fn parse_inputs(
                 Summary::Passive(p) => p.addr.and_then(|a| geo.asn(a)),
                 Summary::Host(_) => None,
             };
-            chunk.push((*kind, record, asn));
+            chunk.push(if options.update.is_some() {
+                Item::Merge(*kind, record, asn)
+            } else {
+                Item::Ready(IndexWriter::prepare(*kind, &record, asn)?)
+            });
             if chunk.len() >= CHUNK {
                 let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
                 tx.send(full).map_err(|_| SnapshotError::WriterStopped)?;
