@@ -108,7 +108,7 @@ mod tests {
         rows.finish(&path).unwrap();
         let table = IdentityTable::load(&path).unwrap().unwrap();
         let mut identity = [0u8; 16];
-        identity[0] = 37 % 50;
+        identity[0] = 37; // i = 1 and i = 51
         assert_eq!(table.find(&identity), vec![(1, 10), (51, 510)]);
         identity[0] = 200;
         assert!(table.find(&identity).is_empty());
