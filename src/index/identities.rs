@@ -1,16 +1,16 @@
-//! The base's record identities: `<kind>.ids.sorted`, a sorted array of fixed 32-byte
-//! rows `identity (16 bytes) | record id (u64 BE) | packed location (u64 BE)`.
+//! The base's record identities: `<kind>.ids.sorted`, a sorted array of fixed 24-byte
+//! rows `identity (16 bytes) | record id (u64 BE)`.
 //!
 //! Only updates read it (to find the stored record a new one replaces), by binary search
 //! in memory. Identities are random 16-byte digests: an fst would not share prefixes
-//! between them, and a flat sorted array is both smaller (32 bytes a record) and built
+//! between them, and a flat sorted array is both smaller (24 bytes a record) and built
 //! by one fixed-size sort.
 
 use std::io::Write;
 use std::path::Path;
 
 /// Bytes per row.
-pub const ROW: usize = 32;
+pub const ROW: usize = 24;
 
 /// Rows collected in record order by a full import.
 #[derive(Default)]
@@ -19,11 +19,10 @@ pub struct IdentityRows {
 }
 
 impl IdentityRows {
-    pub fn push(&mut self, identity: &[u8; 16], id: u64, packed_location: u64) {
+    pub fn push(&mut self, identity: &[u8; 16], id: u64) {
         let mut row = [0u8; ROW];
         row[..16].copy_from_slice(identity);
-        row[16..24].copy_from_slice(&id.to_be_bytes());
-        row[24..].copy_from_slice(&packed_location.to_be_bytes());
+        row[16..].copy_from_slice(&id.to_be_bytes());
         self.rows.push(row);
     }
 
@@ -64,8 +63,8 @@ impl IdentityTable {
         &self.bytes[i * ROW..(i + 1) * ROW]
     }
 
-    /// The `(record id, packed location)` of every row with this identity.
-    pub fn find(&self, identity: &[u8; 16]) -> Vec<(u64, u64)> {
+    /// The record ids with this identity.
+    pub fn find(&self, identity: &[u8; 16]) -> Vec<u64> {
         let n = self.bytes.len() / ROW;
         // First row whose identity is not below the one searched.
         let (mut lo, mut hi) = (0, n);
@@ -83,9 +82,7 @@ impl IdentityTable {
             if &row[..16] != identity.as_slice() {
                 break;
             }
-            let id = u64::from_be_bytes(row[16..24].try_into().unwrap_or_default());
-            let loc = u64::from_be_bytes(row[24..32].try_into().unwrap_or_default());
-            out.push((id, loc));
+            out.push(u64::from_be_bytes(row[16..].try_into().unwrap_or_default()));
         }
         out
     }
@@ -103,19 +100,19 @@ mod tests {
         for i in 0u64..100 {
             let mut identity = [0u8; 16];
             identity[0] = (i.wrapping_mul(37) % 50) as u8;
-            rows.push(&identity, i, i * 10);
+            rows.push(&identity, i);
         }
         rows.finish(&path).unwrap();
         let table = IdentityTable::load(&path).unwrap().unwrap();
         let mut identity = [0u8; 16];
         identity[0] = 37; // i = 1 and i = 51
-        assert_eq!(table.find(&identity), vec![(1, 10), (51, 510)]);
+        assert_eq!(table.find(&identity), vec![1, 51]);
         identity[0] = 200;
         assert!(table.find(&identity).is_empty());
         assert!(IdentityTable::load(&dir.path().join("none"))
             .unwrap()
             .is_none());
-        std::fs::write(&path, [0u8; 33]).unwrap();
+        std::fs::write(&path, [0u8; 25]).unwrap();
         assert!(IdentityTable::load(&path).is_err());
     }
 }

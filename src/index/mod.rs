@@ -7,9 +7,9 @@
 //!   order, each `[u32 LE length][record]` with the record encoded by
 //!   [`codec::encode_record`] (compressed export-form JSON + typed summary); read with
 //!   positioned reads (in sequence too: each record carries its length).
-//! - the base, written once by a full import ([`sorted`]): per kind, the search entries
-//!   (`scans.idx.fst`, …: key `field | term | record id`, value the record's packed
-//!   location) as immutable sorted [`fst`] maps, and the record identities
+//! - the base, written once by a full import ([`sorted`]): per kind, the search keys
+//!   (`scans.idx.fst`, …: `field | term | record id`) as an immutable sorted [`fst`] set,
+//!   the records' packed locations by id (`scans.loc`), and the record identities
 //!   (`scans.ids.sorted`, …: see [`identity`] and [`identities`]);
 //! - a sled database (`entries/`): what incremental updates changed since the base:
 //!   search entries and identities of added records (trees `scans.idx`, `scans.ids`, …,
@@ -74,11 +74,20 @@ pub fn base_identities_file(kind: RecordKind) -> String {
     format!("{}.sorted", identity_tree_name(kind))
 }
 
+/// File of a kind's base record locations (see [`sorted`]): `<kind>.loc`.
+pub fn base_locations_file(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Scan => "scans.loc",
+        RecordKind::View => "view.loc",
+        RecordKind::Passive => "passive.loc",
+    }
+}
+
 /// Base files are written once and never changed: copies of an index may share them
 /// (hard links).
 pub fn is_immutable_file(name: &std::ffi::OsStr) -> bool {
     let name = name.to_string_lossy();
-    name.ends_with(".fst") || name.ends_with(".sorted")
+    name.ends_with(".fst") || name.ends_with(".sorted") || name.ends_with(".loc")
 }
 
 /// sled database inside an index directory.
@@ -181,7 +190,11 @@ pub(crate) fn checksum(path: &Path, db: &sled::Db) -> Result<String, IndexError>
         crc_file(&path.join(records_file(kind)), &mut hasher)?;
     }
     for kind in RecordKind::ALL {
-        for name in [base_file(tree_name(kind)), base_identities_file(kind)] {
+        for name in [
+            base_file(tree_name(kind)),
+            base_identities_file(kind),
+            base_locations_file(kind).to_owned(),
+        ] {
             let file = path.join(name);
             if file.is_file() {
                 crc_file(&file, &mut hasher)?;

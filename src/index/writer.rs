@@ -2,7 +2,8 @@
 //! place (incremental pulls, delta drops), so that an update costs what it changes.
 //!
 //! Record bodies are appended to the kind's file. A full import collects search entries
-//! and identities in [`EntrySorter`]s and writes them, sorted, as the immutable base
+//! and identities ([`KeySorter`], [`IdentityRows`]) and writes them, sorted, with the
+//! records' locations, as the immutable base
 //! (`<kind>.idx.fst`, `<kind>.ids.sorted`) when it finishes. An update leaves the base as
 //! it is: new entries and identities go to sled (batched), and a replaced base record
 //! is marked dead (`<kind>.dead`). Memory stays bounded by the sort runs and the batch.
@@ -10,10 +11,10 @@
 use super::codec::{self, Location};
 use super::identities::{IdentityRows, IdentityTable};
 use super::keys::{self, CertHash, Field};
-use super::sorted::EntrySorter;
+use super::sorted::{self, KeySorter};
 use super::{
-    base_file, base_identities_file, dead_tree_name, identity, identity_tree_name, records_file,
-    tree_name, IndexError, SLED_DIR,
+    base_file, base_identities_file, base_locations_file, dead_tree_name, identity,
+    identity_tree_name, records_file, tree_name, IndexError, SLED_DIR,
 };
 use crate::ivre::{Certificate, HostSummary, ParsedRecord, PassiveSummary, RecordKind, Summary};
 use serde::de::DeserializeOwned;
@@ -49,8 +50,10 @@ pub enum MergeMode {
 /// A full import's sorted entries, written as the base when it finishes.
 #[derive(Default)]
 struct Bulk {
-    entries: EntrySorter,
+    entries: KeySorter,
     ids: IdentityRows,
+    /// Packed locations by record id.
+    locations: Vec<u64>,
 }
 
 struct Part {
@@ -67,6 +70,8 @@ struct Part {
     bulk: Option<Bulk>,
     /// The base's identities (updates).
     base_ids: Option<IdentityTable>,
+    /// The base's packed locations by record id (updates).
+    base_locations: Vec<u64>,
     /// Records with an id below this one are in the base.
     base_end: u64,
     next_id: u64,
@@ -161,11 +166,15 @@ impl IndexWriter {
                 .keys()
                 .filter_map(|k| k.ok().and_then(|k| keys::id_of(&k)))
                 .collect();
-            let base_ids = if new {
-                None
+            let (base_ids, base_locations) = if new {
+                (None, Vec::new())
             } else {
                 let file = path.join(base_identities_file(kind));
-                IdentityTable::load(&file).map_err(|e| IndexError::io(&file, e))?
+                let ids = IdentityTable::load(&file).map_err(|e| IndexError::io(&file, e))?;
+                let file = path.join(base_locations_file(kind));
+                let locations =
+                    sorted::load_locations(&file).map_err(|e| IndexError::base(&file, e))?;
+                (ids, locations)
             };
             parts.push(Part {
                 kind,
@@ -177,6 +186,7 @@ impl IndexWriter {
                 id_batch: sled::Batch::default(),
                 bulk: new.then(Bulk::default),
                 base_ids,
+                base_locations,
                 base_end: meta_u64(&meta, &format!("base_end.{}", kind.as_str())).map_err(err)?,
                 next_id: meta_u64(&meta, &format!("next_id.{}", kind.as_str())).map_err(err)?,
                 live: meta_u64(&meta, &format!("count.{}", kind.as_str())).map_err(err)?,
@@ -270,9 +280,11 @@ impl IndexWriter {
             for (field, term) in &prepared.entries {
                 self.key.clear();
                 keys::push_index_key(&mut self.key, *field, term, id);
-                bulk.entries.push(&self.key, packed).map_err(base_err)?;
+                bulk.entries.push(&self.key).map_err(base_err)?;
             }
-            bulk.ids.push(&prepared.identity, id, packed);
+            bulk.ids.push(&prepared.identity, id);
+            // Ids of a full import run from 0 (`clear` restarts them).
+            bulk.locations.push(packed);
         } else {
             let value = codec::encode_location(location);
             for (field, term) in &prepared.entries {
@@ -335,8 +347,11 @@ impl IndexWriter {
             table
                 .find(&prefix)
                 .into_iter()
-                .map(|(id, v)| (id, codec::unpack_location(v)))
-                .filter(|(id, _)| !part.dead.contains(id))
+                .filter(|id| !part.dead.contains(id))
+                .filter_map(|id| {
+                    let packed = part.base_locations.get(usize::try_from(id).ok()?)?;
+                    Some((id, codec::unpack_location(*packed)))
+                })
         });
         let added = part
             .ids
@@ -419,11 +434,17 @@ impl IndexWriter {
         part.dead_tree.clear().map_err(err)?;
         part.dead.clear();
         part.base_ids = None;
+        part.base_locations = Vec::new();
         part.base_end = 0;
         if let Some(bulk) = &mut part.bulk {
             *bulk = Bulk::default();
+            part.next_id = 0;
         }
-        for name in [base_file(tree_name(kind)), base_identities_file(kind)] {
+        for name in [
+            base_file(tree_name(kind)),
+            base_identities_file(kind),
+            base_locations_file(kind).to_owned(),
+        ] {
             let file = self.path.join(name);
             match std::fs::remove_file(&file) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -474,6 +495,11 @@ impl IndexWriter {
                 bulk.ids
                     .finish(&file)
                     .map_err(|e| IndexError::io(&file, e))?;
+                if !bulk.locations.is_empty() {
+                    let file = self.path.join(base_locations_file(part.kind));
+                    sorted::write_locations(&file, &bulk.locations)
+                        .map_err(|e| IndexError::base(&file, e))?;
+                }
                 part.base_end = part.next_id;
             }
         }
