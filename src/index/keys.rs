@@ -157,15 +157,20 @@ pub fn id_of(index_key: &[u8]) -> Option<u64> {
 
 /// A secondary key: `field | term | id` (the term of name fields ends with `0x00`).
 pub fn index_key(field: Field, term: &[u8], id: u64) -> Vec<u8> {
-    let is_name = matches!(field, Field::Domain | Field::DnsName | Field::DnsTarget);
     let mut key = Vec::with_capacity(1 + term.len() + 1 + ID_LEN);
+    push_index_key(&mut key, field, term, id);
+    key
+}
+
+/// [`index_key`], appended to `key`.
+pub fn push_index_key(key: &mut Vec<u8>, field: Field, term: &[u8], id: u64) {
+    let is_name = matches!(field, Field::Domain | Field::DnsName | Field::DnsTarget);
     key.push(field as u8);
     key.extend_from_slice(term);
     if is_name {
         key.push(0);
     }
     key.extend_from_slice(&record_key(id));
-    key
 }
 
 /// 16 bytes, IPv4 mapped into IPv6 as IVRE does.

@@ -7,10 +7,10 @@
 //!   order, each `[u32 LE length][record]` with the record encoded by
 //!   [`codec::encode_record`] (compressed export-form JSON + typed summary); read with
 //!   positioned reads (in sequence too: each record carries its length).
-//! - the base, written once by a full import ([`sorted`]): per kind, the search entries
-//!   (`scans.idx.fst`, …: key `field | term | record id`, value the record's packed
-//!   location) and the record identities (`scans.ids.fst`, …: key
-//!   `identity | record id`, see [`identity`]) as immutable sorted [`fst`] maps;
+//! - the base, written once by a full import ([`sorted`]): per kind, the search keys
+//!   (`scans.idx.fst`, …: `field | term | record id`) as an immutable sorted [`fst`] set,
+//!   the records' packed locations by id (`scans.loc`), and the record identities
+//!   (`scans.ids.sorted`, …: see [`identity`] and [`identities`]);
 //! - a sled database (`entries/`): what incremental updates changed since the base:
 //!   search entries and identities of added records (trees `scans.idx`, `scans.ids`, …,
 //!   same keys, value the [`codec::encode_location`] location), base records they
@@ -24,6 +24,7 @@
 //! small entries, measured here), and the base files are a few bytes per entry.
 
 pub mod codec;
+pub mod identities;
 pub mod identity;
 pub mod keys;
 pub mod reader;
@@ -63,9 +64,30 @@ pub(crate) fn dead_tree_name(kind: RecordKind) -> &'static str {
     }
 }
 
-/// File of a tree's base (sorted, immutable) in an index directory: `<tree>.fst`.
+/// File of a kind's base search entries (sorted, immutable): `<tree>.fst`.
 pub fn base_file(tree: &str) -> String {
     format!("{tree}.fst")
+}
+
+/// File of a kind's base identities (see [`identities`]): `<ids tree>.sorted`.
+pub fn base_identities_file(kind: RecordKind) -> String {
+    format!("{}.sorted", identity_tree_name(kind))
+}
+
+/// File of a kind's base record locations (see [`sorted`]): `<kind>.loc`.
+pub fn base_locations_file(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Scan => "scans.loc",
+        RecordKind::View => "view.loc",
+        RecordKind::Passive => "passive.loc",
+    }
+}
+
+/// Base files are written once and never changed: copies of an index may share them
+/// (hard links).
+pub fn is_immutable_file(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    name.ends_with(".fst") || name.ends_with(".sorted") || name.ends_with(".loc")
 }
 
 /// sled database inside an index directory.
@@ -110,6 +132,12 @@ pub enum IndexError {
         kind: RecordKind,
         id: u64,
         reason: String,
+    },
+    #[error("cannot encode a {kind} record: {source}")]
+    Encode {
+        kind: RecordKind,
+        #[source]
+        source: codec::CodecError,
     },
     #[error("index base {path}: {source}")]
     Base {
@@ -162,8 +190,12 @@ pub(crate) fn checksum(path: &Path, db: &sled::Db) -> Result<String, IndexError>
         crc_file(&path.join(records_file(kind)), &mut hasher)?;
     }
     for kind in RecordKind::ALL {
-        for tree in [tree_name(kind), identity_tree_name(kind)] {
-            let file = path.join(base_file(tree));
+        for name in [
+            base_file(tree_name(kind)),
+            base_identities_file(kind),
+            base_locations_file(kind).to_owned(),
+        ] {
+            let file = path.join(name);
             if file.is_file() {
                 crc_file(&file, &mut hasher)?;
             }

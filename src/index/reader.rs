@@ -5,7 +5,9 @@
 use super::codec::{self, Location};
 use super::keys::{self, Query};
 use super::sorted;
-use super::{base_file, dead_tree_name, records_file, tree_name, IndexError, SLED_DIR};
+use super::{
+    base_file, base_locations_file, dead_tree_name, records_file, tree_name, IndexError, SLED_DIR,
+};
 use crate::ivre::RecordKind;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashSet};
@@ -30,8 +32,10 @@ pub struct Hit {
 
 /// The searchable records of one kind.
 struct Part {
-    /// Search entries of the full import (`None`: the index has none of this kind).
-    base: Option<fst::Map<Vec<u8>>>,
+    /// Search keys of the full import (`None`: the index has none of this kind).
+    base: Option<fst::Set<Vec<u8>>>,
+    /// The base's packed record locations, by record id.
+    locations: Vec<u64>,
     /// Base records updates replaced.
     dead: HashSet<u64>,
     /// Search entries added by updates.
@@ -80,6 +84,9 @@ impl IndexReader {
             let file = File::open(&p).map_err(|e| IndexError::io(&p, e))?;
             let base_path = path.join(base_file(tree_name(kind)));
             let base = sorted::load(&base_path).map_err(|e| IndexError::base(&base_path, e))?;
+            let loc_path = path.join(base_locations_file(kind));
+            let locations =
+                sorted::load_locations(&loc_path).map_err(|e| IndexError::base(&loc_path, e))?;
             let dead = db
                 .open_tree(dead_tree_name(kind))
                 .map_err(err)?
@@ -91,6 +98,7 @@ impl IndexReader {
                 .map_err(err)?;
             parts.push(Part {
                 base,
+                locations,
                 dead,
                 added: db.open_tree(tree_name(kind)).map_err(err)?,
                 file,
@@ -125,13 +133,23 @@ impl IndexReader {
                 continue;
             };
             if let Some(base) = &part.base {
-                for (key, value) in sorted::scan_prefix(base, &prefix) {
-                    match keys::id_of(&key) {
-                        Some(id) if !part.dead.contains(&id) => {
-                            hits.insert(id, codec::unpack_location(value));
-                        }
-                        _ => {}
+                for key in sorted::scan_prefix(base, &prefix) {
+                    let Some(id) = keys::id_of(&key) else {
+                        continue;
+                    };
+                    if part.dead.contains(&id) {
+                        continue;
                     }
+                    let packed = usize::try_from(id)
+                        .ok()
+                        .and_then(|i| part.locations.get(i))
+                        .ok_or_else(|| IndexError::Codec {
+                            path: self.path.clone(),
+                            kind,
+                            id,
+                            source: codec::CodecError::Truncated,
+                        })?;
+                    hits.insert(id, codec::unpack_location(*packed));
                 }
             }
             for entry in part.added.scan_prefix(&prefix) {

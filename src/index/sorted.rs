@@ -1,20 +1,22 @@
-//! The base of an index: search entries and identities sorted once, at a full import,
-//! into immutable [`fst::Map`] files (`scans.idx.fst`, `scans.ids.fst`, …).
+//! The base of an index: search keys sorted once, at a full import, into an immutable
+//! [`fst::Set`] file per kind (`scans.idx.fst`, …), and the record locations of the base
+//! (`scans.loc`: one packed location, u64 LE, per record id).
 //!
-//! Keys are those of the sled trees (`field | term | id`, `identity | id`); values are
-//! packed record locations ([`super::codec::pack_location`]). A full import appends
-//! entries in record order; [`EntrySorter`] sorts them in runs of at most
-//! [`RUN_ENTRIES`] entries, keeps each sorted run as an in-memory fst (a few bytes per
-//! entry) and merges the runs into the file at the end. Building costs a sort, not a
-//! B-tree insert per entry: this is what makes a full import fast (sled took 6–8 s and
-//! 3.7 GB of memory per million small entries, measured here).
+//! Keys are those of the sled trees (`field | term | id`); the record id they end with
+//! indexes the locations table, which keeps the fst free of values (values unique to
+//! every key are what an fst cannot share). A full import appends keys in record order;
+//! [`KeySorter`] sorts them in runs of at most [`RUN_KEYS`] keys, keeps each sorted run
+//! as an in-memory fst (a few bytes per key) and merges the runs into the file at the
+//! end. Building costs a sort, not a B-tree insert per key: this is what makes a full
+//! import fast (sled took 6–8 s and 3.7 GB of memory per million small entries,
+//! measured here).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-/// Entries sorted in memory before they become a run.
-pub const RUN_ENTRIES: usize = 1 << 21;
+/// Keys sorted in memory before they become a run.
+pub const RUN_KEYS: usize = 1 << 21;
 
 /// Why the base could not be built or read.
 #[derive(Debug, thiserror::Error)]
@@ -23,31 +25,31 @@ pub enum SortedError {
     Fst(#[from] fst::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("not a whole number of 8-byte locations")]
+    BadLocations,
 }
 
-/// One entry: the first 16 key bytes (compared first, without touching the arena), the
-/// key's place in the arena, the value.
+/// One key: its first 16 bytes (compared first, without touching the arena) and its
+/// place in the arena.
 #[derive(Clone, Copy)]
 struct Item {
     head: u128,
     start: u32,
     len: u32,
-    value: u64,
 }
 
-/// Collects `(key, value)` entries in any order; writes them sorted.
+/// Collects keys in any order; writes them sorted.
 #[derive(Default)]
-pub struct EntrySorter {
+pub struct KeySorter {
     arena: Vec<u8>,
     items: Vec<Item>,
-    runs: Vec<fst::Map<Vec<u8>>>,
+    runs: Vec<fst::Set<Vec<u8>>>,
 }
 
-impl EntrySorter {
-    /// Adds an entry. Keys are unique (they end with the record id); a repeated key
-    /// keeps one of its values.
-    pub fn push(&mut self, key: &[u8], value: u64) -> Result<(), SortedError> {
-        if self.items.len() >= RUN_ENTRIES || self.arena.len() + key.len() >= u32::MAX as usize {
+impl KeySorter {
+    /// Adds a key (a repeated key is stored once).
+    pub fn push(&mut self, key: &[u8]) -> Result<(), SortedError> {
+        if self.items.len() >= RUN_KEYS || self.arena.len() + key.len() >= u32::MAX as usize {
             self.spill()?;
         }
         let mut head = [0u8; 16];
@@ -58,7 +60,6 @@ impl EntrySorter {
             // Bounded by the check above.
             start: self.arena.len() as u32,
             len: key.len() as u32,
-            value,
         });
         self.arena.extend_from_slice(key);
         Ok(())
@@ -73,22 +74,22 @@ impl EntrySorter {
         let key = |it: &Item| &arena[it.start as usize..(it.start + it.len) as usize];
         self.items
             .sort_unstable_by(|a, b| a.head.cmp(&b.head).then_with(|| key(a).cmp(key(b))));
-        let mut builder = fst::MapBuilder::memory();
+        let mut builder = fst::SetBuilder::memory();
         let mut last: Option<&[u8]> = None;
         for item in &self.items {
             let k = key(item);
             if last != Some(k) {
-                builder.insert(k, item.value)?;
+                builder.insert(k)?;
                 last = Some(k);
             }
         }
-        self.runs.push(builder.into_map());
+        self.runs.push(builder.into_set());
         self.items.clear();
         self.arena.clear();
         Ok(())
     }
 
-    /// Writes every entry, sorted, to `path` (and syncs it); returns how many were
+    /// Writes every key, sorted, to `path` (and syncs it); returns how many were
     /// written. Writes nothing when there are none.
     pub fn finish(mut self, path: &Path) -> Result<u64, SortedError> {
         self.spill()?;
@@ -104,19 +105,17 @@ impl EntrySorter {
             }
             _ => {
                 use fst::{IntoStreamer, Streamer};
-                let mut builder = fst::MapBuilder::new(BufWriter::new(File::create(path)?))?;
+                let mut builder = fst::SetBuilder::new(BufWriter::new(File::create(path)?))?;
                 let mut union = self
                     .runs
                     .iter()
-                    .collect::<fst::map::OpBuilder>()
+                    .collect::<fst::set::OpBuilder>()
                     .union()
                     .into_stream();
                 let mut count = 0;
-                while let Some((key, values)) = union.next() {
-                    if let Some(v) = values.first() {
-                        builder.insert(key, v.value)?;
-                        count += 1;
-                    }
+                while let Some(key) = union.next() {
+                    builder.insert(key)?;
+                    count += 1;
                 }
                 let file = builder
                     .into_inner()?
@@ -131,29 +130,29 @@ impl EntrySorter {
 }
 
 /// Reads a base file into memory; `None` when the index has no such file.
-pub fn load(path: &Path) -> Result<Option<fst::Map<Vec<u8>>>, SortedError> {
+pub fn load(path: &Path) -> Result<Option<fst::Set<Vec<u8>>>, SortedError> {
     match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(fst::Map::new(bytes)?)),
+        Ok(bytes) => Ok(Some(fst::Set::new(bytes)?)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
 
-/// The entries of `map` whose key starts with `prefix`, in key order.
-pub fn scan_prefix<'m>(
-    map: &'m fst::Map<Vec<u8>>,
+/// The keys of `set` that start with `prefix`, in order.
+pub fn scan_prefix<'s>(
+    set: &'s fst::Set<Vec<u8>>,
     prefix: &[u8],
-) -> impl Iterator<Item = (Vec<u8>, u64)> + 'm {
+) -> impl Iterator<Item = Vec<u8>> + 's {
     use fst::{IntoStreamer, Streamer};
     let prefix = prefix.to_vec();
-    let mut stream = map.range().ge(&prefix).into_stream();
+    let mut stream = set.range().ge(&prefix).into_stream();
     let mut done = false;
     std::iter::from_fn(move || {
         if done {
             return None;
         }
         match stream.next() {
-            Some((key, value)) if key.starts_with(&prefix) => Some((key.to_vec(), value)),
+            Some(key) if key.starts_with(&prefix) => Some(key.to_vec()),
             _ => {
                 done = true;
                 None
@@ -162,16 +161,41 @@ pub fn scan_prefix<'m>(
     })
 }
 
+/// Writes the base's packed locations, indexed by record id (synced).
+pub fn write_locations(path: &Path, locations: &[u64]) -> Result<(), SortedError> {
+    let mut file = BufWriter::with_capacity(1 << 20, File::create(path)?);
+    for loc in locations {
+        file.write_all(&loc.to_le_bytes())?;
+    }
+    file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok(())
+}
+
+/// Reads the base's packed locations (empty when the index has none).
+pub fn load_locations(path: &Path) -> Result<Vec<u64>, SortedError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    if bytes.len() % 8 != 0 {
+        return Err(SortedError::BadLocations);
+    }
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn runs_merge_into_one_sorted_map() {
+    fn runs_merge_into_one_sorted_set() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.fst");
-        let mut sorter = EntrySorter::default();
-        // More than one run: force spills by pushing, then spilling by hand.
+        let mut sorter = KeySorter::default();
         let keys: Vec<Vec<u8>> = (0u64..1000)
             .map(|i| {
                 let mut k = b"h".to_vec();
@@ -181,22 +205,22 @@ mod tests {
             })
             .collect();
         for (i, k) in keys.iter().enumerate() {
-            sorter.push(k, i as u64).unwrap();
+            sorter.push(k).unwrap();
+            // More than one run.
             if i % 300 == 299 {
                 sorter.spill().unwrap();
             }
         }
+        sorter.push(&keys[3]).unwrap();
         assert_eq!(sorter.runs.len(), 3);
         assert_eq!(sorter.finish(&path).unwrap(), 1000);
-        let map = load(&path).unwrap().unwrap();
-        assert_eq!(map.len(), 1000);
-        for (i, k) in keys.iter().enumerate() {
-            assert_eq!(map.get(k), Some(i as u64));
-        }
-        let all: Vec<_> = scan_prefix(&map, b"h").collect();
-        assert!(all.windows(2).all(|w| w[0].0 < w[1].0));
-        assert_eq!(scan_prefix(&map, &keys[7][..9]).count(), 1);
-        assert_eq!(scan_prefix(&map, b"x").count(), 0);
+        let set = load(&path).unwrap().unwrap();
+        assert_eq!(set.len(), 1000);
+        assert!(keys.iter().all(|k| set.contains(k)));
+        let all: Vec<_> = scan_prefix(&set, b"h").collect();
+        assert!(all.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(scan_prefix(&set, &keys[7][..9]).count(), 1);
+        assert_eq!(scan_prefix(&set, b"x").count(), 0);
         assert!(load(&dir.path().join("missing.fst")).unwrap().is_none());
     }
 
@@ -204,16 +228,27 @@ mod tests {
     fn long_keys_sort_past_their_head() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.fst");
-        let mut sorter = EntrySorter::default();
+        let mut sorter = KeySorter::default();
         let base = b"dcom.example.www.".to_vec();
-        for (i, tail) in [b"z", b"a", b"m"].iter().enumerate() {
+        for tail in [b"z", b"a", b"m"] {
             let mut k = base.clone();
-            k.extend_from_slice(*tail);
-            sorter.push(&k, i as u64).unwrap();
+            k.extend_from_slice(tail);
+            sorter.push(&k).unwrap();
         }
         assert_eq!(sorter.finish(&path).unwrap(), 3);
-        let map = load(&path).unwrap().unwrap();
-        let values: Vec<u64> = scan_prefix(&map, &base).map(|(_, v)| v).collect();
-        assert_eq!(values, vec![1, 2, 0]);
+        let set = load(&path).unwrap().unwrap();
+        let tails: Vec<u8> = scan_prefix(&set, &base).map(|k| k[base.len()]).collect();
+        assert_eq!(tails, b"amz".to_vec());
+    }
+
+    #[test]
+    fn locations_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.loc");
+        write_locations(&path, &[1, 1 << 40, 7]).unwrap();
+        assert_eq!(load_locations(&path).unwrap(), vec![1, 1 << 40, 7]);
+        assert!(load_locations(&dir.path().join("none")).unwrap().is_empty());
+        std::fs::write(&path, [0u8; 9]).unwrap();
+        assert!(load_locations(&path).is_err());
     }
 }

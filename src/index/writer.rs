@@ -2,17 +2,19 @@
 //! place (incremental pulls, delta drops), so that an update costs what it changes.
 //!
 //! Record bodies are appended to the kind's file. A full import collects search entries
-//! and identities in [`EntrySorter`]s and writes them, sorted, as the immutable base
-//! (`<kind>.idx.fst`, `<kind>.ids.fst`) when it finishes. An update leaves the base as
+//! and identities ([`KeySorter`], [`IdentityRows`]) and writes them, sorted, with the
+//! records' locations, as the immutable base
+//! (`<kind>.idx.fst`, `<kind>.ids.sorted`) when it finishes. An update leaves the base as
 //! it is: new entries and identities go to sled (batched), and a replaced base record
 //! is marked dead (`<kind>.dead`). Memory stays bounded by the sort runs and the batch.
 
 use super::codec::{self, Location};
+use super::identities::{IdentityRows, IdentityTable};
 use super::keys::{self, CertHash, Field};
-use super::sorted::{self, EntrySorter};
+use super::sorted::{self, KeySorter};
 use super::{
-    base_file, dead_tree_name, identity, identity_tree_name, records_file, tree_name, IndexError,
-    SLED_DIR,
+    base_file, base_identities_file, base_locations_file, dead_tree_name, identity,
+    identity_tree_name, records_file, tree_name, IndexError, SLED_DIR,
 };
 use crate::ivre::{Certificate, HostSummary, ParsedRecord, PassiveSummary, RecordKind, Summary};
 use serde::de::DeserializeOwned;
@@ -48,8 +50,10 @@ pub enum MergeMode {
 /// A full import's sorted entries, written as the base when it finishes.
 #[derive(Default)]
 struct Bulk {
-    entries: EntrySorter,
-    ids: EntrySorter,
+    entries: KeySorter,
+    ids: IdentityRows,
+    /// Packed locations by record id.
+    locations: Vec<u64>,
 }
 
 struct Part {
@@ -65,7 +69,9 @@ struct Part {
     /// `Some` in a full import.
     bulk: Option<Bulk>,
     /// The base's identities (updates).
-    base_ids: Option<fst::Map<Vec<u8>>>,
+    base_ids: Option<IdentityTable>,
+    /// The base's packed locations by record id (updates).
+    base_locations: Vec<u64>,
     /// Records with an id below this one are in the base.
     base_end: u64,
     next_id: u64,
@@ -82,8 +88,18 @@ pub struct IndexWriter {
     parts: Vec<Part>,
     pending: usize,
     index_entries: u64,
-    buf: Vec<u8>,
+    /// Scratch space for a search key.
+    key: Vec<u8>,
+}
+
+/// A record ready to be written (see [`IndexWriter::prepare`]).
+pub struct Prepared {
+    kind: RecordKind,
+    /// The encoded record.
+    bytes: Vec<u8>,
+    /// Sorted, without duplicates.
     entries: Vec<(Field, Vec<u8>)>,
+    identity: [u8; 16],
 }
 
 fn part_index(kind: RecordKind) -> usize {
@@ -150,11 +166,15 @@ impl IndexWriter {
                 .keys()
                 .filter_map(|k| k.ok().and_then(|k| keys::id_of(&k)))
                 .collect();
-            let base_ids = if new {
-                None
+            let (base_ids, base_locations) = if new {
+                (None, Vec::new())
             } else {
-                let file = path.join(base_file(identity_tree_name(kind)));
-                sorted::load(&file).map_err(|e| IndexError::base(&file, e))?
+                let file = path.join(base_identities_file(kind));
+                let ids = IdentityTable::load(&file).map_err(|e| IndexError::io(&file, e))?;
+                let file = path.join(base_locations_file(kind));
+                let locations =
+                    sorted::load_locations(&file).map_err(|e| IndexError::base(&file, e))?;
+                (ids, locations)
             };
             parts.push(Part {
                 kind,
@@ -166,6 +186,7 @@ impl IndexWriter {
                 id_batch: sled::Batch::default(),
                 bulk: new.then(Bulk::default),
                 base_ids,
+                base_locations,
                 base_end: meta_u64(&meta, &format!("base_end.{}", kind.as_str())).map_err(err)?,
                 next_id: meta_u64(&meta, &format!("next_id.{}", kind.as_str())).map_err(err)?,
                 live: meta_u64(&meta, &format!("count.{}", kind.as_str())).map_err(err)?,
@@ -180,8 +201,7 @@ impl IndexWriter {
             parts,
             pending: 0,
             index_entries: 0,
-            buf: Vec::new(),
-            entries: Vec::new(),
+            key: Vec::new(),
         })
     }
 
@@ -198,35 +218,49 @@ impl IndexWriter {
         }
     }
 
-    /// Appends a record and its entries; returns its id and location.
-    fn write(
-        &mut self,
+    /// Encodes a record and computes its search entries and identity, without the
+    /// writer: the import does it on the parsing thread, so that both cores work.
+    pub fn prepare(
         kind: RecordKind,
         record: &ParsedRecord,
         passive_asn: Option<u32>,
-    ) -> Result<(u64, Location), IndexError> {
-        let ix = part_index(kind);
-        let id = self.parts[ix].next_id;
-        self.entries.clear();
+    ) -> Result<Prepared, IndexError> {
+        let mut entries = Vec::new();
+        let mut bytes = Vec::new();
         let encoded = match &record.summary {
             Summary::Host(h) => {
-                host_entries(h, &mut self.entries);
-                codec::encode_record(&record.json, h, &mut self.buf)
+                host_entries(h, &mut entries);
+                codec::encode_record(&record.json, h, &mut bytes)
             }
             Summary::Passive(p) => {
-                passive_entries(p, passive_asn, &mut self.entries);
-                codec::encode_record(&record.json, p, &mut self.buf)
+                passive_entries(p, passive_asn, &mut entries);
+                codec::encode_record(&record.json, p, &mut bytes)
             }
         };
-        encoded.map_err(self.codec_error(kind, id))?;
+        encoded.map_err(|source| IndexError::Encode { kind, source })?;
+        entries.sort();
+        entries.dedup();
+        Ok(Prepared {
+            kind,
+            bytes,
+            entries,
+            identity: identity::of(kind, &record.summary),
+        })
+    }
+
+    /// Appends a prepared record and its entries; returns its id and location.
+    fn write(&mut self, prepared: &Prepared) -> Result<(u64, Location), IndexError> {
+        let kind = prepared.kind;
+        let ix = part_index(kind);
+        let id = self.parts[ix].next_id;
         let too_large = |source| IndexError::Codec {
             path: self.path.clone(),
             kind,
             id,
             source,
         };
-        let len =
-            u32::try_from(self.buf.len()).map_err(|_| too_large(codec::CodecError::Truncated))?;
+        let len = u32::try_from(prepared.bytes.len())
+            .map_err(|_| too_large(codec::CodecError::Truncated))?;
         let part = &mut self.parts[ix];
         let location = Location {
             offset: part.offset + 4,
@@ -234,34 +268,45 @@ impl IndexWriter {
         };
         part.file
             .write_all(&len.to_le_bytes())
-            .and_then(|()| part.file.write_all(&self.buf))
+            .and_then(|()| part.file.write_all(&prepared.bytes))
             .map_err(|e| IndexError::io(&part.path, e))?;
         part.offset += 4 + u64::from(len);
         part.next_id += 1;
         part.live += 1;
-        self.entries.sort();
-        self.entries.dedup();
-        let id_key = id_key(kind, &record.summary, id);
         if let Some(bulk) = &mut part.bulk {
             let packed = codec::pack_location(location)
                 .ok_or_else(|| too_large(codec::CodecError::Truncated))?;
             let base_err = |e| IndexError::base(&part.path, e);
-            for (field, term) in &self.entries {
-                bulk.entries
-                    .push(&keys::index_key(*field, term, id), packed)
-                    .map_err(base_err)?;
+            for (field, term) in &prepared.entries {
+                self.key.clear();
+                keys::push_index_key(&mut self.key, *field, term, id);
+                bulk.entries.push(&self.key).map_err(base_err)?;
             }
-            bulk.ids.push(&id_key, packed).map_err(base_err)?;
+            bulk.ids.push(&prepared.identity, id);
+            // Ids of a full import run from 0 (`clear` restarts them).
+            bulk.locations.push(packed);
         } else {
             let value = codec::encode_location(location);
-            for (field, term) in &self.entries {
+            for (field, term) in &prepared.entries {
                 part.entry_batch
                     .insert(keys::index_key(*field, term, id), &value[..]);
             }
+            let mut id_key = prepared.identity.to_vec();
+            id_key.extend_from_slice(&keys::record_key(id));
             part.id_batch.insert(id_key, &value[..]);
         }
-        self.index_entries += self.entries.len() as u64;
+        self.index_entries += prepared.entries.len() as u64;
         Ok((id, location))
+    }
+
+    /// Adds a prepared record (a full import).
+    pub fn add_prepared(&mut self, prepared: &Prepared) -> Result<(), IndexError> {
+        self.write(prepared)?;
+        self.pending += 1;
+        if self.pending >= BATCH_RECORDS {
+            self.apply()?;
+        }
+        Ok(())
     }
 
     /// Adds a record (a full import). `passive_asn` is the AS of a passive record's
@@ -273,12 +318,7 @@ impl IndexWriter {
         record: &ParsedRecord,
         passive_asn: Option<u32>,
     ) -> Result<(), IndexError> {
-        self.write(kind, record, passive_asn)?;
-        self.pending += 1;
-        if self.pending >= BATCH_RECORDS {
-            self.apply()?;
-        }
-        Ok(())
+        self.add_prepared(&IndexWriter::prepare(kind, record, passive_asn)?)
     }
 
     fn read_stored<T: DeserializeOwned>(
@@ -303,10 +343,15 @@ impl IndexWriter {
     fn stored(&self, kind: RecordKind, record: &ParsedRecord) -> Vec<(u64, Location)> {
         let part = &self.parts[part_index(kind)];
         let prefix = identity::of(kind, &record.summary);
-        let base = part.base_ids.iter().flat_map(|map| {
-            sorted::scan_prefix(map, &prefix)
-                .filter_map(|(k, v)| Some((keys::id_of(&k)?, codec::unpack_location(v))))
-                .filter(|(id, _)| !part.dead.contains(id))
+        let base = part.base_ids.iter().flat_map(|table| {
+            table
+                .find(&prefix)
+                .into_iter()
+                .filter(|id| !part.dead.contains(id))
+                .filter_map(|id| {
+                    let packed = part.base_locations.get(usize::try_from(id).ok()?)?;
+                    Some((id, codec::unpack_location(*packed)))
+                })
         });
         let added = part
             .ids
@@ -375,7 +420,7 @@ impl IndexWriter {
             };
             self.forget(kind, id, &summary, passive_asn)?;
         }
-        self.write(kind, &merged, passive_asn)?;
+        self.write(&IndexWriter::prepare(kind, &merged, passive_asn)?)?;
         self.apply()
     }
 
@@ -389,12 +434,18 @@ impl IndexWriter {
         part.dead_tree.clear().map_err(err)?;
         part.dead.clear();
         part.base_ids = None;
+        part.base_locations = Vec::new();
         part.base_end = 0;
         if let Some(bulk) = &mut part.bulk {
             *bulk = Bulk::default();
+            part.next_id = 0;
         }
-        for tree in [tree_name(kind), identity_tree_name(kind)] {
-            let file = self.path.join(base_file(tree));
+        for name in [
+            base_file(tree_name(kind)),
+            base_identities_file(kind),
+            base_locations_file(kind).to_owned(),
+        ] {
+            let file = self.path.join(name);
             match std::fs::remove_file(&file) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(IndexError::io(&file, e))
@@ -436,13 +487,17 @@ impl IndexWriter {
         let err = |e| IndexError::sled(&self.path, e);
         for part in &mut self.parts {
             if let Some(bulk) = part.bulk.take() {
-                for (sorter, tree) in [
-                    (bulk.entries, tree_name(part.kind)),
-                    (bulk.ids, identity_tree_name(part.kind)),
-                ] {
-                    let file = self.path.join(base_file(tree));
-                    sorter
-                        .finish(&file)
+                let file = self.path.join(base_file(tree_name(part.kind)));
+                bulk.entries
+                    .finish(&file)
+                    .map_err(|e| IndexError::base(&file, e))?;
+                let file = self.path.join(base_identities_file(part.kind));
+                bulk.ids
+                    .finish(&file)
+                    .map_err(|e| IndexError::io(&file, e))?;
+                if !bulk.locations.is_empty() {
+                    let file = self.path.join(base_locations_file(part.kind));
+                    sorted::write_locations(&file, &bulk.locations)
                         .map_err(|e| IndexError::base(&file, e))?;
                 }
                 part.base_end = part.next_id;

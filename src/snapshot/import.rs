@@ -1,28 +1,20 @@
 //! `ivre-sync import`: NDJSON exports → a new published generation.
 //!
-//! Lines are read and parsed on the calling thread and written by a writer thread in
-//! batches, through a bounded channel: memory stays bounded whatever the input size,
-//! and parsing and writing use both cores.
+//! Lines are read, parsed and written by the threads of [`super::pipeline`]: memory
+//! stays bounded whatever the input size, and every core works.
 
 use super::layout::{self, DataDir};
-use super::manifest::{GeoEntry, Manifest, Rejection, Source, SourceFile, MAX_REJECTION_SAMPLES};
-use super::ndjson::LineReader;
+use super::manifest::{GeoEntry, Manifest, Source};
 use super::open::current_generation;
-use super::publish::{pause_point, GenerationBuilder};
+use super::publish::GenerationBuilder;
 use super::SnapshotError;
 use crate::geo::Geo;
 use crate::index::writer::MergeMode;
-use crate::index::{codec, IndexStats, IndexWriter};
-use crate::ivre::{self, ParsedRecord, RecordKind, Summary, Timestamp};
+use crate::index::{codec, IndexWriter};
+use crate::ivre::{RecordKind, Timestamp};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::Instant;
-
-/// Records per message to the writer thread.
-const CHUNK: usize = 1024;
-/// Chunks in flight between the parser and the writer.
-const CHANNEL_CHUNKS: usize = 8;
 
 /// What to import.
 #[derive(Debug, Clone, Default)]
@@ -54,8 +46,6 @@ pub struct ImportReport {
     pub manifest: Manifest,
     pub generation_dir: PathBuf,
 }
-
-type Chunk = Vec<(RecordKind, ParsedRecord, Option<u32>)>;
 
 /// Imports the given exports into a new generation and publishes it.
 pub fn import(data: &DataDir, options: &ImportOptions) -> Result<ImportReport, SnapshotError> {
@@ -89,20 +79,7 @@ pub fn import(data: &DataDir, options: &ImportOptions) -> Result<ImportReport, S
     for kind in &options.replace_kinds {
         writer.clear(*kind)?;
     }
-    let mode = options.update;
-    let (tx, rx) = mpsc::sync_channel::<Chunk>(CHANNEL_CHUNKS);
-    let writer_thread = std::thread::Builder::new()
-        .name("index-writer".into())
-        .spawn(move || write_chunks(writer, rx, mode))
-        .map_err(|e| SnapshotError::io(&builder.index_path(), e))?;
-
-    let parsed = parse_inputs(options, &geo, &tx);
-    drop(tx);
-    let written = writer_thread
-        .join()
-        .map_err(|_| SnapshotError::WriterStopped)?;
-    let parsed = parsed?;
-    let stats = written?;
+    let (parsed, stats) = super::pipeline::run(options, &geo, writer, &builder.index_path())?;
 
     let newest = newest_of(
         parsed.newest,
@@ -156,123 +133,6 @@ fn newest_of(new: Option<Timestamp>, old: Option<&str>) -> Option<String> {
         .flatten()
         .max()
         .map(Timestamp::to_ivre_string)
-}
-
-fn write_chunks(
-    mut writer: IndexWriter,
-    rx: mpsc::Receiver<Chunk>,
-    mode: Option<MergeMode>,
-) -> Result<IndexStats, SnapshotError> {
-    for chunk in rx {
-        for (kind, record, asn) in &chunk {
-            match mode {
-                Some(mode) => writer.merge(*kind, record, *asn, mode)?,
-                None => writer.add(*kind, record, *asn)?,
-            }
-        }
-    }
-    Ok(writer.finish()?)
-}
-
-struct Parsed {
-    files: Vec<SourceFile>,
-    rejected: u64,
-    samples: Vec<Rejection>,
-    newest: Option<Timestamp>,
-}
-
-fn parse_inputs(
-    options: &ImportOptions,
-    geo: &Geo,
-    tx: &mpsc::SyncSender<Chunk>,
-) -> Result<Parsed, SnapshotError> {
-    let mut out = Parsed {
-        files: Vec::new(),
-        rejected: 0,
-        samples: Vec::new(),
-        newest: None,
-    };
-    let mut chunk: Chunk = Vec::with_capacity(CHUNK);
-    let mut sent_any = false;
-    for (kind, path) in &options.inputs {
-        let mut reader = LineReader::open(path).map_err(|source| SnapshotError::Input {
-            path: path.clone(),
-            source,
-        })?;
-        let mut file = SourceFile {
-            path: path.display().to_string(),
-            kind: kind.as_str().to_owned(),
-            records: 0,
-            rejected: 0,
-        };
-        let mut last_line = 0;
-        loop {
-            let next = reader
-                .next_line()
-                .map_err(|source| SnapshotError::ReadFailed {
-                    path: path.clone(),
-                    line: last_line,
-                    source,
-                })?;
-            let Some((line_no, line)) = next else { break };
-            last_line = line_no;
-            if file.records == 0 && file.rejected == 0 && matches!(line, Ok("[" | "{")) {
-                return Err(SnapshotError::NotNdjson { path: path.clone() });
-            }
-            let result = line
-                .map_err(|e| e.to_string())
-                .and_then(|l| ivre::parse_line(*kind, l).map_err(|e| e.to_string()));
-            let record = match result {
-                Ok(r) => r,
-                Err(reason) => {
-                    tracing::warn!(file = %path.display(), line = line_no, %reason, "rejected line");
-                    if options.strict {
-                        return Err(SnapshotError::Strict {
-                            path: path.clone(),
-                            line: line_no,
-                            reason,
-                        });
-                    }
-                    file.rejected += 1;
-                    out.rejected += 1;
-                    if out.samples.len() < MAX_REJECTION_SAMPLES {
-                        out.samples.push(Rejection {
-                            file: path.display().to_string(),
-                            line: line_no,
-                            reason,
-                        });
-                    }
-                    continue;
-                }
-            };
-            file.records += 1;
-            if let Some(t) = record.summary.newest() {
-                out.newest = Some(out.newest.map_or(t, |n| n.max(t)));
-            }
-            let asn = match &record.summary {
-                Summary::Passive(p) => p.addr.and_then(|a| geo.asn(a)),
-                Summary::Host(_) => None,
-            };
-            chunk.push((*kind, record, asn));
-            if chunk.len() >= CHUNK {
-                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-                tx.send(full).map_err(|_| SnapshotError::WriterStopped)?;
-                if !sent_any {
-                    sent_any = true;
-                    pause_point("records");
-                }
-            }
-        }
-        tracing::info!(file = %path.display(), kind = %kind, records = file.records, rejected = file.rejected, "read");
-        out.files.push(file);
-    }
-    if !chunk.is_empty() {
-        tx.send(chunk).map_err(|_| SnapshotError::WriterStopped)?;
-        if !sent_any {
-            pause_point("records");
-        }
-    }
-    Ok(out)
 }
 
 /// The MaxMind data for the new generation: the given directory, else the served

@@ -11,6 +11,7 @@ pub mod layout;
 pub mod manifest;
 pub mod ndjson;
 pub mod open;
+mod pipeline;
 pub mod publish;
 pub mod serving;
 

@@ -184,7 +184,12 @@ pub(crate) fn copy_dir(from: &Path, to: &Path) -> Result<(), SnapshotError> {
         if kind.is_dir() {
             copy_dir(&src, &dst)?;
         } else if kind.is_file() {
-            fs::copy(&src, &dst).map_err(|e| SnapshotError::io(&src, e))?;
+            // Base files are immutable once written: a hard link shares them between
+            // generations (an update never writes them; clearing a kind unlinks).
+            let immutable = crate::index::is_immutable_file(&entry.file_name());
+            if !(immutable && fs::hard_link(&src, &dst).is_ok()) {
+                fs::copy(&src, &dst).map_err(|e| SnapshotError::io(&src, e))?;
+            }
         }
     }
     Ok(())
