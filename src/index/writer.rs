@@ -66,6 +66,9 @@ struct Part {
     dead: HashSet<u64>,
     entry_batch: sled::Batch,
     id_batch: sled::Batch,
+    /// Inserts waiting in the two batches (an empty batch is not applied: sled charges
+    /// for every `apply_batch`, and an update applies after every record).
+    batched: usize,
     /// `Some` in a full import.
     bulk: Option<Bulk>,
     /// The base's identities (updates).
@@ -184,6 +187,7 @@ impl IndexWriter {
                 dead,
                 entry_batch: sled::Batch::default(),
                 id_batch: sled::Batch::default(),
+                batched: 0,
                 bulk: new.then(Bulk::default),
                 base_ids,
                 base_locations,
@@ -294,6 +298,7 @@ impl IndexWriter {
             let mut id_key = prepared.identity.to_vec();
             id_key.extend_from_slice(&keys::record_key(id));
             part.id_batch.insert(id_key, &value[..]);
+            part.batched += 1;
         }
         self.index_entries += prepared.entries.len() as u64;
         Ok((id, location))
@@ -466,7 +471,8 @@ impl IndexWriter {
     }
 
     fn apply(&mut self) -> Result<(), IndexError> {
-        for part in &mut self.parts {
+        for part in self.parts.iter_mut().filter(|p| p.batched > 0) {
+            part.batched = 0;
             let entries = std::mem::take(&mut part.entry_batch);
             let ids = std::mem::take(&mut part.id_batch);
             part.entries
