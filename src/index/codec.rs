@@ -162,6 +162,18 @@ pub struct Location {
     pub len: u32,
 }
 
+/// Offsets of records in a kind's delta file (`scans.delta.bin`, appended by updates,
+/// see [`super::delta_records_file`]) carry this bit; others are in the base file.
+pub const DELTA_OFFSET: u64 = 1 << 63;
+
+/// The location in its own file (without [`DELTA_OFFSET`]).
+pub fn without_delta_bit(loc: Location) -> Location {
+    Location {
+        offset: loc.offset & !DELTA_OFFSET,
+        len: loc.len,
+    }
+}
+
 /// Largest record offset a packed location holds (1 TiB).
 const PACKED_OFFSET_LIMIT: u64 = 1 << 40;
 /// Lengths from this one up are read from the record's own length prefix.

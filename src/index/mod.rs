@@ -74,6 +74,15 @@ pub fn base_identities_file(kind: RecordKind) -> String {
     format!("{}.sorted", identity_tree_name(kind))
 }
 
+/// File of the records of one kind added by updates (see [`codec::DELTA_OFFSET`]).
+pub fn delta_records_file(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Scan => "scans.delta.bin",
+        RecordKind::View => "view.delta.bin",
+        RecordKind::Passive => "passive.delta.bin",
+    }
+}
+
 /// File of a kind's base record locations (see [`sorted`]): `<kind>.loc`.
 pub fn base_locations_file(kind: RecordKind) -> &'static str {
     match kind {
@@ -87,7 +96,10 @@ pub fn base_locations_file(kind: RecordKind) -> &'static str {
 /// (hard links).
 pub fn is_immutable_file(name: &std::ffi::OsStr) -> bool {
     let name = name.to_string_lossy();
-    name.ends_with(".fst") || name.ends_with(".sorted") || name.ends_with(".loc")
+    name.ends_with(".fst")
+        || name.ends_with(".sorted")
+        || name.ends_with(".loc")
+        || RecordKind::ALL.iter().any(|k| name == records_file(*k))
 }
 
 /// sled database inside an index directory.
@@ -188,6 +200,10 @@ pub(crate) fn checksum(path: &Path, db: &sled::Db) -> Result<String, IndexError>
     let mut hasher = crc32fast::Hasher::new();
     for kind in RecordKind::ALL {
         crc_file(&path.join(records_file(kind)), &mut hasher)?;
+        let delta = path.join(delta_records_file(kind));
+        if delta.is_file() {
+            crc_file(&delta, &mut hasher)?;
+        }
     }
     for kind in RecordKind::ALL {
         for name in [

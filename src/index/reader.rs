@@ -6,7 +6,8 @@ use super::codec::{self, Location};
 use super::keys::{self, Query};
 use super::sorted;
 use super::{
-    base_file, base_locations_file, dead_tree_name, records_file, tree_name, IndexError, SLED_DIR,
+    base_file, base_locations_file, dead_tree_name, delta_records_file, records_file, tree_name,
+    IndexError, SLED_DIR,
 };
 use crate::ivre::RecordKind;
 use serde::de::DeserializeOwned;
@@ -40,7 +41,10 @@ struct Part {
     dead: HashSet<u64>,
     /// Search entries added by updates.
     added: sled::Tree,
+    /// Records of the full import.
     file: File,
+    /// Records added by updates (`None`: none yet).
+    delta: Option<File>,
 }
 
 /// An open index.
@@ -82,6 +86,12 @@ impl IndexReader {
         for kind in RecordKind::ALL {
             let p = path.join(records_file(kind));
             let file = File::open(&p).map_err(|e| IndexError::io(&p, e))?;
+            let p = path.join(delta_records_file(kind));
+            let delta = match File::open(&p) {
+                Ok(f) => Some(f),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(IndexError::io(&p, e)),
+            };
             let base_path = path.join(base_file(tree_name(kind)));
             let base = sorted::load(&base_path).map_err(|e| IndexError::base(&base_path, e))?;
             let loc_path = path.join(base_locations_file(kind));
@@ -102,6 +112,7 @@ impl IndexReader {
                 dead,
                 added: db.open_tree(tree_name(kind)).map_err(err)?,
                 file,
+                delta,
             });
         }
         Ok(IndexReader {
@@ -177,8 +188,16 @@ impl IndexReader {
     }
 
     fn raw(&self, hit: &Hit) -> Result<Vec<u8>, IndexError> {
-        codec::read_record(&self.part(hit.kind).file, hit.location)
-            .map_err(|e| IndexError::io(&self.path.join(records_file(hit.kind)), e))
+        let part = self.part(hit.kind);
+        let (file, name) = if hit.location.offset & codec::DELTA_OFFSET != 0 {
+            (part.delta.as_ref(), delta_records_file(hit.kind))
+        } else {
+            (Some(&part.file), records_file(hit.kind))
+        };
+        let missing = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        file.ok_or_else(missing)
+            .and_then(|f| codec::read_record(f, codec::without_delta_bit(hit.location)))
+            .map_err(|e| IndexError::io(&self.path.join(name), e))
     }
 
     fn codec_error(&self, hit: &Hit) -> impl Fn(codec::CodecError) -> IndexError + '_ {

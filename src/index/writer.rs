@@ -13,8 +13,8 @@ use super::identities::{IdentityRows, IdentityTable};
 use super::keys::{self, CertHash, Field};
 use super::sorted::{self, KeySorter};
 use super::{
-    base_file, base_identities_file, base_locations_file, dead_tree_name, identity,
-    identity_tree_name, records_file, tree_name, IndexError, SLED_DIR,
+    base_file, base_identities_file, base_locations_file, dead_tree_name, delta_records_file,
+    identity, identity_tree_name, records_file, tree_name, IndexError, SLED_DIR,
 };
 use crate::ivre::{Certificate, HostSummary, ParsedRecord, PassiveSummary, RecordKind, Summary};
 use serde::de::DeserializeOwned;
@@ -79,9 +79,16 @@ struct Part {
     base_end: u64,
     next_id: u64,
     live: u64,
+    /// The record file appended to: the base records file in a full import, the delta
+    /// file in an update (the base one may be shared with the served generation).
     path: PathBuf,
     file: BufWriter<File>,
     offset: u64,
+    /// Locations of appended records carry [`codec::DELTA_OFFSET`].
+    delta: bool,
+    /// The base records file, read by updates (`None` in a full import, or when the
+    /// kind has no base).
+    base_records: Option<(PathBuf, File)>,
 }
 
 /// Writes records into an index directory.
@@ -152,7 +159,11 @@ impl IndexWriter {
         let meta = db.open_tree("meta").map_err(err)?;
         let mut parts = Vec::new();
         for kind in RecordKind::ALL {
-            let file_path = path.join(records_file(kind));
+            let file_path = path.join(if new {
+                records_file(kind)
+            } else {
+                delta_records_file(kind)
+            });
             let file = File::options()
                 .create(true)
                 .read(true)
@@ -169,6 +180,16 @@ impl IndexWriter {
                 .keys()
                 .filter_map(|k| k.ok().and_then(|k| keys::id_of(&k)))
                 .collect();
+            let base_records = if new {
+                None
+            } else {
+                let base_path = path.join(records_file(kind));
+                match File::open(&base_path) {
+                    Ok(f) => Some((base_path, f)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => return Err(IndexError::io(&base_path, e)),
+                }
+            };
             let (base_ids, base_locations) = if new {
                 (None, Vec::new())
             } else {
@@ -197,6 +218,8 @@ impl IndexWriter {
                 path: file_path,
                 file: BufWriter::with_capacity(1 << 20, file),
                 offset,
+                delta: !new,
+                base_records,
             });
         }
         Ok(IndexWriter {
@@ -267,7 +290,7 @@ impl IndexWriter {
             .map_err(|_| too_large(codec::CodecError::Truncated))?;
         let part = &mut self.parts[ix];
         let location = Location {
-            offset: part.offset + 4,
+            offset: (part.offset + 4) | if part.delta { codec::DELTA_OFFSET } else { 0 },
             len,
         };
         part.file
@@ -333,11 +356,27 @@ impl IndexWriter {
         location: Location,
     ) -> Result<(String, T), IndexError> {
         let part = &mut self.parts[part_index(kind)];
-        part.file
-            .flush()
-            .map_err(|e| IndexError::io(&part.path, e))?;
-        let buf = codec::read_record(part.file.get_ref(), location)
-            .map_err(|e| IndexError::io(&part.path, e))?;
+        let (file, path) = if location.offset & codec::DELTA_OFFSET != 0 {
+            part.file
+                .flush()
+                .map_err(|e| IndexError::io(&part.path, e))?;
+            (part.file.get_ref(), &part.path)
+        } else {
+            match &part.base_records {
+                Some((path, file)) => (file, path),
+                // A base location without a base file: the index is damaged.
+                None => {
+                    return Err(IndexError::Codec {
+                        path: part.path.clone(),
+                        kind,
+                        id,
+                        source: codec::CodecError::Truncated,
+                    })
+                }
+            }
+        };
+        let buf = codec::read_record(file, codec::without_delta_bit(location))
+            .map_err(|e| IndexError::io(path, e))?;
         let json = codec::decode_record_json(&buf).map_err(self.codec_error(kind, id))?;
         let summary = codec::decode_record_summary(&buf).map_err(self.codec_error(kind, id))?;
         Ok((json, summary))
@@ -467,6 +506,15 @@ impl IndexWriter {
             .map_err(|e| IndexError::io(&part.path, e))?;
         part.offset = 0;
         part.live = 0;
+        if part.delta {
+            // The base records file may be shared with the served generation (a hard
+            // link): replaced by an empty one, never truncated.
+            let base = self.path.join(records_file(kind));
+            std::fs::remove_file(&base)
+                .and_then(|()| File::create(&base).map(drop))
+                .map_err(|e| IndexError::io(&base, e))?;
+            part.base_records = None;
+        }
         Ok(())
     }
 
@@ -534,6 +582,9 @@ impl IndexWriter {
                 .map_err(|e| IndexError::io(&part.path, e.into_error()))?;
             file.sync_all().map_err(|e| IndexError::io(&part.path, e))?;
             bytes += part.offset;
+            if let Some((path, file)) = &part.base_records {
+                bytes += file.metadata().map_err(|e| IndexError::io(path, e))?.len();
+            }
         }
         Ok(IndexStats {
             records,
@@ -694,6 +745,12 @@ mod tests {
         assert_eq!(counts(&path), vec![1, 2, 3]);
 
         // A base record accumulated into (it becomes dead, the sum is added) and a new one.
+        // Updates leave the base files as they are (a copy shares them by hard links).
+        let base_bytes = |p: &Path| {
+            ["passive.bin", "passive.idx.fst", "passive.loc", "passive.ids.sorted"]
+                .map(|f| std::fs::read(p.join(f)).unwrap())
+        };
+        let before = base_bytes(&path);
         let mut writer = IndexWriter::append(&path).unwrap();
         let accumulate = MergeMode::Accumulate;
         writer
@@ -715,6 +772,8 @@ mod tests {
         let stats = writer.finish().unwrap();
         assert_eq!(stats.records[&RecordKind::Passive], 4);
         assert_eq!(counts(&path), vec![1, 3, 12, 4]);
+        assert!(before == base_bytes(&path));
+        assert!(path.join("passive.delta.bin").is_file());
 
         // An added record replaced in turn (its sled entries go), and the base one again
         // is not found (it stays dead).
