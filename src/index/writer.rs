@@ -66,9 +66,14 @@ struct Part {
     dead: HashSet<u64>,
     entry_batch: sled::Batch,
     id_batch: sled::Batch,
-    /// Inserts waiting in the two batches (an empty batch is not applied: sled charges
-    /// for every `apply_batch`, and an update applies after every record).
+    /// Base records marked dead, waiting to be written to `dead_tree`.
+    dead_batch: sled::Batch,
+    /// Inserts waiting in the batches (an empty batch is not applied: sled charges for
+    /// every `apply_batch`).
     batched: usize,
+    /// Identities of the records waiting in the batches: an update that meets one of
+    /// them applies the batches first, so that it sees the record.
+    pending_ids: HashSet<[u8; 16]>,
     /// `Some` in a full import.
     bulk: Option<Bulk>,
     /// The base's identities (updates).
@@ -208,7 +213,9 @@ impl IndexWriter {
                 dead,
                 entry_batch: sled::Batch::default(),
                 id_batch: sled::Batch::default(),
+                dead_batch: sled::Batch::default(),
                 batched: 0,
+                pending_ids: HashSet::new(),
                 bulk: new.then(Bulk::default),
                 base_ids,
                 base_locations,
@@ -322,6 +329,7 @@ impl IndexWriter {
             id_key.extend_from_slice(&keys::record_key(id));
             part.id_batch.insert(id_key, &value[..]);
             part.batched += 1;
+            part.pending_ids.insert(prepared.identity);
         }
         self.index_entries += prepared.entries.len() as u64;
         Ok((id, location))
@@ -418,9 +426,8 @@ impl IndexWriter {
         let err = |e| IndexError::sled(&self.path, e);
         part.live = part.live.saturating_sub(1);
         if id < part.base_end {
-            part.dead_tree
-                .insert(keys::record_key(id), &[])
-                .map_err(err)?;
+            part.dead_batch.insert(&keys::record_key(id), &[]);
+            part.batched += 1;
             part.dead.insert(id);
             return Ok(());
         }
@@ -439,8 +446,9 @@ impl IndexWriter {
     }
 
     /// Adds a record, or updates the stored one with the same identity (an incremental
-    /// update, on an index opened with [`IndexWriter::append`]). Applied at once: later
-    /// records of the same update see it.
+    /// update, on an index opened with [`IndexWriter::append`]). Later records of the same
+    /// update see it (the batches are applied before a record whose identity waits in
+    /// them).
     pub fn merge(
         &mut self,
         kind: RecordKind,
@@ -448,7 +456,10 @@ impl IndexWriter {
         passive_asn: Option<u32>,
         mode: MergeMode,
     ) -> Result<(), IndexError> {
-        self.apply()?;
+        let identity = identity::of(kind, &record.summary);
+        if self.parts[part_index(kind)].pending_ids.contains(&identity) {
+            self.apply()?;
+        }
         let mut merged = record.clone();
         for (id, location) in self.stored(kind, record) {
             let summary: Summary = match kind {
@@ -465,7 +476,11 @@ impl IndexWriter {
             self.forget(kind, id, &summary, passive_asn)?;
         }
         self.write(&IndexWriter::prepare(kind, &merged, passive_asn)?)?;
-        self.apply()
+        self.pending += 1;
+        if self.pending >= BATCH_RECORDS {
+            self.apply()?;
+        }
+        Ok(())
     }
 
     /// Removes every record of `kind` (the kind is then imported again).
@@ -521,6 +536,10 @@ impl IndexWriter {
     fn apply(&mut self) -> Result<(), IndexError> {
         for part in self.parts.iter_mut().filter(|p| p.batched > 0) {
             part.batched = 0;
+            part.pending_ids.clear();
+            part.dead_tree
+                .apply_batch(std::mem::take(&mut part.dead_batch))
+                .map_err(|e| IndexError::sled(&self.path, e))?;
             let entries = std::mem::take(&mut part.entry_batch);
             let ids = std::mem::take(&mut part.id_batch);
             part.entries
@@ -747,8 +766,13 @@ mod tests {
         // A base record accumulated into (it becomes dead, the sum is added) and a new one.
         // Updates leave the base files as they are (a copy shares them by hard links).
         let base_bytes = |p: &Path| {
-            ["passive.bin", "passive.idx.fst", "passive.loc", "passive.ids.sorted"]
-                .map(|f| std::fs::read(p.join(f)).unwrap())
+            [
+                "passive.bin",
+                "passive.idx.fst",
+                "passive.loc",
+                "passive.ids.sorted",
+            ]
+            .map(|f| std::fs::read(p.join(f)).unwrap())
         };
         let before = base_bytes(&path);
         let mut writer = IndexWriter::append(&path).unwrap();
@@ -769,9 +793,18 @@ mod tests {
                 accumulate,
             )
             .unwrap();
+        // The same identity again in the same update: it sees the record still batched.
+        writer
+            .merge(
+                RecordKind::Passive,
+                &dns("d.example.com", 5),
+                None,
+                accumulate,
+            )
+            .unwrap();
         let stats = writer.finish().unwrap();
         assert_eq!(stats.records[&RecordKind::Passive], 4);
-        assert_eq!(counts(&path), vec![1, 3, 12, 4]);
+        assert_eq!(counts(&path), vec![1, 3, 12, 9]);
         assert!(before == base_bytes(&path));
         assert!(path.join("passive.delta.bin").is_file());
 
@@ -787,7 +820,7 @@ mod tests {
             )
             .unwrap();
         writer.finish().unwrap();
-        assert_eq!(counts(&path), vec![1, 3, 4, 7]);
+        assert_eq!(counts(&path), vec![1, 3, 9, 7]);
 
         // Clearing a kind drops its base too.
         let mut writer = IndexWriter::append(&path).unwrap();
