@@ -727,6 +727,12 @@ mod tests {
         parse_line(RecordKind::Passive, &line).unwrap()
     }
 
+    fn merge(writer: &mut IndexWriter, value: &str, count: u64, mode: MergeMode) {
+        writer
+            .merge(RecordKind::Passive, &dns(value, count), None, mode)
+            .unwrap();
+    }
+
     fn counts(path: &Path) -> Vec<u64> {
         let reader = IndexReader::open(path, 1 << 20).unwrap();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
@@ -777,31 +783,10 @@ mod tests {
         let before = base_bytes(&path);
         let mut writer = IndexWriter::append(&path).unwrap();
         let accumulate = MergeMode::Accumulate;
-        writer
-            .merge(
-                RecordKind::Passive,
-                &dns("b.example.com", 10),
-                None,
-                accumulate,
-            )
-            .unwrap();
-        writer
-            .merge(
-                RecordKind::Passive,
-                &dns("d.example.com", 4),
-                None,
-                accumulate,
-            )
-            .unwrap();
+        merge(&mut writer, "b.example.com", 10, accumulate);
+        merge(&mut writer, "d.example.com", 4, accumulate);
         // The same identity again in the same update: it sees the record still batched.
-        writer
-            .merge(
-                RecordKind::Passive,
-                &dns("d.example.com", 5),
-                None,
-                accumulate,
-            )
-            .unwrap();
+        merge(&mut writer, "d.example.com", 5, accumulate);
         let stats = writer.finish().unwrap();
         assert_eq!(stats.records[&RecordKind::Passive], 4);
         assert_eq!(counts(&path), vec![1, 3, 12, 9]);
@@ -811,14 +796,7 @@ mod tests {
         // An added record replaced in turn (its sled entries go), and the base one again
         // is not found (it stays dead).
         let mut writer = IndexWriter::append(&path).unwrap();
-        writer
-            .merge(
-                RecordKind::Passive,
-                &dns("b.example.com", 7),
-                None,
-                MergeMode::Replace,
-            )
-            .unwrap();
+        merge(&mut writer, "b.example.com", 7, MergeMode::Replace);
         writer.finish().unwrap();
         assert_eq!(counts(&path), vec![1, 3, 9, 7]);
 
