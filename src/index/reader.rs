@@ -220,8 +220,8 @@ impl IndexReader {
         codec::decode_record_summary(&self.raw(hit)?).map_err(self.codec_error(hit))
     }
 
-    /// The index checksum (see [`super::checksum`]), as recorded in the manifest at
-    /// build time.
+    /// The index checksum (`crc32:<record and base files>/<sled trees>`), as recorded
+    /// in the manifest at build time.
     pub fn checksum(&self) -> Result<String, IndexError> {
         super::checksum(&self.path, &self.db)
     }

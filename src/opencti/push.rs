@@ -209,7 +209,7 @@ impl Pusher {
     /// Publishes the pieces in order (see [`Piece`]) and returns once the broker confirmed
     /// every one of them. A nacked piece is published again (and only it); after a broker
     /// failure the unconfirmed pieces are published again, in order, on a new connection.
-    /// A piece that fails [`ATTEMPTS`] times is an error.
+    /// A piece that fails `ATTEMPTS` times is an error.
     pub async fn publish(&self, pieces: &[Piece]) -> Result<(), PushError> {
         let index = self.next_link.fetch_add(1, Ordering::Relaxed) % self.links.len();
         let mut confirmed = vec![false; pieces.len()];

@@ -1,6 +1,6 @@
 //! `ivre-sync import`: NDJSON exports → a new published generation.
 //!
-//! Lines are read, parsed and written by the threads of [`super::pipeline`]: memory
+//! Lines are read, parsed and written by the threads of `snapshot::pipeline`: memory
 //! stays bounded whatever the input size, and every core works.
 
 use super::layout::{self, DataDir};
