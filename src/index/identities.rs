@@ -48,14 +48,13 @@ pub struct IdentityTable {
 impl IdentityTable {
     /// Reads `path`; `None` when the index has no such file.
     pub fn load(path: &Path) -> std::io::Result<Option<IdentityTable>> {
-        match std::fs::read(path) {
-            Ok(bytes) if bytes.len() % ROW == 0 => Ok(Some(IdentityTable { bytes })),
-            Ok(_) => Err(std::io::Error::new(
+        match super::if_exists(std::fs::read(path))? {
+            Some(bytes) if bytes.len() % ROW == 0 => Ok(Some(IdentityTable { bytes })),
+            Some(_) => Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!("{}: not a whole number of {ROW}-byte rows", path.display()),
             )),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+            None => Ok(None),
         }
     }
 

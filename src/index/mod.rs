@@ -221,6 +221,16 @@ pub(crate) fn checksum(path: &Path, db: &sled::Db) -> Result<String, IndexError>
     Ok(format!("crc32:{:08x}/{:08x}", hasher.finalize(), entries))
 }
 
+/// `None` for a file that does not exist: the optional files of an index (base files of
+/// a kind with no base, delta files before any update).
+pub(crate) fn if_exists<T>(result: std::io::Result<T>) -> std::io::Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Feeds a whole file to a CRC.
 fn crc_file(path: &Path, hasher: &mut crc32fast::Hasher) -> Result<(), IndexError> {
     use std::io::Read;

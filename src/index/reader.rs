@@ -87,11 +87,7 @@ impl IndexReader {
             let p = path.join(records_file(kind));
             let file = File::open(&p).map_err(|e| IndexError::io(&p, e))?;
             let p = path.join(delta_records_file(kind));
-            let delta = match File::open(&p) {
-                Ok(f) => Some(f),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => return Err(IndexError::io(&p, e)),
-            };
+            let delta = super::if_exists(File::open(&p)).map_err(|e| IndexError::io(&p, e))?;
             let base_path = path.join(base_file(tree_name(kind)));
             let base = sorted::load(&base_path).map_err(|e| IndexError::base(&base_path, e))?;
             let loc_path = path.join(base_locations_file(kind));
@@ -144,8 +140,8 @@ impl IndexReader {
                 continue;
             };
             if let Some(base) = &part.base {
-                for key in sorted::scan_prefix(base, &prefix) {
-                    let Some(id) = keys::id_of(&key) else {
+                for id in sorted::scan_prefix(base, &prefix, keys::id_of) {
+                    let Some(id) = id else {
                         continue;
                     };
                     if part.dead.contains(&id) {

@@ -131,18 +131,19 @@ impl KeySorter {
 
 /// Reads a base file into memory; `None` when the index has no such file.
 pub fn load(path: &Path) -> Result<Option<fst::Set<Vec<u8>>>, SortedError> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(fst::Set::new(bytes)?)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e.into()),
+    match super::if_exists(std::fs::read(path))? {
+        Some(bytes) => Ok(Some(fst::Set::new(bytes)?)),
+        None => Ok(None),
     }
 }
 
-/// The keys of `set` that start with `prefix`, in order.
-pub fn scan_prefix<'s>(
+/// What `read` makes of each key of `set` that starts with `prefix`, in key order (the
+/// key is borrowed: searches read the record id from it without copying it).
+pub fn scan_prefix<'s, T>(
     set: &'s fst::Set<Vec<u8>>,
     prefix: &[u8],
-) -> impl Iterator<Item = Vec<u8>> + 's {
+    read: impl Fn(&[u8]) -> T + 's,
+) -> impl Iterator<Item = T> + 's {
     use fst::{IntoStreamer, Streamer};
     let prefix = prefix.to_vec();
     let mut stream = set.range().ge(&prefix).into_stream();
@@ -152,7 +153,7 @@ pub fn scan_prefix<'s>(
             return None;
         }
         match stream.next() {
-            Some(key) if key.starts_with(&prefix) => Some(key.to_vec()),
+            Some(key) if key.starts_with(&prefix) => Some(read(key)),
             _ => {
                 done = true;
                 None
@@ -173,10 +174,8 @@ pub fn write_locations(path: &Path, locations: &[u64]) -> Result<(), SortedError
 
 /// Reads the base's packed locations (empty when the index has none).
 pub fn load_locations(path: &Path) -> Result<Vec<u64>, SortedError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
+    let Some(bytes) = super::if_exists(std::fs::read(path))? else {
+        return Ok(Vec::new());
     };
     if bytes.len() % 8 != 0 {
         return Err(SortedError::BadLocations);
@@ -217,10 +216,10 @@ mod tests {
         let set = load(&path).unwrap().unwrap();
         assert_eq!(set.len(), 1000);
         assert!(keys.iter().all(|k| set.contains(k)));
-        let all: Vec<_> = scan_prefix(&set, b"h").collect();
+        let all: Vec<_> = scan_prefix(&set, b"h", <[u8]>::to_vec).collect();
         assert!(all.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(scan_prefix(&set, &keys[7][..9]).count(), 1);
-        assert_eq!(scan_prefix(&set, b"x").count(), 0);
+        assert_eq!(scan_prefix(&set, &keys[7][..9], <[u8]>::to_vec).count(), 1);
+        assert_eq!(scan_prefix(&set, b"x", <[u8]>::to_vec).count(), 0);
         assert!(load(&dir.path().join("missing.fst")).unwrap().is_none());
     }
 
@@ -237,7 +236,9 @@ mod tests {
         }
         assert_eq!(sorter.finish(&path).unwrap(), 3);
         let set = load(&path).unwrap().unwrap();
-        let tails: Vec<u8> = scan_prefix(&set, &base).map(|k| k[base.len()]).collect();
+        let tails: Vec<u8> = scan_prefix(&set, &base, <[u8]>::to_vec)
+            .map(|k| k[base.len()])
+            .collect();
         assert_eq!(tails, b"amz".to_vec());
     }
 

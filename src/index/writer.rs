@@ -189,11 +189,9 @@ impl IndexWriter {
                 None
             } else {
                 let base_path = path.join(records_file(kind));
-                match File::open(&base_path) {
-                    Ok(f) => Some((base_path, f)),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                    Err(e) => return Err(IndexError::io(&base_path, e)),
-                }
+                super::if_exists(File::open(&base_path))
+                    .map_err(|e| IndexError::io(&base_path, e))?
+                    .map(|f| (base_path, f))
             };
             let (base_ids, base_locations) = if new {
                 (None, Vec::new())

@@ -40,7 +40,7 @@ pub(super) struct Parsed {
 /// for a full import; as parsed for an update, which must read the stored record first.
 enum Item {
     Ready(Prepared),
-    Merge(RecordKind, Box<ParsedRecord>, Option<u32>),
+    Merge(RecordKind, Box<ParsedRecord>, Option<u32>, MergeMode),
 }
 
 /// Lines of one input file: `(line number, line or why it is unreadable)`.
@@ -84,10 +84,9 @@ pub(super) fn run(
                 .map_err(spawn_err)?;
             handles.push(handle);
         }
-        let mode = options.update;
         let writer = std::thread::Builder::new()
             .name("index-writer".into())
-            .spawn_scoped(scope, move || write_chunks(writer, from_parsers, mode))
+            .spawn_scoped(scope, move || write_chunks(writer, from_parsers))
             .map_err(spawn_err)?;
         let read = read_lines(options, &to_parsers);
         drop(to_parsers);
@@ -203,10 +202,9 @@ fn parse_chunk(options: &ImportOptions, geo: &Geo, chunk: Lines) -> Result<Done,
             Summary::Passive(p) => p.addr.and_then(|a| geo.asn(a)),
             Summary::Host(_) => None,
         };
-        done.items.push(if options.update.is_some() {
-            Item::Merge(*kind, Box::new(record), asn)
-        } else {
-            Item::Ready(IndexWriter::prepare(*kind, &record, asn)?)
+        done.items.push(match options.update {
+            Some(mode) => Item::Merge(*kind, Box::new(record), asn, mode),
+            None => Item::Ready(IndexWriter::prepare(*kind, &record, asn)?),
         });
     }
     Ok(done)
@@ -217,7 +215,6 @@ fn parse_chunk(options: &ImportOptions, geo: &Geo, chunk: Lines) -> Result<Done,
 fn write_chunks(
     mut writer: IndexWriter,
     from: Vec<Receiver<Result<Done, SnapshotError>>>,
-    mode: Option<MergeMode>,
 ) -> Result<(Vec<Done>, IndexStats), SnapshotError> {
     let mut tallies = Vec::new();
     for next in 0.. {
@@ -227,12 +224,9 @@ fn write_chunks(
         };
         let mut chunk = chunk?;
         for item in &chunk.items {
-            match (item, mode) {
-                (Item::Ready(prepared), _) => writer.add_prepared(prepared)?,
-                (Item::Merge(kind, record, asn), Some(mode)) => {
-                    writer.merge(*kind, record, *asn, mode)?
-                }
-                (Item::Merge(kind, record, asn), None) => writer.add(*kind, record, *asn)?,
+            match item {
+                Item::Ready(prepared) => writer.add_prepared(prepared)?,
+                Item::Merge(kind, record, asn, mode) => writer.merge(*kind, record, *asn, *mode)?,
             }
         }
         chunk.items = Vec::new();
