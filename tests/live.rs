@@ -15,6 +15,16 @@ fn web_url(var: &str) -> String {
 }
 
 /// `rel SOURCE -> TARGET` and labels, without the Note (it says where the data came from).
+/// A fallback to IVRE's web API at `url` for both purposes.
+fn web_fallback(url: &str) -> FallbackSettings {
+    FallbackSettings {
+        enabled: true,
+        scans_url: Some(url.to_owned()),
+        passive_url: Some(url.to_owned()),
+        ..Default::default()
+    }
+}
+
 fn summary(bundle: &Value) -> BTreeSet<String> {
     let objects = bundle["objects"].as_array().unwrap();
     let by_id: HashMap<&str, &Value> = objects
@@ -148,13 +158,7 @@ fn the_fallback_gives_the_bundle_the_snapshot_would() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_answers_are_detected_and_never_kept() {
     let _lab = crate::util::ivre_lab_shared();
-    let url = web_url("IVRE_TEST_WEB_URL_UNPATCHED");
-    let settings = FallbackSettings {
-        enabled: true,
-        scans_url: Some(url.clone()),
-        passive_url: Some(url),
-        ..Default::default()
-    };
+    let settings = web_fallback(&web_url("IVRE_TEST_WEB_URL_UNPATCHED"));
     let fallback = Fallback::new(settings, None);
     let observable = Observable::parse("192.0.2.10").unwrap();
     for _ in 0..2 {
@@ -213,13 +217,10 @@ fn air_gapped_sites_never_touch_the_network() {
 async fn the_breaker_opens_after_repeated_failures() {
     let _lab = crate::util::ivre_lab_shared();
     let settings = FallbackSettings {
-        enabled: true,
-        scans_url: Some("http://127.0.0.1:9/cgi".into()),
-        passive_url: Some("http://127.0.0.1:9/cgi".into()),
         breaker_threshold: 2,
         breaker_cooldown: Duration::from_secs(60),
         timeout: Duration::from_secs(2),
-        ..Default::default()
+        ..web_fallback("http://127.0.0.1:9/cgi")
     };
     let fallback = Fallback::new(settings, None);
     let observable = Observable::parse("192.0.2.10").unwrap();
@@ -281,13 +282,7 @@ async fn rate_limiting_server() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_are_waited_out() {
     let _lab = crate::util::ivre_lab_shared();
-    let url = rate_limiting_server().await;
-    let settings = FallbackSettings {
-        enabled: true,
-        scans_url: Some(url.clone()),
-        passive_url: Some(url),
-        ..Default::default()
-    };
+    let settings = web_fallback(&rate_limiting_server().await);
     let fallback = Fallback::new(settings, None);
     let started = Instant::now();
     let answer = fallback
