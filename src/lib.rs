@@ -9,6 +9,7 @@
 //! - [`geo`]: MaxMind `.mmdb` files and IVRE's `infos_byip`.
 //! - [`index`]: the on-disk format of a snapshot (sled keys, codec, writer and reader).
 //! - [`snapshot`]: generations in a data directory: import, publish, open, prune.
+//! - [`refresh`]: keeping a snapshot fresh: pulls from live IVRE and the drop folder.
 //! - [`lookup`]: answering an observable from a snapshot, as IVRE's searches would.
 //! - [`demo`]: the self-contained demo.
 //! - [`cli`]: the `ivre-connector` command line.
@@ -34,5 +35,6 @@ pub mod lookup;
 pub mod metrics;
 pub mod observable;
 pub mod opencti;
+pub mod refresh;
 pub mod snapshot;
 pub mod stix;

@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use ivre_connector::config::GlobalArgs;
 use ivre_connector::ivre::RecordKind;
+use ivre_connector::refresh;
 use ivre_connector::snapshot::{self, ImportOptions};
 use std::path::PathBuf;
 
@@ -66,7 +67,9 @@ pub fn run(cli: Cli) -> Result<i32> {
     let (config, data) = cli.global.load()?;
     match cli.command {
         Command::Watch { drop_dir } => {
-            crate::watch::watch(&data, &drop_dir)?;
+            // Stops on Ctrl-C / SIGTERM like the rest of the command line: the process ends.
+            let stop = tokio_util::sync::CancellationToken::new();
+            refresh::watch::watch(&data, &drop_dir, &stop, |_, _| {})?;
             Ok(0)
         }
         Command::Pull {
@@ -74,17 +77,15 @@ pub fn run(cli: Cli) -> Result<i32> {
             every,
             full,
         } => {
-            let every = every
-                .as_deref()
-                .map(crate::pull::parse_duration)
-                .transpose()?;
+            let every = every.as_deref().map(refresh::parse_duration).transpose()?;
+            let targets = refresh::Targets::from_config(&config)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
             runtime.block_on(async {
                 loop {
-                    match crate::pull::pull_once(&data, &config, full).await {
+                    match refresh::pull_once(&data, &targets, full, true).await {
                         Ok(report) => print_report(&data, &report.manifest),
                         Err(e) if every.is_some() => tracing::error!(
                             error = format!("{e:#}"),

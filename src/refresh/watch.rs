@@ -1,6 +1,7 @@
-//! `ivre-sync watch --drop-dir DIR`: air-gapped sites drop IVRE exports (and MaxMind
-//! files) into a folder; each complete file is imported and moved to `done/` (or
-//! `failed/`, with a `.error.txt` saying why).
+//! The drop folder (`ivre-sync watch --drop-dir DIR`, or the daemon with
+//! `IVRE_DROP_DIR`): air-gapped sites drop IVRE exports (and MaxMind files) into a
+//! folder; each complete file is imported and moved to `done/` (or `failed/`, with a
+//! `.error.txt` saying why).
 //!
 //! - Complete files only: a file renamed into the folder (write elsewhere or under a
 //!   hidden/`.tmp`/`.part` name, then rename), or any file with a `<name>.ready` marker
@@ -13,14 +14,17 @@
 //!   other export replaces the records of its kind (the other kinds are kept); MaxMind
 //!   files replace the snapshot's file of the same role.
 
+use crate::index::writer::MergeMode;
+use crate::ivre::RecordKind;
+use crate::snapshot::ndjson::LineReader;
+use crate::snapshot::{self, DataDir, ImportOptions};
 use anyhow::{bail, Context, Result};
-use ivre_connector::index::writer::MergeMode;
-use ivre_connector::ivre::RecordKind;
-use ivre_connector::snapshot::ndjson::LineReader;
-use ivre_connector::snapshot::{self, DataDir, ImportOptions};
 use notify::event::{EventKind, ModifyKind, RenameMode};
 use notify::RecursiveMode;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 const MARKER: &str = ".ready";
 
@@ -114,7 +118,7 @@ fn apply(data: &DataDir, path: &Path) -> Result<String> {
                 path,
                 staging.path().join(path.file_name().unwrap_or_default()),
             )?;
-            let geo = ivre_connector::geo::Geo::open_dir(staging.path())?;
+            let geo = crate::geo::Geo::open_dir(staging.path())?;
             for file in geo.files() {
                 tracing::info!(role = %file.role, file = %file.path.display(), "MaxMind role");
             }
@@ -149,11 +153,15 @@ fn apply(data: &DataDir, path: &Path) -> Result<String> {
     }
 }
 
-/// Imports `path` and moves it to `done/` or `failed/`.
-fn process(data: &DataDir, drop_dir: &Path, path: &Path) {
+/// What became of one dropped file: the generation it published, or why it failed.
+pub type Outcome = Result<String, anyhow::Error>;
+
+/// Imports `path`, moves it to `done/` or `failed/` and returns what happened.
+fn process(data: &DataDir, drop_dir: &Path, path: &Path) -> Outcome {
     let name = path.file_name().unwrap_or_default().to_owned();
     let marker = drop_dir.join(format!("{}{MARKER}", name.to_string_lossy()));
-    match apply(data, path) {
+    let outcome = apply(data, path);
+    match &outcome {
         Ok(generation) => {
             tracing::info!(file = %path.display(), %generation, "dropped file imported");
             let _ = std::fs::rename(path, drop_dir.join("done").join(&name));
@@ -169,6 +177,7 @@ fn process(data: &DataDir, drop_dir: &Path, path: &Path) {
         }
     }
     let _ = std::fs::remove_file(marker);
+    outcome
 }
 
 /// The files of the folder to import now: with a marker, or all (`initial`).
@@ -191,8 +200,14 @@ fn ready_files(drop_dir: &Path, initial: bool) -> Vec<PathBuf> {
     out
 }
 
-/// Watches `drop_dir` until interrupted.
-pub fn watch(data: &DataDir, drop_dir: &Path) -> Result<()> {
+/// Watches `drop_dir` until `stop` is cancelled (checked twice a second), calling
+/// `on_file` with the outcome of each file imported.
+pub fn watch(
+    data: &DataDir,
+    drop_dir: &Path,
+    stop: &CancellationToken,
+    mut on_file: impl FnMut(&Path, &Outcome),
+) -> Result<()> {
     for sub in ["done", "failed"] {
         std::fs::create_dir_all(drop_dir.join(sub))
             .with_context(|| format!("cannot create {}", drop_dir.join(sub).display()))?;
@@ -230,11 +245,21 @@ pub fn watch(data: &DataDir, drop_dir: &Path) -> Result<()> {
         .with_context(|| format!("cannot watch {}", drop_dir.display()))?;
     tracing::info!(dir = %drop_dir.display(), "watching the drop folder");
     for path in ready_files(drop_dir, true) {
-        process(data, drop_dir, &path);
+        if stop.is_cancelled() {
+            return Ok(());
+        }
+        let outcome = process(data, drop_dir, &path);
+        on_file(&path, &outcome);
     }
-    for path in rx {
+    while !stop.is_cancelled() {
+        let path = match rx.recv_timeout(Duration::from_millis(500)) {
+            Ok(path) => path,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         if path.is_file() {
-            process(data, drop_dir, &path);
+            let outcome = process(data, drop_dir, &path);
+            on_file(&path, &outcome);
         }
     }
     Ok(())

@@ -1,4 +1,5 @@
-//! `ivre-sync pull`: snapshots from live IVRE (MongoDB or web API), full or incremental.
+//! Pulls from live IVRE (MongoDB or web API), full or incremental: `ivre-sync pull` and
+//! the daemon's own sync (`daemon::keeper`) run this same code.
 //!
 //! Records are written to NDJSON files under `DATA_DIR/tmp/` as they arrive (memory
 //! stays bounded), then imported like exports: a full pull builds a new generation, an
@@ -7,16 +8,16 @@
 //! IVRE updates them in place). Any failure, including a truncated answer, publishes
 //! nothing.
 
+use crate::config::ConfigFile;
+use crate::index::writer::MergeMode;
+use crate::ivre::{RecordKind, Timestamp};
+use crate::live::fallback::FallbackSettings;
+use crate::live::mongo::MongoSource;
+use crate::live::source::Source;
+use crate::live::web;
+use crate::snapshot::{self, DataDir, ImportOptions, ImportReport};
 use anyhow::{bail, Context, Result};
 use futures_util::StreamExt;
-use ivre_connector::config::ConfigFile;
-use ivre_connector::index::writer::MergeMode;
-use ivre_connector::ivre::{RecordKind, Timestamp};
-use ivre_connector::live::fallback::FallbackSettings;
-use ivre_connector::live::mongo::MongoSource;
-use ivre_connector::live::source::Source;
-use ivre_connector::live::web;
-use ivre_connector::snapshot::{self, DataDir, ImportOptions, ImportReport};
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -45,15 +46,38 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     Ok(Duration::from_secs(secs))
 }
 
-/// What to pull from, read from the configuration (the Python connector's `IVRE_DB_URL*`).
-struct Targets {
+/// What to pull from: the Python connector's `IVRE_DB_URL*` (scans and passive; a
+/// `maxmind://` data URL names the MaxMind directory to carry into the snapshot).
+#[derive(Debug, Clone)]
+pub struct Targets {
     list: Vec<(RecordKind, String)>,
     label: String,
     geoip_dir: Option<PathBuf>,
 }
 
-fn targets(config: &ConfigFile) -> Result<Targets> {
-    let settings = FallbackSettings::from_config(config)?;
+impl Targets {
+    /// The targets of a configuration (`IVRE_DB_URL*`, `IVRE_GEOIP_DIR`).
+    pub fn from_config(config: &ConfigFile) -> Result<Targets> {
+        let settings = FallbackSettings::from_config(config)?;
+        let geoip_dir = config
+            .get("IVRE_GEOIP_DIR", "ivre", "geoip_dir")
+            .map(PathBuf::from);
+        Targets::new(&settings, geoip_dir)
+    }
+
+    /// The targets of the fallback's URLs; `geoip_dir` is used when no `maxmind://`
+    /// data URL is set. Fails when no scans or passive URL is set.
+    pub fn new(settings: &FallbackSettings, geoip_dir: Option<PathBuf>) -> Result<Targets> {
+        targets(settings, geoip_dir)
+    }
+
+    /// The sources, credentials removed (`scans=… passive=…`).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+}
+
+fn targets(settings: &FallbackSettings, geoip_dir: Option<PathBuf>) -> Result<Targets> {
     let mut list = Vec::new();
     for (kind, url) in [
         (RecordKind::Scan, &settings.scans_url),
@@ -68,7 +92,7 @@ fn targets(config: &ConfigFile) -> Result<Targets> {
     }
     let label = list
         .iter()
-        .map(|(k, u)| format!("{k}={}", ivre_connector::logging::redact_url(u)))
+        .map(|(k, u)| format!("{k}={}", crate::logging::redact_url(u)))
         .collect::<Vec<_>>()
         .join(" ");
     let geoip_dir = settings
@@ -76,11 +100,7 @@ fn targets(config: &ConfigFile) -> Result<Targets> {
         .as_deref()
         .and_then(|u| u.strip_prefix("maxmind://"))
         .map(PathBuf::from)
-        .or_else(|| {
-            config
-                .get("IVRE_GEOIP_DIR", "ivre", "geoip_dir")
-                .map(PathBuf::from)
-        });
+        .or(geoip_dir);
     Ok(Targets {
         list,
         label,
@@ -115,7 +135,7 @@ async fn fetch(
         progress.set_message(format!("{kind}: {} records", fetched.records));
         Ok(())
     };
-    let shown = ivre_connector::logging::redact_url(url);
+    let shown = crate::logging::redact_url(url);
     match Source::connect(url, REQUEST_TIMEOUT)
         .await
         .with_context(|| format!("cannot reach {shown}"))?
@@ -163,9 +183,15 @@ async fn fetch(
     Ok(fetched)
 }
 
-/// One pull; publishes a generation when everything was fetched.
-pub async fn pull_once(data: &DataDir, config: &ConfigFile, full: bool) -> Result<ImportReport> {
-    let targets = targets(config)?;
+/// One pull; publishes a generation when everything was fetched. `full` forces a full
+/// pull (otherwise incremental when the served snapshot came from the same sources);
+/// `progress` shows a spinner on a terminal.
+pub async fn pull_once(
+    data: &DataDir,
+    targets: &Targets,
+    full: bool,
+    progress: bool,
+) -> Result<ImportReport> {
     let served = snapshot::open::current_manifest(data)
         .ok()
         .map(|(_, _, m)| m);
@@ -180,7 +206,7 @@ pub async fn pull_once(data: &DataDir, config: &ConfigFile, full: bool) -> Resul
     tracing::info!(sources = %targets.label, mode = if since.is_some() { "incremental" } else { "full" }, "pulling");
     let tmp = data.tmp().join(format!("pull-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let progress = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+    let progress = if progress && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
