@@ -141,6 +141,8 @@ def cmd_schema(schema_path, example_path):
     if not isinstance(props, dict) or not props:
         fail(part, '"properties" is missing or empty')
         props = {}
+    if not isinstance(schema.get("required"), list):
+        fail(part, '"required" is not a list (the platform copies it as an array)')
     if schema.get("additionalProperties") is not True:
         fail(part, '"additionalProperties" is not true (the connectors\' schemas accept extra variables)')
     for name in schema.get("required") or []:
