@@ -48,6 +48,19 @@ pub enum Command {
     },
     /// Run the OpenCTI connector (configuration: config.yml and environment, as pycti)
     Run,
+    /// Ask a running daemon whether it is ready (exit 0) or not (exit 1): for a
+    /// container HEALTHCHECK. Asks http://127.0.0.1:CONNECTOR_METRICS_PORT/ready
+    Health {
+        /// Ask /health (the process answers) instead of /ready (it can take work)
+        #[arg(long)]
+        live: bool,
+        /// Base URL of the daemon's health server [default: http://127.0.0.1:CONNECTOR_METRICS_PORT]
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Seconds to wait for the answer
+        #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+        timeout: u64,
+    },
     /// Inspect the served snapshot
     Index {
         #[command(subcommand)]
@@ -111,6 +124,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Demo { json, keep } => crate::demo::run(json, keep.as_deref()),
         Command::Run => run_daemon(&config, data),
+        Command::Health { live, url, timeout } => run_health(&config, live, url, timeout),
     }
 }
 
@@ -234,7 +248,7 @@ fn run_enrich(
         let request = EnrichRequest::new(observable, markings.clone());
         let (result, _) = runtime
             .block_on(crate::live::enrich_with_fallback(
-                snap.clone(),
+                Some(snap.clone()),
                 request,
                 options.clone(),
                 fallback.clone(),
@@ -251,6 +265,47 @@ fn run_enrich(
 }
 
 /// `run`: settings validated (all problems at once), logs as configured, then the daemon.
+/// `health`: 0 when the daemon answers 200, 1 otherwise (its JSON answer on stdout).
+fn run_health(config: &ConfigFile, live: bool, url: Option<String>, timeout: u64) -> Result<i32> {
+    let base = match url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            let port =
+                config.get_u64("CONNECTOR_METRICS_PORT", "connector", "metrics_port", 9095)?;
+            format!("http://127.0.0.1:{port}")
+        }
+    };
+    let url = format!("{base}/{}", if live { "health" } else { "ready" });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let answer = runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(timeout.max(1)))
+            .no_proxy()
+            .build()?;
+        let response = client.get(&url).send().await?;
+        let status = response.status();
+        Ok::<_, reqwest::Error>((status, response.text().await.unwrap_or_default()))
+    });
+    match answer {
+        Ok((status, body)) => {
+            println!("{}", body.trim());
+            if status.is_success() {
+                Ok(0)
+            } else {
+                eprintln!("{url}: {status}");
+                Ok(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: no answer from {url}: {e}");
+            Ok(1)
+        }
+    }
+}
+
 fn run_daemon(config: &ConfigFile, data: DataDir) -> Result<i32> {
     let settings = crate::opencti::settings::Settings::from_config(config)?;
     crate::logging::init(&crate::logging::LogSettings {
@@ -262,6 +317,7 @@ fn run_daemon(config: &ConfigFile, data: DataDir) -> Result<i32> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(crate::daemon::run(settings, data))?;
+    let plan = crate::daemon::UpkeepPlan::from_config(&settings, config)?;
+    runtime.block_on(crate::daemon::run(settings, plan, data))?;
     Ok(0)
 }

@@ -7,7 +7,9 @@
 //!   `prometheus_client` renders an `Enum`: a gauge whose label has the metric's own full name,
 //!   `state{state="idle"} 1`, `state{state="running"} 0`, …; the info `identity_info`.
 //! - ours: `enrichment_duration_seconds` (histogram), `lookups_total{outcome}`,
-//!   `fallback_breaker_open`, `snapshot_age_seconds`, `messages_total{result}`.
+//!   `fallback_breaker_open`, `snapshot_age_seconds`, `messages_total{result}`, and the
+//!   daemon's own snapshot upkeep: `snapshot_served`, `sync_runs_total{source,outcome}`,
+//!   `sync_last_success_timestamp_seconds`.
 //!
 //! Names get the prefix `<namespace>_<subsystem>_` (`CONNECTOR_METRICS_NAMESPACE`,
 //! `CONNECTOR_METRICS_SUBSYSTEM`; an empty part is left out), as `prometheus_client` does.
@@ -62,9 +64,15 @@ pub mod names {
     pub const SNAPSHOT_AGE: &str = "snapshot_age_seconds";
     /// Counter by `result`: platform messages handled.
     pub const MESSAGES: &str = "messages_total";
+    /// Gauge: 1 while a snapshot generation is served, 0 before the first one.
+    pub const SNAPSHOT_SERVED: &str = "snapshot_served";
+    /// Counter by `source` and `outcome`: the daemon's own snapshot upkeep runs.
+    pub const SYNC_RUNS: &str = "sync_runs_total";
+    /// Gauge: Unix time of the last successful upkeep run (0: none yet).
+    pub const SYNC_LAST_SUCCESS: &str = "sync_last_success_timestamp_seconds";
 
     /// Every name above.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 17] = [
         BUNDLES_SENT,
         RECORDS_SENT,
         RUNS,
@@ -79,6 +87,9 @@ pub mod names {
         FALLBACK_BREAKER_OPEN,
         SNAPSHOT_AGE,
         MESSAGES,
+        SNAPSHOT_SERVED,
+        SYNC_RUNS,
+        SYNC_LAST_SUCCESS,
     ];
 }
 
@@ -183,6 +194,39 @@ impl MessageResult {
     }
 }
 
+/// What the daemon ran to keep its snapshot (`sync_runs_total{source}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SyncSource {
+    /// A pull from live IVRE (`IVRE_DB_URL*`).
+    Pull,
+    /// A file of the drop folder (`IVRE_DROP_DIR`).
+    Drop,
+    /// A generation fetched from a publisher (`IVRE_SNAPSHOT_SOURCE`).
+    Fetch,
+    /// A generation published to a store (`IVRE_SNAPSHOT_PUBLISH`).
+    Publish,
+}
+
+impl SyncSource {
+    /// Every source.
+    pub const ALL: [SyncSource; 4] = [
+        SyncSource::Pull,
+        SyncSource::Drop,
+        SyncSource::Fetch,
+        SyncSource::Publish,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncSource::Pull => "pull",
+            SyncSource::Drop => "drop",
+            SyncSource::Fetch => "fetch",
+            SyncSource::Publish => "publish",
+        }
+    }
+}
+
 /// Why the metrics could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
@@ -234,6 +278,10 @@ struct Inner {
     snapshot_age: Gauge,
     /// One counter per [`MessageResult::ALL`] entry.
     messages: [IntCounter; 6],
+    snapshot_served: IntGauge,
+    /// Every `source` × `outcome` series created at zero.
+    sync_runs: IntCounterVec,
+    sync_last_success: Gauge,
 }
 
 /// Checks a namespace or subsystem.
@@ -384,6 +432,36 @@ impl Metrics {
             messages_vec.get_metric_with_label_values(&[MessageResult::TlpRefused.as_str()])?,
         ];
 
+        let snapshot_served = register(
+            &registry,
+            IntGauge::with_opts(opts(
+                names::SNAPSHOT_SERVED,
+                "1 while a snapshot generation is served, 0 before the first one",
+            ))?,
+        )?;
+        let sync_runs = register(
+            &registry,
+            IntCounterVec::new(
+                opts(
+                    names::SYNC_RUNS,
+                    "Snapshot upkeep runs of the daemon, by source and outcome",
+                ),
+                &["source", "outcome"],
+            )?,
+        )?;
+        for source in SyncSource::ALL {
+            for outcome in ["ok", "error"] {
+                sync_runs.get_metric_with_label_values(&[source.as_str(), outcome])?;
+            }
+        }
+        let sync_last_success = register(
+            &registry,
+            Gauge::with_opts(opts(
+                names::SYNC_LAST_SUCCESS,
+                "Unix time of the last successful snapshot upkeep run (0: none yet)",
+            ))?,
+        )?;
+
         Ok(Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -402,8 +480,34 @@ impl Metrics {
                 breaker_open,
                 snapshot_age,
                 messages,
+                snapshot_served,
+                sync_runs,
+                sync_last_success,
             }),
         })
+    }
+
+    /// Whether a snapshot is served (`snapshot_served`).
+    pub fn set_snapshot_served(&self, served: bool) {
+        self.inner.snapshot_served.set(i64::from(served));
+    }
+
+    /// One upkeep run of `source` ended; `ok` also sets the last success time.
+    pub fn sync_run(&self, source: SyncSource, ok: bool) {
+        let outcome = if ok { "ok" } else { "error" };
+        if let Ok(counter) = self
+            .inner
+            .sync_runs
+            .get_metric_with_label_values(&[source.as_str(), outcome])
+        {
+            counter.inc();
+        }
+        if ok {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            self.inner.sync_last_success.set(now);
+        }
     }
 
     /// One bundle sent, made of `records` records (pycti's `bundle_send` + `record_send`).

@@ -10,19 +10,23 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 const AMBER: &str = "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82";
 const GREEN: &str = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da";
 const RED: &str = "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed";
 
 /// A running daemon; killed when dropped. Its stderr is collected.
-struct Daemon {
-    child: Child,
+pub(crate) struct Daemon {
+    pub(crate) child: Child,
     logs: Arc<Mutex<Vec<String>>>,
 }
 
 impl Daemon {
-    fn start(double: &PlatformDouble, data: &std::path::Path, env: &[(&str, &str)]) -> Daemon {
+    pub(crate) fn start(
+        double: &PlatformDouble,
+        data: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ivre-connector"));
         cmd.arg("--data-dir")
             .arg(data)
@@ -37,7 +41,14 @@ impl Daemon {
             .env("IVRE_MAX_TLP", "TLP:AMBER")
             .env("CONNECTOR_PING_INTERVAL", "1")
             .env("CONNECTOR_RECONNECT_DELAY", "1")
-            .current_dir(data)
+            // Each daemon its own health port (the health server always listens).
+            .env("CONNECTOR_METRICS_PORT", free_port().to_string())
+            // A data directory the daemon creates itself: run in its parent.
+            .current_dir(if data.is_dir() {
+                data
+            } else {
+                data.parent().expect("a parent")
+            })
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {
@@ -55,7 +66,7 @@ impl Daemon {
         Daemon { child, logs }
     }
 
-    fn logs(&self) -> Vec<String> {
+    pub(crate) fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()
     }
 
@@ -68,7 +79,7 @@ impl Daemon {
     }
 
     /// Waits for the process to exit; its exit code.
-    fn wait(&mut self, timeout: Duration) -> Option<i32> {
+    pub(crate) fn wait(&mut self, timeout: Duration) -> Option<i32> {
         let deadline = std::time::Instant::now() + timeout;
         while std::time::Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -87,13 +98,13 @@ impl Drop for Daemon {
     }
 }
 
-fn ipv4(value: &str, markings: &[&str]) -> Value {
+pub(crate) fn ipv4(value: &str, markings: &[&str]) -> Value {
     let id = ivre_connector::stix::ids::generate("ipv4-addr", &json!({"value": value}));
     json!({"id": id, "type": "ipv4-addr", "spec_version": "2.1", "value": value, "object_marking_refs": markings})
 }
 
 /// Message §4.3 (a): manual enrichment, 6.8+.
-fn manual(entity: &Value, work_id: &str) -> Value {
+pub(crate) fn manual(entity: &Value, work_id: &str) -> Value {
     json!({"internal": {"work_id": work_id, "applicant_id": null, "draft_id": null, "mode": "manual", "trigger": "update"},
            "event": {"event_type": "INTERNAL_ENRICHMENT", "entity_id": entity["id"], "entity_type": "IPv4-Addr",
                      "stix_entity": entity.to_string(), "stix_objects": null}})
@@ -123,7 +134,7 @@ async fn running(
     (data, double, daemon)
 }
 
-async fn started(double: &PlatformDouble) -> GraphqlCall {
+pub(crate) async fn started(double: &PlatformDouble) -> GraphqlCall {
     double
         .wait_for(|c| c.field == "pingConnector", WAIT)
         .await
@@ -138,7 +149,7 @@ fn work_calls(double: &PlatformDouble, work: &str) -> Vec<GraphqlCall> {
         .collect()
 }
 
-async fn processed(double: &PlatformDouble, work: &str) -> GraphqlCall {
+pub(crate) async fn processed(double: &PlatformDouble, work: &str) -> GraphqlCall {
     let w = work.to_owned();
     double
         .wait_for(
@@ -499,7 +510,7 @@ async fn pushes_through_the_api_when_asked() {
         .is_none());
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

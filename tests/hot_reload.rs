@@ -45,7 +45,7 @@ fn a_swap_under_concurrent_lookups_loses_none() {
             std::thread::spawn(move || {
                 let mut passive_seen = std::collections::BTreeSet::new();
                 while !stop.load(Ordering::Relaxed) {
-                    let snap = serving.snapshot();
+                    let snap = serving.snapshot().unwrap();
                     let result = ivre_connector::lookup::lookup(&snap, &observable, None)
                         .expect("no lookup fails during a swap");
                     assert_eq!(result.scans.len(), 2);
@@ -65,7 +65,7 @@ fn a_swap_under_concurrent_lookups_loses_none() {
     for round in 0..6 {
         import_lab(&data, round % 2 == 0);
         assert!(serving.reload().unwrap(), "round {round} swapped");
-        names.push(serving.snapshot().name.clone());
+        names.push(serving.snapshot().unwrap().name.clone());
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     stop.store(true, Ordering::Relaxed);
@@ -82,7 +82,7 @@ fn a_swap_under_concurrent_lookups_loses_none() {
         [0, 6].into_iter().collect(),
         "both snapshots answered"
     );
-    assert_eq!(&serving.snapshot().name, names.last().unwrap());
+    assert_eq!(&serving.snapshot().unwrap().name, names.last().unwrap());
     assert!(!serving.reload().unwrap(), "nothing new");
 }
 
@@ -101,7 +101,13 @@ fn replaced_mmdb_files_are_picked_up() {
     .unwrap();
     let serving = Serving::open(&data, Some(live.clone()), OpenOptions::default()).unwrap();
     let ip = "192.0.2.10".parse().unwrap();
-    let infos = serving.snapshot().geo.load().infos_byip(ip).unwrap();
+    let infos = serving
+        .snapshot()
+        .unwrap()
+        .geo
+        .load()
+        .infos_byip(ip)
+        .unwrap();
     assert_eq!(infos["as_num"], 64496);
     assert!(infos.get("city").is_none());
     // geoipupdate's way: write a temporary file, then rename it into place.
@@ -110,14 +116,26 @@ fn replaced_mmdb_files_are_picked_up() {
     std::fs::rename(&tmp, live.join("GeoLite2-City.mmdb")).unwrap();
     serving.reload_geo().unwrap();
     assert_eq!(
-        serving.snapshot().geo.load().infos_byip(ip).unwrap()["city"],
+        serving
+            .snapshot()
+            .unwrap()
+            .geo
+            .load()
+            .infos_byip(ip)
+            .unwrap()["city"],
         "Paris"
     );
     // A broken replacement is refused and the previous files stay in use.
     std::fs::write(live.join("GeoLite2-Country.mmdb"), b"not a database").unwrap();
     assert!(serving.reload_geo().is_err());
     assert_eq!(
-        serving.snapshot().geo.load().infos_byip(ip).unwrap()["city"],
+        serving
+            .snapshot()
+            .unwrap()
+            .geo
+            .load()
+            .infos_byip(ip)
+            .unwrap()["city"],
         "Paris"
     );
     // A new generation keeps the live files.
@@ -125,7 +143,13 @@ fn replaced_mmdb_files_are_picked_up() {
     import_lab(&data, true);
     assert!(serving.reload().unwrap());
     assert_eq!(
-        serving.snapshot().geo.load().infos_byip(ip).unwrap()["city"],
+        serving
+            .snapshot()
+            .unwrap()
+            .geo
+            .load()
+            .infos_byip(ip)
+            .unwrap()["city"],
         "Paris"
     );
 }

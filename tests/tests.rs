@@ -44,3 +44,7 @@ mod pull;
 
 /// `ivre-sync watch`: the drop folder.
 mod watch;
+
+/// The daemon keeps its own snapshot (pull, drop folder), answers live until the first
+/// one, and reports its health (`/health`, `/ready`, `ivre-connector health`).
+mod upkeep;

@@ -218,7 +218,7 @@ fn inproc(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     );
     // Held as a request in flight would hold it: the previous generation closes when the
     // last holder lets it go, timed apart.
-    let previous = serving.snapshot();
+    let previous = serving.snapshot().context("no snapshot served")?;
     let started = Instant::now();
     let swapped = serving.reload()?;
     let swap_time = started.elapsed();
@@ -247,7 +247,7 @@ fn inproc(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     );
 
     // 4. Lookups.
-    let snapshot = serving.snapshot();
+    let snapshot = serving.snapshot().context("no snapshot served")?;
     let overhead = timer_overhead();
     report.add(
         SUITE,
@@ -629,7 +629,7 @@ fn serve_rss(args: &Args) -> anyhow::Result<()> {
         None,
         OpenOptions::default(),
     )?;
-    let snapshot = serving.snapshot();
+    let snapshot = serving.snapshot().context("no snapshot served")?;
     let options = EnrichOptions::default();
     let mut operations = 0u64;
     for probe in &probes {

@@ -1,5 +1,7 @@
 //! Wiring of the daemon.
 
+use super::health::{self, Health};
+use super::keeper::{self, UpkeepPlan};
 use super::ping;
 use crate::metrics::{Metrics, State as RunState};
 use crate::opencti::amqp::{self, ListenTarget};
@@ -10,7 +12,7 @@ use crate::opencti::jwt::Jwks;
 use crate::opencti::push::{broker_uri, Pusher};
 use crate::opencti::settings::{ListenProtocol, QueueProtocol, Settings};
 use crate::snapshot::serving::Serving;
-use crate::snapshot::{DataDir, OpenOptions};
+use crate::snapshot::{DataDir, OpenOptions, SnapshotError};
 use anyhow::{bail, Context, Result};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -98,8 +100,54 @@ fn fields_for_version(version: &str) -> (Vec<String>, bool) {
     (fields, at_least(7, 0))
 }
 
+/// The one line said when there is no snapshot and nothing configured to make one.
+pub const NO_SNAPSHOT_SOURCE: &str = "set IVRE_DB_URL (the daemon pulls from live IVRE), IVRE_DROP_DIR (it imports exports dropped into that folder) or IVRE_SNAPSHOT_SOURCE (it fetches the generations another ivre-sync or daemon publishes), or build one with `ivre-sync import`";
+
+/// Opens the served snapshot, or none yet when `plan` can make one.
+async fn open_serving(settings: &Settings, plan: &UpkeepPlan, data: &DataDir) -> Result<Serving> {
+    let (data2, geoip, can_wait) = (data.clone(), settings.geoip_dir.clone(), !plan.is_empty());
+    if can_wait {
+        std::fs::create_dir_all(data.root()).with_context(|| {
+            format!("cannot create the data directory {}", data.root().display())
+        })?;
+    }
+    let opened = tokio::task::spawn_blocking(move || {
+        if can_wait {
+            Serving::open_or_empty(&data2, geoip, OpenOptions::default())
+        } else {
+            Serving::open(&data2, geoip, OpenOptions::default())
+        }
+    })
+    .await
+    .context("opening the snapshot crashed")?;
+    match opened {
+        Ok(serving) => Ok(serving),
+        Err(e @ (SnapshotError::NoSnapshot { .. } | SnapshotError::NoDataDir { .. })) => {
+            bail!("{e}; to get one, {NO_SNAPSHOT_SOURCE}")
+        }
+        Err(e) => {
+            Err(e).with_context(|| format!("cannot open the snapshot in {}", data.root().display()))
+        }
+    }
+}
+
+/// Waits until a snapshot is served (no fallback can answer before).
+async fn first_snapshot(serving: &Serving, shutdown: &CancellationToken) -> Result<()> {
+    if serving.snapshot().is_some() {
+        return Ok(());
+    }
+    tracing::warn!("no snapshot yet and no live IVRE fallback: waiting for the first snapshot before taking messages");
+    while serving.snapshot().is_none() {
+        tokio::select! {
+            _ = shutdown.cancelled() => bail!("stopped before the first snapshot was published"),
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+    Ok(())
+}
+
 /// Runs the daemon until a signal; returns when everything stopped.
-pub async fn run(settings: Settings, data: DataDir) -> Result<()> {
+pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<()> {
     let settings = Arc::new(settings);
     let shutdown = CancellationToken::new();
     watch_signals(shutdown.clone());
@@ -107,48 +155,59 @@ pub async fn run(settings: Settings, data: DataDir) -> Result<()> {
         .context("invalid CONNECTOR_METRICS_NAMESPACE / CONNECTOR_METRICS_SUBSYSTEM")?;
     metrics.set_state(RunState::Idle);
 
-    let serving = {
-        let (data2, geoip) = (data.clone(), settings.geoip_dir.clone());
-        tokio::task::spawn_blocking(move || Serving::open(&data2, geoip, OpenOptions::default()))
-            .await
-            .context("opening the snapshot crashed")?
-            .with_context(|| format!("cannot open the snapshot in {}", data.root().display()))?
-    };
-    let serving = Arc::new(serving);
+    let serving = Arc::new(open_serving(&settings, &plan, &data).await?);
     tokio::spawn(
         serving
             .clone()
             .watch(settings.reload_poll, shutdown.clone()),
     );
-    let snapshot = serving.snapshot();
-    tracing::info!(generation = %snapshot.name, built_at = %snapshot.manifest.built_at, "serving snapshot");
-    // The snapshot's age, kept current for the metrics.
+    match serving.snapshot() {
+        Some(snapshot) => {
+            tracing::info!(generation = %snapshot.name, built_at = %snapshot.manifest.built_at, "serving snapshot")
+        }
+        None => tracing::warn!(
+            data_dir = %data.root().display(),
+            fallback = settings.fallback.enabled,
+            "no snapshot yet: building the first one in the background; until it is published, enrichment asks live IVRE"
+        ),
+    }
+    let fallback = settings.fallback.enabled.then(|| {
+        Arc::new(crate::live::fallback::Fallback::new(
+            settings.fallback.clone(),
+            Some(metrics.clone()),
+        ))
+    });
+    let health = Arc::new(Health::new(
+        serving.clone(),
+        fallback.clone(),
+        metrics.clone(),
+        &plan.sources(),
+    ));
+    tokio::spawn(health::maintain(health.clone(), shutdown.clone()));
     {
-        let (m, s, serving) = (metrics.clone(), shutdown.clone(), serving.clone());
-        tokio::spawn(async move {
-            loop {
-                let built_at = serving.snapshot().manifest.built_at.clone();
-                if let Ok(built) = chrono::DateTime::parse_from_rfc3339(&built_at) {
-                    let age = chrono::Utc::now() - built.with_timezone(&chrono::Utc);
-                    m.set_snapshot_age(age.num_milliseconds() as f64 / 1000.0);
-                }
-                tokio::select! {
-                    _ = s.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(15)) => {}
-                }
-            }
-        });
-    }
-
-    if settings.expose_metrics {
         let bind = SocketAddr::from(([0, 0, 0, 0], settings.metrics_port));
-        let (m, s) = (metrics.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            if let Err(e) = crate::metrics::serve(bind, m, s).await {
-                tracing::error!(error = %e, port = bind.port(), "metrics server failed");
+        let (h, s) = (health.clone(), shutdown.clone());
+        let m = settings.expose_metrics.then(|| metrics.clone());
+        match crate::metrics::bind(bind).await {
+            Ok(listener) => {
+                tokio::spawn(async move {
+                    if let Err(e) = health::serve(listener, h, m, s).await {
+                        tracing::error!(error = %e, port = bind.port(), "health server failed");
+                    }
+                });
             }
-        });
+            Err(e) => {
+                tracing::error!(error = %e, port = bind.port(), "cannot serve /health, /ready and /metrics on this port (CONNECTOR_METRICS_PORT)")
+            }
+        }
     }
+    let upkeep = keeper::spawn(
+        plan,
+        data.clone(),
+        serving.clone(),
+        health.clone(),
+        shutdown.clone(),
+    );
 
     let api = Api::new(&settings).context("cannot build the OpenCTI client")?;
     let version = platform_version(&api, &shutdown).await?;
@@ -173,6 +232,10 @@ pub async fn run(settings: Settings, data: DataDir) -> Result<()> {
         .await
         .context("registration failed")?;
     tracing::info!(platform_version = %version, connector_id = %registration.id, listen = ?settings.listen, "registered");
+    health.set_registered();
+    if fallback.is_none() {
+        first_snapshot(&serving, &shutdown).await?;
+    }
 
     let state: ping::State = Arc::new(Mutex::new(ping::normalize(
         registration.connector_state.clone(),
@@ -205,12 +268,7 @@ pub async fn run(settings: Settings, data: DataDir) -> Result<()> {
         registration: registration.clone(),
         metrics: metrics.clone(),
         inflight_dir: data.root().join("daemon").join("inflight"),
-        fallback: settings.fallback.enabled.then(|| {
-            Arc::new(crate::live::fallback::Fallback::new(
-                settings.fallback.clone(),
-                Some(metrics.clone()),
-            ))
-        }),
+        fallback,
     });
     metrics.set_state(RunState::Running);
     match settings.listen {
@@ -260,6 +318,9 @@ pub async fn run(settings: Settings, data: DataDir) -> Result<()> {
     }
     shutdown.cancel();
     let _ = pinger.await;
+    for task in upkeep {
+        let _ = task.await;
+    }
     metrics.set_state(RunState::Stopped);
     tracing::info!("stopped");
     Ok(())

@@ -54,6 +54,15 @@ impl Origin {
             at: m.built_at.clone(),
         }
     }
+
+    /// No snapshot served yet (the daemon is building or fetching its first one).
+    pub fn no_snapshot() -> Origin {
+        Origin {
+            name: "none".into(),
+            description: "No IVRE snapshot was served yet (the first one is being built)".into(),
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        }
+    }
 }
 
 /// Which searches the options allow for this observable: (data, scans, passive).

@@ -287,6 +287,31 @@ impl Fallback {
         Ok(answer)
     }
 
+    /// Whether live IVRE answers: one search per configured source for an address no
+    /// scan can hold (`0.0.0.0`), within the deadline, bypassing the overlay (its outcome
+    /// feeds the breaker like any lookup). For readiness before a snapshot is served.
+    pub async fn probe(&self) -> Result<(), FallbackError> {
+        let observable = Observable::Ipv4(std::net::Ipv4Addr::UNSPECIFIED);
+        let options = EnrichOptions {
+            use_data: false,
+            max_records: 1,
+            ..EnrichOptions::default()
+        };
+        let outcome =
+            match tokio::time::timeout(self.settings.timeout, self.query(&observable, &options))
+                .await
+            {
+                Err(_) => Err(FallbackError::Timeout(self.settings.timeout)),
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(answer)) if !answer.is_complete() => {
+                    Err(FallbackError::Failed(answer.failures.join("; ")))
+                }
+                Ok(Ok(_)) => Ok(()),
+            };
+        self.record(outcome.is_ok());
+        outcome
+    }
+
     async fn search(
         &self,
         source: &Source,

@@ -39,26 +39,37 @@ use crate::snapshot::Snapshot;
 use std::sync::Arc;
 
 /// Enriches from the snapshot, or from live IVRE when the snapshot has no record of the
-/// observable and the fallback is on. Returns how the answer was found.
+/// observable (or no snapshot is served yet) and the fallback is on. Returns how the
+/// answer was found.
 pub async fn enrich_with_fallback(
-    snapshot: Arc<Snapshot>,
+    snapshot: Option<Arc<Snapshot>>,
     request: EnrichRequest,
     options: EnrichOptions,
     fallback: Option<Arc<fallback::Fallback>>,
 ) -> Result<(Enrichment, LookupOutcome), IndexError> {
-    let (snap, obs, opts) = (
-        snapshot.clone(),
-        request.observable.clone(),
-        options.clone(),
-    );
-    let records =
-        tokio::task::spawn_blocking(move || enrich::records::from_snapshot(&snap, &obs, &opts))
+    let (records, mut origin, served) = match &snapshot {
+        Some(snapshot) => {
+            let (snap, obs, opts) = (
+                snapshot.clone(),
+                request.observable.clone(),
+                options.clone(),
+            );
+            let records = tokio::task::spawn_blocking(move || {
+                enrich::records::from_snapshot(&snap, &obs, &opts)
+            })
             .await
             .map_err(|e| IndexError::Io {
                 path: snapshot.dir.clone(),
                 source: std::io::Error::other(e.to_string()),
             })??;
-    let mut origin = Origin::snapshot(&snapshot);
+            (records, Origin::snapshot(snapshot), snapshot.name.clone())
+        }
+        None => (
+            enrich::Records::default(),
+            Origin::no_snapshot(),
+            "(none yet)".to_owned(),
+        ),
+    };
     if !records.is_empty() {
         return Ok((
             enrich::build(&request, &options, &records, &origin),
@@ -77,7 +88,7 @@ pub async fn enrich_with_fallback(
             if live.data.is_none() {
                 live.data = records.data.clone();
             }
-            let origin = answer.origin(&snapshot.name);
+            let origin = answer.origin(&served);
             Ok((
                 enrich::build(&request, &options, &live, &origin),
                 LookupOutcome::Fallback,

@@ -8,6 +8,10 @@
 //!   its `.mmdb` files replace the generation's; when one is replaced (write then rename, as
 //!   `geoipupdate` does) the directory is read again, verified, and swapped in.
 //!
+//! - A process may start before any generation exists ([`Serving::open_or_empty`]: the
+//!   daemon building or fetching its first snapshot); the first one published is opened
+//!   as any new one is.
+//!
 //! Changes are seen through notify (the data and MaxMind directories are watched, not the
 //! files, which renames replace) and, as a fallback for lost events, by polling.
 
@@ -15,7 +19,7 @@ use super::layout::{self, DataDir};
 use super::open::{current_name, OpenOptions, Snapshot};
 use super::SnapshotError;
 use crate::geo::Geo;
-use arc_swap::ArcSwap;
+use arc_swap::ArcSwapOption;
 use notify::RecursiveMode;
 use notify_debouncer_full::new_debouncer;
 use std::path::{Path, PathBuf};
@@ -28,7 +32,7 @@ pub struct Serving {
     data: DataDir,
     geoip_dir: Option<PathBuf>,
     options: OpenOptions,
-    current: ArcSwap<Snapshot>,
+    current: ArcSwapOption<Snapshot>,
 }
 
 impl Serving {
@@ -46,28 +50,64 @@ impl Serving {
             data: data.clone(),
             geoip_dir,
             options,
-            current: ArcSwap::from_pointee(snapshot),
+            current: ArcSwapOption::from_pointee(snapshot),
         })
     }
 
-    /// The snapshot to answer one request with (kept alive while the caller holds it).
-    pub fn snapshot(&self) -> Arc<Snapshot> {
+    /// Like [`Serving::open`], but a data directory without a published generation (or
+    /// without the directory itself) gives a `Serving` with no snapshot yet, which
+    /// [`Serving::reload`] fills once one is published. Other errors (a generation that
+    /// cannot be opened) are errors.
+    pub fn open_or_empty(
+        data: &DataDir,
+        geoip_dir: Option<PathBuf>,
+        options: OpenOptions,
+    ) -> Result<Serving, SnapshotError> {
+        match Serving::open(data, geoip_dir.clone(), options.clone()) {
+            Err(SnapshotError::NoSnapshot { .. } | SnapshotError::NoDataDir { .. }) => {
+                Ok(Serving {
+                    data: data.clone(),
+                    geoip_dir,
+                    options,
+                    current: ArcSwapOption::empty(),
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// The snapshot to answer one request with (kept alive while the caller holds it);
+    /// `None` before the first one is published.
+    pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
         self.current.load_full()
     }
 
     /// Swaps to the published generation if it changed; `Ok(true)` when it did.
     pub fn reload(&self) -> Result<bool, SnapshotError> {
-        let name = current_name(&self.data)?;
-        if name == self.current.load().name {
+        let served = self.current.load_full();
+        let name = match current_name(&self.data) {
+            Ok(name) => name,
+            // Nothing published yet: nothing to swap.
+            Err(SnapshotError::NoSnapshot { .. } | SnapshotError::NoDataDir { .. })
+                if served.is_none() =>
+            {
+                return Ok(false)
+            }
+            Err(e) => return Err(e),
+        };
+        if served.as_ref().is_some_and(|s| s.name == name) {
             return Ok(false);
         }
         let snapshot = Snapshot::open_with(&self.data, &self.options)?;
-        if self.geoip_dir.is_some() {
+        if let Some(dir) = &self.geoip_dir {
             // The live MaxMind files stay in use.
-            snapshot.geo.store(self.current.load().geo.load_full());
+            match &served {
+                Some(served) => snapshot.geo.store(served.geo.load_full()),
+                None => snapshot.geo.store(Arc::new(Geo::open_dir(dir)?)),
+            }
         }
         tracing::info!(generation = %snapshot.name, built_at = %snapshot.manifest.built_at, "now serving a new snapshot");
-        self.current.store(Arc::new(snapshot));
+        self.current.store(Some(Arc::new(snapshot)));
         Ok(true)
     }
 
@@ -78,7 +118,9 @@ impl Serving {
         };
         let geo = Geo::open_dir(dir)?;
         tracing::info!(dir = %dir.display(), files = geo.files().len(), "MaxMind files reloaded");
-        self.current.load().geo.store(Arc::new(geo));
+        if let Some(served) = self.current.load_full() {
+            served.geo.store(Arc::new(geo));
+        }
         Ok(())
     }
 

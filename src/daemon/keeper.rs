@@ -1,0 +1,293 @@
+//! The daemon keeps its own snapshot, so that a container started with nothing but its
+//! environment (IVRE URLs, no data volume) serves from a local snapshot soon after start.
+//!
+//! - **Pull** (`IVRE_DB_URL*` set): a first pull at start (full when nothing is served
+//!   from these sources), then an incremental pull every `IVRE_SYNC_INTERVAL` and a full
+//!   one every `IVRE_SYNC_FULL_INTERVAL`: the code of `ivre-sync pull`
+//!   ([`crate::refresh::pull_once`]).
+//! - **Drop folder** (`IVRE_DROP_DIR`): the code of `ivre-sync watch`, on a blocking
+//!   thread.
+//!
+//! Every generation is built by this process under the data directory's build lock
+//! (so a pull and a dropped file, or an `ivre-sync` next to the daemon, take turns) in
+//! `generations/<name>.building/`, then published; the daemon's own `Serving` swaps to
+//! it. A served generation is never written. A failed run publishes nothing, never stops
+//! enrichment, is logged, counted (`sync_runs_total{outcome="error"}`), shown by
+//! `/health`, and retried with backoff: 30 s, doubling, at most the run's period.
+
+use super::health::Health;
+use crate::metrics::SyncSource;
+use crate::refresh::{self, Targets};
+use crate::snapshot::serving::Serving;
+use crate::snapshot::{self, DataDir};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// First retry delay after a failed run.
+const FIRST_RETRY: Duration = Duration::from_secs(30);
+
+/// Pulls from live IVRE.
+#[derive(Debug, Clone)]
+pub struct PullPlan {
+    pub targets: Targets,
+    /// Incremental pulls (`IVRE_SYNC_INTERVAL`).
+    pub interval: Duration,
+    /// Full pulls (`IVRE_SYNC_FULL_INTERVAL`).
+    pub full_interval: Duration,
+}
+
+/// What the daemon does to keep its snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct UpkeepPlan {
+    pub pull: Option<PullPlan>,
+    /// `IVRE_DROP_DIR`.
+    pub drop_dir: Option<PathBuf>,
+}
+
+impl UpkeepPlan {
+    /// The sources this plan runs (for health and metrics).
+    pub fn sources(&self) -> Vec<SyncSource> {
+        let mut out = Vec::new();
+        if self.pull.is_some() {
+            out.push(SyncSource::Pull);
+        }
+        if self.drop_dir.is_some() {
+            out.push(SyncSource::Drop);
+        }
+        out
+    }
+
+    /// The plan of a configuration: pulls when an IVRE scans or passive URL is set
+    /// (unless `IVRE_SYNC_INTERVAL` is `off`), the drop folder when `IVRE_DROP_DIR` is set.
+    pub fn from_config(
+        settings: &crate::opencti::settings::Settings,
+        config: &crate::config::ConfigFile,
+    ) -> anyhow::Result<UpkeepPlan> {
+        use anyhow::Context;
+        let duration = |env: &str, key: &str, default: &str| -> anyhow::Result<Option<Duration>> {
+            let text = config
+                .get(env, "ivre", key)
+                .unwrap_or_else(|| default.to_owned());
+            if text.trim().eq_ignore_ascii_case("off") {
+                return Ok(None);
+            }
+            refresh::parse_duration(&text)
+                .map(Some)
+                .with_context(|| format!("ivre.{key} ({env})"))
+        };
+        let interval = duration("IVRE_SYNC_INTERVAL", "sync_interval", "1h")?;
+        let full_interval = duration("IVRE_SYNC_FULL_INTERVAL", "sync_full_interval", "1d")?;
+        let pull = match (
+            interval,
+            Targets::new(&settings.fallback, settings.geoip_dir.clone()),
+        ) {
+            (Some(interval), Ok(targets)) => Some(PullPlan {
+                targets,
+                interval,
+                full_interval: full_interval.unwrap_or(Duration::MAX),
+            }),
+            _ => None,
+        };
+        let drop_dir = config
+            .get("IVRE_DROP_DIR", "ivre", "drop_dir")
+            .map(PathBuf::from);
+        Ok(UpkeepPlan { pull, drop_dir })
+    }
+
+    /// Whether the plan can produce a snapshot at all.
+    pub fn is_empty(&self) -> bool {
+        self.sources().is_empty()
+    }
+}
+
+/// The delay before retrying after `failures` consecutive failures.
+pub fn backoff(failures: u32, period: Duration) -> Duration {
+    let doubled = FIRST_RETRY.saturating_mul(1 << failures.saturating_sub(1).min(16));
+    doubled.min(period)
+}
+
+/// Starts the plan's tasks; they stop when `shutdown` is cancelled.
+pub fn spawn(
+    plan: UpkeepPlan,
+    data: DataDir,
+    serving: Arc<Serving>,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    if let Some(pull) = plan.pull {
+        tasks.push(tokio::spawn(pull_loop(
+            pull,
+            data.clone(),
+            serving.clone(),
+            health.clone(),
+            shutdown.clone(),
+        )));
+    }
+    if let Some(dir) = plan.drop_dir {
+        tasks.push(tokio::spawn(drop_loop(
+            dir, data, serving, health, shutdown,
+        )));
+    }
+    tasks
+}
+
+/// Swaps to the newly published generation now rather than at the next file event.
+async fn swap(serving: &Arc<Serving>) {
+    let serving = serving.clone();
+    match tokio::task::spawn_blocking(move || serving.reload()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot open the new snapshot; still serving the previous one")
+        }
+        Err(e) => tracing::error!(error = %e, "opening the new snapshot crashed"),
+    }
+}
+
+/// When the served snapshot was last fully pulled from these targets, if it was.
+fn last_full_pull(data: &DataDir, targets: &Targets) -> Option<Instant> {
+    let (_, _, manifest) = snapshot::open::current_manifest(data).ok()?;
+    let same =
+        manifest.source.kind == "pull" && manifest.source.url.as_deref() == Some(targets.label());
+    if !same {
+        return None;
+    }
+    if manifest.source.mode.as_deref() != Some("full") {
+        // Incremental on top of an earlier full pull: count from now.
+        return Some(Instant::now());
+    }
+    let built = chrono::DateTime::parse_from_rfc3339(&manifest.built_at).ok()?;
+    let age = (chrono::Utc::now() - built.with_timezone(&chrono::Utc))
+        .to_std()
+        .unwrap_or_default();
+    Instant::now().checked_sub(age)
+}
+
+async fn pull_loop(
+    plan: PullPlan,
+    data: DataDir,
+    serving: Arc<Serving>,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) {
+    let mut last_full = last_full_pull(&data, &plan.targets);
+    let mut failures = 0u32;
+    loop {
+        let full = last_full.is_none_or(|t| t.elapsed() >= plan.full_interval);
+        tracing::info!(sources = %plan.targets.label(), full, "daemon: pulling from live IVRE");
+        health.run_started(SyncSource::Pull);
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            outcome = refresh::pull_once(&data, &plan.targets, full, false) => outcome,
+        };
+        let next = match outcome {
+            Ok(report) => {
+                failures = 0;
+                if full {
+                    last_full = Some(Instant::now());
+                }
+                let m = &report.manifest;
+                tracing::info!(generation = %m.generation, mode = m.source.mode.as_deref().unwrap_or(""), records = m.total_records(), rejected = m.rejected, "daemon: pulled snapshot published");
+                swap(&serving).await;
+                health.run_ended(
+                    SyncSource::Pull,
+                    Ok(format!(
+                        "published {} ({})",
+                        m.generation,
+                        m.source.mode.as_deref().unwrap_or("full")
+                    )),
+                    Some(plan.interval),
+                );
+                plan.interval
+            }
+            Err(e) => {
+                failures += 1;
+                let retry = backoff(failures, plan.interval);
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    retry_in_s = retry.as_secs(),
+                    failures,
+                    "daemon: pull failed; nothing published, enrichment goes on"
+                );
+                health.run_ended(SyncSource::Pull, Err(format!("{e:#}")), Some(retry));
+                retry
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(next) => {}
+        }
+    }
+}
+
+async fn drop_loop(
+    dir: PathBuf,
+    data: DataDir,
+    serving: Arc<Serving>,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) {
+    let mut failures = 0u32;
+    let handle = tokio::runtime::Handle::current();
+    loop {
+        let (d, dd, h, s, stop, rt) = (
+            data.clone(),
+            dir.clone(),
+            health.clone(),
+            serving.clone(),
+            shutdown.clone(),
+            handle.clone(),
+        );
+        // Returns when stopped, or when the folder cannot be watched.
+        let result = tokio::task::spawn_blocking(move || {
+            refresh::watch::watch(&d, &dd, &stop, |path, outcome| {
+                h.run_started(SyncSource::Drop);
+                let name = path.display();
+                let outcome = match outcome {
+                    Ok(generation) => {
+                        rt.block_on(swap(&s));
+                        Ok(format!("{name}: published {generation}"))
+                    }
+                    Err(e) => Err(format!("{name}: {e:#}")),
+                };
+                h.run_ended(SyncSource::Drop, outcome, None);
+            })
+        })
+        .await;
+        if shutdown.is_cancelled() {
+            return;
+        }
+        failures += 1;
+        let retry = backoff(failures, Duration::from_secs(600));
+        let error = match result {
+            Ok(Ok(())) => "the drop folder watcher stopped".to_owned(),
+            Ok(Err(e)) => format!("{e:#}"),
+            Err(e) => format!("the drop folder watcher crashed: {e}"),
+        };
+        tracing::error!(dir = %dir.display(), error = %error, retry_in_s = retry.as_secs(), "daemon: cannot watch the drop folder");
+        health.run_ended(SyncSource::Drop, Err(error), Some(retry));
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(retry) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_period() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(backoff(1, hour), Duration::from_secs(30));
+        assert_eq!(backoff(2, hour), Duration::from_secs(60));
+        assert_eq!(backoff(5, hour), Duration::from_secs(480));
+        assert_eq!(backoff(8, hour), hour);
+        assert_eq!(backoff(60, hour), hour);
+        assert_eq!(backoff(3, Duration::from_secs(45)), Duration::from_secs(45));
+    }
+}

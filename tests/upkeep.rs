@@ -1,0 +1,283 @@
+//! The daemon keeps its own snapshot (pulls from the real IVRE web API, a drop folder),
+//! answers from live IVRE until the first one is published, reports its health on
+//! `/health` and `/ready`, and `ivre-connector health` turns that into an exit code.
+
+use crate::daemon::{free_port, ipv4, manual, processed, started, Daemon, WAIT};
+use crate::util::opencti_double::{DoubleOptions, PlatformDouble};
+use crate::util::*;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+fn web_url() -> String {
+    std::env::var("IVRE_TEST_WEB_URL")
+        .expect("IVRE_TEST_WEB_URL is not set: run the tests with `bash scripts/test`")
+}
+
+/// `GET /<route>` of the health server: status code and JSON body.
+async fn health(port: &str, route: &str) -> (u16, Value) {
+    let response = reqwest::get(format!("http://127.0.0.1:{port}/{route}"))
+        .await
+        .unwrap_or_else(|e| panic!("no answer on /{route}: {e}"));
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// Polls `/ready` until `done` holds for its body.
+async fn wait_health(port: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = Value::Null;
+    while Instant::now() < deadline {
+        if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/ready")).await {
+            last = response.json().await.unwrap_or(Value::Null);
+            if done(&last) {
+                return last;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{what}: not within 60 s; last health answer: {last:#}")
+}
+
+/// The Note's text of the bundle pushed for `work` (where the answer came from).
+async fn note_of(double: &PlatformDouble, work: &str) -> String {
+    let pushed = double.pushed_for_work(work, WAIT).await;
+    pushed
+        .iter()
+        .flat_map(|p| p.bundle["objects"].as_array().cloned().unwrap_or_default())
+        .find(|o| o["type"] == "note")
+        .and_then(|n| n["content"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no Note pushed for {work}"))
+}
+
+/// Enriches 192.0.2.10 as work `work`; the Note of the answer.
+async fn enrich_once(double: &PlatformDouble, work: &str) -> String {
+    let entity = ipv4("192.0.2.10", &[]);
+    double.add_entity(entity.clone(), &[]);
+    double.publish(&manual(&entity, work)).await;
+    let done = processed(double, work).await;
+    assert_eq!(done.variables["inError"], false, "{}", done.variables);
+    note_of(double, work).await
+}
+
+fn health_command(port: &str) -> Run {
+    run(connector()
+        .args(["health", "--url"])
+        .arg(format!("http://127.0.0.1:{port}")))
+}
+
+/// Item 1 of the deployment step: only OPENCTI_URL, OPENCTI_TOKEN, IVRE_MAX_TLP and an
+/// IVRE URL, an empty data directory: the first answer comes from live IVRE while the
+/// pull is held before its publication, and the daemon is ready through the fallback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_live_until_its_first_snapshot() {
+    let _lab = ivre_lab_shared();
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let double = PlatformDouble::start(DoubleOptions::default()).await;
+    let port = free_port().to_string();
+    let url = web_url();
+    let daemon = Daemon::start(
+        &double,
+        &data,
+        &[
+            ("IVRE_DB_URL", &url),
+            ("CONNECTOR_METRICS_PORT", &port),
+            // The pull stops before CURRENT changes: no snapshot is ever published.
+            ("IVRE_SYNC_PAUSE_AT", "current"),
+        ],
+    );
+    started(&double).await;
+    let ready = wait_health(&port, "ready through the fallback", |h| {
+        h["status"] == "ready"
+    })
+    .await;
+    assert!(ready["snapshot"].is_null(), "{ready:#}");
+    assert_eq!(ready["fallback"]["reachable"], true, "{ready:#}");
+    let note = enrich_once(&double, "work_live").await;
+    assert!(
+        note.starts_with("Answered live by IVRE"),
+        "the first answer comes from live IVRE: {note}"
+    );
+    assert!(health_command(&port).code == 0);
+    drop(daemon);
+}
+
+/// The same start without the hold: the daemon pulls, publishes and serves its own
+/// snapshot, and says so in its health answer and metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_and_serves_its_own_snapshot() {
+    let _lab = ivre_lab_shared();
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let double = PlatformDouble::start(DoubleOptions::default()).await;
+    let port = free_port().to_string();
+    let url = web_url();
+    let _daemon = Daemon::start(
+        &double,
+        &data,
+        &[
+            ("IVRE_DB_URL", &url),
+            ("CONNECTOR_METRICS_PORT", &port),
+            ("CONNECTOR_EXPOSE_METRICS", "true"),
+        ],
+    );
+    started(&double).await;
+    let ready = wait_health(&port, "a pulled snapshot served", |h| {
+        h["snapshot"]["source"] == "pull"
+    })
+    .await;
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["sync"]["pull"]["ok"], true, "{ready:#}");
+    assert!(ready["sync"]["pull"]["next_attempt"].is_string());
+    let generation = ready["snapshot"]["generation"].as_str().unwrap().to_owned();
+    assert_eq!(current(&data), generation);
+    let note = enrich_once(&double, "work_own").await;
+    assert!(
+        note.contains(&format!("from snapshot {generation}")),
+        "answered from its own snapshot: {note}"
+    );
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "sync_runs_total{outcome=\"ok\",source=\"pull\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.lines().any(|l| l == "snapshot_served 1"));
+}
+
+/// A sync that fails never stops enrichment: logged, counted, shown, retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_sync_does_not_stop_enrichment() {
+    let data = lab_snapshot();
+    let double = PlatformDouble::start(DoubleOptions::default()).await;
+    let port = free_port().to_string();
+    let closed = format!("http://127.0.0.1:{}/cgi", free_port());
+    let daemon = Daemon::start(
+        &double,
+        data.path(),
+        &[
+            ("IVRE_DB_URL", &closed),
+            ("IVRE_FALLBACK", "false"),
+            ("CONNECTOR_METRICS_PORT", &port),
+            ("CONNECTOR_EXPOSE_METRICS", "true"),
+        ],
+    );
+    started(&double).await;
+    let failed = wait_health(&port, "the failed pull reported", |h| {
+        h["sync"]["pull"]["ok"] == false
+    })
+    .await;
+    assert_eq!(
+        failed["status"], "ready",
+        "a snapshot is served: {failed:#}"
+    );
+    assert_eq!(failed["sync"]["pull"]["consecutive_failures"], 1);
+    assert!(
+        failed["sync"]["pull"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach"),
+        "{failed:#}"
+    );
+    assert!(
+        !failed.to_string().contains("X-API-Key"),
+        "no secret in the answer"
+    );
+    let note = enrich_once(&double, "work_failing_sync").await;
+    assert!(note.starts_with("Enriched by IVRE from snapshot"), "{note}");
+    let (code, _) = health(&port, "health").await;
+    assert_eq!(code, 200);
+    assert_eq!(health_command(&port).code, 0);
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics
+        .lines()
+        .any(|l| l == "sync_runs_total{outcome=\"error\",source=\"pull\"} 1"));
+    assert!(daemon
+        .logs()
+        .iter()
+        .any(|l| l.contains("pull failed; nothing published")));
+}
+
+/// Air-gapped: no IVRE URL pulls (the fallback stays), a drop folder: answers live,
+/// then from the snapshot built from the dropped exports, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drop_folder_feeds_the_daemon() {
+    let _lab = ivre_lab_shared();
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let drop = root.path().join("drop");
+    std::fs::create_dir(&drop).unwrap();
+    let double = PlatformDouble::start(DoubleOptions::default()).await;
+    let port = free_port().to_string();
+    let url = web_url();
+    let _daemon = Daemon::start(
+        &double,
+        &data,
+        &[
+            ("IVRE_DB_URL", &url),
+            ("IVRE_SYNC_INTERVAL", "off"),
+            ("IVRE_DROP_DIR", &path_str(&drop)),
+            ("CONNECTOR_METRICS_PORT", &port),
+        ],
+    );
+    started(&double).await;
+    wait_health(&port, "ready through the fallback", |h| {
+        h["status"] == "ready"
+    })
+    .await;
+    let note = enrich_once(&double, "work_before_drop").await;
+    assert!(note.starts_with("Answered live by IVRE"), "{note}");
+    // Written elsewhere, then renamed in: complete.
+    for name in ["mongo-scancli.jsonl", "mongo-ipinfo.jsonl"] {
+        let staged = root.path().join(name);
+        std::fs::copy(lab(name), &staged).unwrap();
+        std::fs::rename(&staged, drop.join(name)).unwrap();
+    }
+    let served = wait_health(&port, "the dropped exports served", |h| {
+        h["snapshot"]["source"] == "drop" && h["snapshot"]["records"].as_u64() > Some(10)
+    })
+    .await;
+    assert_eq!(served["sync"]["drop"]["ok"], true, "{served:#}");
+    assert!(drop.join("done").join("mongo-ipinfo.jsonl").is_file());
+    let note = enrich_once(&double, "work_after_drop").await;
+    assert!(note.starts_with("Enriched by IVRE from snapshot"), "{note}");
+}
+
+/// Without a snapshot and without a way to get one, the start fails with one line that
+/// says the three ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_snapshot_and_no_source_fails_with_the_three_ways() {
+    let root = tempfile::tempdir().unwrap();
+    let double = PlatformDouble::start(DoubleOptions::default()).await;
+    let mut daemon = Daemon::start(&double, root.path(), &[]);
+    let code = daemon.wait(Duration::from_secs(20));
+    assert!(matches!(code, Some(c) if c != 0), "exit code {code:?}");
+    let logs = daemon.logs().join("\n");
+    let line = logs
+        .lines()
+        .find(|l| l.contains("IVRE_SNAPSHOT_SOURCE"))
+        .unwrap_or_else(|| panic!("no clear error in:\n{logs}"));
+    for way in ["IVRE_DB_URL", "IVRE_DROP_DIR", "ivre-sync import"] {
+        assert!(line.contains(way), "{way} missing in: {line}");
+    }
+}
+
+/// `ivre-connector health` when nothing answers: exit 1 and a message.
+#[test]
+fn the_health_command_fails_when_nothing_answers() {
+    let port = free_port().to_string();
+    let r = health_command(&port);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("no answer from"), "{}", r.stderr);
+}
