@@ -182,7 +182,7 @@ async fn a_failing_sync_does_not_stop_enrichment() {
         failed["sync"]["pull"]["message"]
             .as_str()
             .unwrap()
-            .contains("cannot reach"),
+            .contains("unreachable"),
         "{failed:#}"
     );
     assert!(

@@ -288,6 +288,7 @@ async fn readiness(AxumState(state): AxumState<ServerState>) -> impl IntoRespons
 }
 
 async fn exposition(AxumState(state): AxumState<ServerState>) -> impl IntoResponse {
+    state.health.update_metrics();
     let text = state.metrics.map(|m| m.render()).unwrap_or_default();
     ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text)
 }
