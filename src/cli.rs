@@ -1,6 +1,6 @@
 //! The `ivre-connector` command line.
 
-use crate::config::{ConfigFile, GlobalArgs};
+use crate::config::{table, ConfigFile, GlobalArgs};
 use crate::enrich::{EnrichOptions, EnrichRequest};
 use crate::lookup::{self, error_json};
 use crate::observable::Observable;
@@ -179,8 +179,8 @@ fn marking_ids(markings: &[String]) -> Result<Vec<String>> {
 /// `IVRE_MAX_TLP` / `ivre.max_tlp`, validated (an invalid value is a start-up error).
 pub fn max_tlp(config: &ConfigFile) -> Result<Option<Tlp>> {
     config
-        .get("IVRE_MAX_TLP", "ivre", "max_tlp")
-        .map(|v| Tlp::parse(&v).context("invalid IVRE_MAX_TLP / ivre.max_tlp"))
+        .value(&table::IVRE_MAX_TLP)
+        .map(|v| Tlp::parse(&v).with_context(|| format!("invalid {}", table::IVRE_MAX_TLP.label())))
         .transpose()
 }
 
@@ -253,11 +253,22 @@ fn run_enrich(
 /// `run`: settings validated (all problems at once), logs as configured, then the daemon.
 fn run_daemon(config: &ConfigFile, data: DataDir) -> Result<i32> {
     let settings = crate::opencti::settings::Settings::from_config(config)?;
-    crate::logging::init(&crate::logging::LogSettings {
-        json: settings.json_logging,
-        level: settings.log_level.clone(),
-        name: settings.connector_name.clone(),
-    })?;
+    crate::logging::init(
+        &crate::logging::LogSettings {
+            json: settings.json_logging,
+            level: settings.log_level.clone(),
+            name: settings.connector_name.clone(),
+        },
+        settings.log_filter.as_deref(),
+    )?;
+    if settings.connector_id_derived {
+        tracing::info!(
+            connector_id = %settings.connector_id,
+            connector_name = %settings.connector_name,
+            "{} is not set: using the id derived from the connector name (UUIDv5)",
+            table::CONNECTOR_ID.env
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -9,13 +9,14 @@
 
 use anyhow::{bail, Context, Result};
 use futures_util::StreamExt;
-use ivre_connector::config::ConfigFile;
+use ivre_connector::config::{table, ConfigFile};
 use ivre_connector::index::writer::MergeMode;
 use ivre_connector::ivre::{RecordKind, Timestamp};
 use ivre_connector::live::fallback::FallbackSettings;
 use ivre_connector::live::mongo::MongoSource;
 use ivre_connector::live::source::Source;
 use ivre_connector::live::web;
+use ivre_connector::net::NetSettings;
 use ivre_connector::snapshot::{self, DataDir, ImportOptions, ImportReport};
 use serde_json::Value;
 use std::io::Write;
@@ -25,24 +26,9 @@ use std::time::Duration;
 /// Timeout of one request to IVRE.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// `30s`, `30m`, `1h`, `1d` (a bare number is seconds).
+/// `30s`, `30m`, `1h`, `1d` (a bare number is seconds): the configuration's parser.
 pub fn parse_duration(s: &str) -> Result<Duration> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .with_context(|| format!("invalid duration {s:?}: expected e.g. 30m, 1h, 1d"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => bail!("invalid duration {s:?}: the unit is s, m, h or d"),
-    };
-    if secs == 0 {
-        bail!("invalid duration {s:?}: must be more than zero");
-    }
-    Ok(Duration::from_secs(secs))
+    Ok(ivre_connector::config::parse_duration(s)?)
 }
 
 /// What to pull from, read from the configuration (the Python connector's `IVRE_DB_URL*`).
@@ -50,6 +36,8 @@ struct Targets {
     list: Vec<(RecordKind, String)>,
     label: String,
     geoip_dir: Option<PathBuf>,
+    /// Proxies and CA certificates (`SSL_CERT_FILE`, `HTTP(S)_PROXY`, `NO_PROXY`).
+    net: NetSettings,
 }
 
 fn targets(config: &ConfigFile) -> Result<Targets> {
@@ -76,15 +64,12 @@ fn targets(config: &ConfigFile) -> Result<Targets> {
         .as_deref()
         .and_then(|u| u.strip_prefix("maxmind://"))
         .map(PathBuf::from)
-        .or_else(|| {
-            config
-                .get("IVRE_GEOIP_DIR", "ivre", "geoip_dir")
-                .map(PathBuf::from)
-        });
+        .or_else(|| config.path(&table::IVRE_GEOIP_DIR));
     Ok(Targets {
         list,
         label,
         geoip_dir,
+        net: settings.net,
     })
 }
 
@@ -98,6 +83,7 @@ async fn fetch(
     url: &str,
     since: Option<Timestamp>,
     dir: &Path,
+    net: &NetSettings,
     progress: &indicatif::ProgressBar,
 ) -> Result<Fetched> {
     let path = dir.join(format!("{}.jsonl", kind.as_str()));
@@ -116,7 +102,7 @@ async fn fetch(
         Ok(())
     };
     let shown = ivre_connector::logging::redact_url(url);
-    match Source::connect(url, REQUEST_TIMEOUT)
+    match Source::connect(url, REQUEST_TIMEOUT, net)
         .await
         .with_context(|| format!("cannot reach {shown}"))?
     {
@@ -190,7 +176,7 @@ pub async fn pull_once(data: &DataDir, config: &ConfigFile, full: bool) -> Resul
     let result = async {
         let mut inputs = Vec::new();
         for (kind, url) in &targets.list {
-            let fetched = fetch(*kind, url, since, &tmp, &progress).await?;
+            let fetched = fetch(*kind, url, since, &tmp, &targets.net, &progress).await?;
             tracing::info!(kind = %kind, records = fetched.records, "fetched");
             inputs.push((*kind, fetched.path));
         }
