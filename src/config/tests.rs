@@ -45,10 +45,8 @@ fn the_environment_wins_and_empty_means_unset() {
 fn the_sample_configuration_parses() {
     let sample = include_str!("../../config.yml.sample");
     let c = ConfigFile::parse(sample, None).unwrap();
-    assert_eq!(
-        c.value(&table::IVRE_DATA_DIR).as_deref(),
-        Some("./ivre-data")
-    );
+    assert_eq!(c.value(&table::IVRE_MAX_TLP).as_deref(), Some("TLP:AMBER"));
+    assert_eq!(c.data_dir(None), PathBuf::from("./ivre-data"));
     assert!(!c.flag(&table::IVRE_USE_SCANS_AS).unwrap());
     assert!(c.flag(&table::IVRE_USE_PASSIVE).unwrap());
     assert_eq!(c.value(&table::IVRE_DB_URL), None);

@@ -1,1 +1,0 @@
-//! Files rendered from the table of settings.
