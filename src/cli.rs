@@ -1,6 +1,6 @@
 //! The `ivre-connector` command line.
 
-use crate::config::{ConfigFile, GlobalArgs};
+use crate::config::{table, ConfigFile, GlobalArgs};
 use crate::enrich::{EnrichOptions, EnrichRequest};
 use crate::lookup::{self, error_json};
 use crate::observable::Observable;
@@ -193,8 +193,8 @@ fn marking_ids(markings: &[String]) -> Result<Vec<String>> {
 /// `IVRE_MAX_TLP` / `ivre.max_tlp`, validated (an invalid value is a start-up error).
 pub fn max_tlp(config: &ConfigFile) -> Result<Option<Tlp>> {
     config
-        .get("IVRE_MAX_TLP", "ivre", "max_tlp")
-        .map(|v| Tlp::parse(&v).context("invalid IVRE_MAX_TLP / ivre.max_tlp"))
+        .value(&table::IVRE_MAX_TLP)
+        .map(|v| Tlp::parse(&v).with_context(|| format!("invalid {}", table::IVRE_MAX_TLP.label())))
         .transpose()
 }
 
@@ -270,8 +270,7 @@ fn run_health(config: &ConfigFile, live: bool, url: Option<String>, timeout: u64
     let base = match url {
         Some(url) => url.trim_end_matches('/').to_owned(),
         None => {
-            let port =
-                config.get_u64("CONNECTOR_METRICS_PORT", "connector", "metrics_port", 9095)?;
+            let port = config.port(&crate::config::table::CONNECTOR_METRICS_PORT)?;
             format!("http://127.0.0.1:{port}")
         }
     };
@@ -308,16 +307,27 @@ fn run_health(config: &ConfigFile, live: bool, url: Option<String>, timeout: u64
 
 fn run_daemon(config: &ConfigFile, data: DataDir) -> Result<i32> {
     let settings = crate::opencti::settings::Settings::from_config(config)?;
-    crate::logging::init(&crate::logging::LogSettings {
-        json: settings.json_logging,
-        level: settings.log_level.clone(),
-        name: settings.connector_name.clone(),
-    })?;
+    crate::logging::init(
+        &crate::logging::LogSettings {
+            json: settings.json_logging,
+            level: settings.log_level.clone(),
+            name: settings.connector_name.clone(),
+        },
+        settings.log_filter.as_deref(),
+    )?;
+    if settings.connector_id_derived {
+        tracing::info!(
+            connector_id = %settings.connector_id,
+            connector_name = %settings.connector_name,
+            "{} is not set: using the id derived from the connector name (UUIDv5)",
+            table::CONNECTOR_ID.env
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let plan = crate::daemon::UpkeepPlan::from_config(&settings, config)?;
+    let plan = crate::daemon::UpkeepPlan::from_settings(&settings);
     runtime.block_on(crate::daemon::run(settings, plan, data))?;
     Ok(0)
 }

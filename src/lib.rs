@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: where the data directory and configuration come from.
+//! - [`config`]: every setting (one table), where the data directory and configuration come from.
+//! - [`net`]: proxies and extra CA certificates of outgoing connections.
 //! - [`observable`]: parsing `TYPE:VALUE` observables as the CLI and the platform give them.
 //! - [`ivre`]: IVRE 0.9.20 records (scan and view hosts, passive records) in every shape IVRE
 //!   writes them, normalized to the `ivre ... --json` export form.
@@ -33,6 +34,7 @@ pub mod live;
 pub mod logging;
 pub mod lookup;
 pub mod metrics;
+pub mod net;
 pub mod observable;
 pub mod opencti;
 pub mod refresh;

@@ -29,7 +29,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::EnvFilter;
 
 /// The environment variable whose [`EnvFilter`] directive overrides `CONNECTOR_LOG_LEVEL`.
-pub const IVRE_LOG: &str = "IVRE_LOG";
+pub const IVRE_LOG: &str = crate::config::table::IVRE_LOG.env;
 
 /// How to log (pycti's variables).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,10 +105,10 @@ pub fn filter(settings: &LogSettings, ivre_log: Option<&str>) -> Result<EnvFilte
     }
 }
 
-/// Installs the global subscriber, writing to stderr (see the module documentation).
-pub fn init(settings: &LogSettings) -> Result<(), LogError> {
-    let ivre_log = std::env::var(IVRE_LOG).ok();
-    let filter = filter(settings, ivre_log.as_deref())?;
+/// Installs the global subscriber, writing to stderr (see the module documentation);
+/// `ivre_log` is the value of `IVRE_LOG`, if any.
+pub fn init(settings: &LogSettings, ivre_log: Option<&str>) -> Result<(), LogError> {
+    let filter = filter(settings, ivre_log)?;
     let registry = tracing_subscriber::registry().with(filter);
     if settings.json {
         registry

@@ -18,6 +18,7 @@
 //! `identity_info`): never an observable value, so cardinality stays bounded and no
 //! TLP-marked data ends up in a metric.
 
+use crate::config::table;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -321,8 +322,16 @@ impl Metrics {
     /// Deviation from an infallible constructor: the namespace and subsystem come from the
     /// configuration, so they are checked here (`[a-zA-Z_][a-zA-Z0-9_]*`).
     pub fn new(namespace: &str, subsystem: &str) -> Result<Metrics, MetricsError> {
-        check_prefix("namespace", "CONNECTOR_METRICS_NAMESPACE", namespace)?;
-        check_prefix("subsystem", "CONNECTOR_METRICS_SUBSYSTEM", subsystem)?;
+        check_prefix(
+            "namespace",
+            table::CONNECTOR_METRICS_NAMESPACE.env,
+            namespace,
+        )?;
+        check_prefix(
+            "subsystem",
+            table::CONNECTOR_METRICS_SUBSYSTEM.env,
+            subsystem,
+        )?;
         let opts = |name: &str, help: &str| {
             Opts::new(name, help)
                 .namespace(namespace)

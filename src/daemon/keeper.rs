@@ -60,41 +60,22 @@ impl UpkeepPlan {
         out
     }
 
-    /// The plan of a configuration: pulls when an IVRE scans or passive URL is set
+    /// The plan of the daemon's settings: pulls when an IVRE scans or passive URL is set
     /// (unless `IVRE_SYNC_INTERVAL` is `off`), the drop folder when `IVRE_DROP_DIR` is set.
-    pub fn from_config(
-        settings: &crate::opencti::settings::Settings,
-        config: &crate::config::ConfigFile,
-    ) -> anyhow::Result<UpkeepPlan> {
-        use anyhow::Context;
-        let duration = |env: &str, key: &str, default: &str| -> anyhow::Result<Option<Duration>> {
-            let text = config
-                .get(env, "ivre", key)
-                .unwrap_or_else(|| default.to_owned());
-            if text.trim().eq_ignore_ascii_case("off") {
-                return Ok(None);
-            }
-            refresh::parse_duration(&text)
-                .map(Some)
-                .with_context(|| format!("ivre.{key} ({env})"))
-        };
-        let interval = duration("IVRE_SYNC_INTERVAL", "sync_interval", "1h")?;
-        let full_interval = duration("IVRE_SYNC_FULL_INTERVAL", "sync_full_interval", "1d")?;
-        let pull = match (
-            interval,
-            Targets::new(&settings.fallback, settings.geoip_dir.clone()),
-        ) {
-            (Some(interval), Ok(targets)) => Some(PullPlan {
+    pub fn from_settings(settings: &crate::opencti::settings::Settings) -> UpkeepPlan {
+        let sync = &settings.sync;
+        let pull = sync.interval.and_then(|interval| {
+            let targets = Targets::new(&settings.fallback, settings.geoip_dir.clone()).ok()?;
+            Some(PullPlan {
                 targets,
                 interval,
-                full_interval: full_interval.unwrap_or(Duration::MAX),
-            }),
-            _ => None,
-        };
-        let drop_dir = config
-            .get("IVRE_DROP_DIR", "ivre", "drop_dir")
-            .map(PathBuf::from);
-        Ok(UpkeepPlan { pull, drop_dir })
+                full_interval: sync.full_interval,
+            })
+        });
+        UpkeepPlan {
+            pull,
+            drop_dir: sync.drop_dir.clone(),
+        }
     }
 
     /// Whether the plan can produce a snapshot at all.

@@ -185,7 +185,7 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
     ));
     tokio::spawn(health::maintain(health.clone(), shutdown.clone()));
     {
-        let bind = SocketAddr::from(([0, 0, 0, 0], settings.metrics_port));
+        let bind = SocketAddr::new(settings.health_bind, settings.metrics_port);
         let (h, s) = (health.clone(), shutdown.clone());
         let m = settings.expose_metrics.then(|| metrics.clone());
         match crate::metrics::bind(bind).await {

@@ -1,8 +1,8 @@
 //! Enrichment settings, read like the Python connector's (environment, then YAML).
 
-use crate::config::{ConfigError, ConfigFile};
+use crate::config::{table, ConfigFile, Problems, SettingsError};
 
-/// Default `IVRE_MAX_RECORDS`: records used per search and observable.
+/// Default `IVRE_MAX_RECORDS`: records used per search and observable (the table's).
 pub const DEFAULT_MAX_RECORDS: usize = 1000;
 
 /// What the enrichment uses and produces.
@@ -50,48 +50,62 @@ impl Default for EnrichOptions {
 
 impl EnrichOptions {
     /// Reads the settings; unlike the Python connector, the `ivre.use_*` YAML keys work.
-    pub fn from_config(config: &ConfigFile) -> Result<EnrichOptions, ConfigError> {
+    /// Every problem is reported.
+    pub fn from_config(config: &ConfigFile) -> Result<EnrichOptions, SettingsError> {
+        Problems::collect(|p| EnrichOptions::read(config, p))
+    }
+
+    /// Reads the settings, recording problems in `problems`.
+    pub fn read(config: &ConfigFile, problems: &mut Problems) -> EnrichOptions {
         let d = EnrichOptions::default();
-        let flag = |env: &str, key: &str, default: bool| config.get_bool(env, "ivre", key, default);
-        let max_records = match config.get("IVRE_MAX_RECORDS", "ivre", "max_records") {
-            None => d.max_records,
-            Some(v) => v
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| ConfigError::Invalid {
-                    key: "ivre.max_records".into(),
-                    env: "IVRE_MAX_RECORDS".into(),
-                    expected: "a positive integer",
-                    found: v.clone(),
-                })?,
-        };
-        Ok(EnrichOptions {
-            use_data: flag("IVRE_USE_DATA", "use_data", d.use_data)?,
-            use_passive: flag("IVRE_USE_PASSIVE", "use_passive", d.use_passive)?,
-            use_passive_as: flag("IVRE_USE_PASSIVE_AS", "use_passive_as", d.use_passive_as)?,
-            use_passive_domain: flag(
-                "IVRE_USE_PASSIVE_DOMAIN",
-                "use_passive_domain",
-                d.use_passive_domain,
-            )?,
-            use_scans: flag("IVRE_USE_SCANS", "use_scans", d.use_scans)?,
-            use_scans_as: flag("IVRE_USE_SCANS_AS", "use_scans_as", d.use_scans_as)?,
-            use_scans_domain: flag(
-                "IVRE_USE_SCANS_DOMAIN",
-                "use_scans_domain",
-                d.use_scans_domain,
-            )?,
-            relationship_times: flag(
-                "IVRE_RELATIONSHIP_TIMES",
-                "relationship_times",
-                d.relationship_times,
-            )?,
+        let mut flag =
+            |setting: &table::Setting, default: bool| problems.take(config.flag(setting), default);
+        let use_data = flag(&table::IVRE_USE_DATA, d.use_data);
+        let use_passive = flag(&table::IVRE_USE_PASSIVE, d.use_passive);
+        let use_passive_as = flag(&table::IVRE_USE_PASSIVE_AS, d.use_passive_as);
+        let use_passive_domain = flag(&table::IVRE_USE_PASSIVE_DOMAIN, d.use_passive_domain);
+        let use_scans = flag(&table::IVRE_USE_SCANS, d.use_scans);
+        let use_scans_as = flag(&table::IVRE_USE_SCANS_AS, d.use_scans_as);
+        let use_scans_domain = flag(&table::IVRE_USE_SCANS_DOMAIN, d.use_scans_domain);
+        let relationship_times = flag(&table::IVRE_RELATIONSHIP_TIMES, d.relationship_times);
+        let max_records = problems
+            .ok(config.integer(&table::IVRE_MAX_RECORDS))
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(d.max_records);
+        EnrichOptions {
+            use_data,
+            use_passive,
+            use_passive_as,
+            use_passive_domain,
+            use_scans,
+            use_scans_as,
+            use_scans_domain,
+            relationship_times,
             max_records,
             author_name: config
-                .get("CONNECTOR_NAME", "connector", "name")
+                .string(&table::CONNECTOR_NAME)
                 .unwrap_or(d.author_name),
-        })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_reported() {
+        let config = ConfigFile::parse(
+            "ivre:\n  use_scans: maybe\n  use_data: 'no'\n  max_records: 0\n  use_passive: perhaps\n",
+            None,
+        )
+        .unwrap();
+        let err = EnrichOptions::from_config(&config).unwrap_err().to_string();
+        for needle in ["IVRE_USE_SCANS", "IVRE_MAX_RECORDS", "IVRE_USE_PASSIVE"] {
+            assert!(err.contains(needle), "{needle} missing in {err}");
+        }
+        let ok = ConfigFile::parse("ivre:\n  use_data: 'no'\n  max_records: 5\n", None).unwrap();
+        let o = EnrichOptions::from_config(&ok).unwrap();
+        assert!(!o.use_data && o.max_records == 5 && o.author_name == "IVRE");
     }
 }

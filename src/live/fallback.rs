@@ -5,13 +5,14 @@
 //! answer was truncated) are used but never kept.
 
 use super::source::{LiveError, Source};
-use crate::config::{ConfigError, ConfigFile};
+use crate::config::{table, ConfigFile, Problems, SettingsError};
 use crate::enrich::records::searches;
 use crate::enrich::{EnrichOptions, Origin, Records};
 use crate::index::Query;
 use crate::ivre::{self, RecordKind, Summary};
 use crate::lookup;
 use crate::metrics::Metrics;
+use crate::net::NetSettings;
 use crate::observable::Observable;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -32,6 +33,8 @@ pub struct FallbackSettings {
     /// Consecutive failures that open the breaker, and how long it stays open.
     pub breaker_threshold: u32,
     pub breaker_cooldown: Duration,
+    /// Proxies and CA certificates of the connections to IVRE.
+    pub net: NetSettings,
 }
 
 impl std::fmt::Debug for FallbackSettings {
@@ -59,50 +62,66 @@ impl Default for FallbackSettings {
             negative_ttl: Duration::from_secs(300),
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(60),
+            net: NetSettings::default(),
         }
     }
 }
 
 impl FallbackSettings {
-    /// Reads the Python connector's `IVRE_DB_URL*` and our `IVRE_FALLBACK*`. The fallback
-    /// is on by default when an IVRE URL is configured, off otherwise (air-gapped sites).
-    pub fn from_config(config: &ConfigFile) -> Result<FallbackSettings, ConfigError> {
-        let base = config.get("IVRE_DB_URL", "ivre", "db_url");
-        let url = |env: &str, key: &str| config.get(env, "ivre", key).or_else(|| base.clone());
-        let scans_url = url("IVRE_DB_URL_SCANS", "db_url_scans");
-        let passive_url = url("IVRE_DB_URL_PASSIVE", "db_url_passive");
-        let data_url = url("IVRE_DB_URL_DATA", "db_url_data");
+    /// Reads the Python connector's `IVRE_DB_URL*` and our `IVRE_FALLBACK*` (and the network
+    /// settings). The fallback is on by default when an IVRE URL is configured, off
+    /// otherwise (air-gapped sites). Every problem is reported.
+    pub fn from_config(config: &ConfigFile) -> Result<FallbackSettings, SettingsError> {
+        Problems::collect(|p| {
+            let net = NetSettings::read(config, p);
+            FallbackSettings::read(config, p, &net)
+        })
+    }
+
+    /// Reads the settings, recording problems in `problems`.
+    pub fn read(
+        config: &ConfigFile,
+        problems: &mut Problems,
+        net: &NetSettings,
+    ) -> FallbackSettings {
+        let d = FallbackSettings::default();
+        let base = config.value(&table::IVRE_DB_URL);
+        let url = |setting: &table::Setting| config.value(setting).or_else(|| base.clone());
+        let scans_url = url(&table::IVRE_DB_URL_SCANS);
+        let passive_url = url(&table::IVRE_DB_URL_PASSIVE);
+        let data_url = url(&table::IVRE_DB_URL_DATA);
         let any = scans_url.is_some() || passive_url.is_some();
-        let secs = |env: &str, key: &str, d: u64| {
-            config
-                .get_u64(env, "ivre", key, d)
-                .map(|n| Duration::from_secs(n.max(1)))
+        let mut secs = |setting: &table::Setting, default: Duration| {
+            problems
+                .take(config.seconds(setting), default)
+                .max(Duration::from_secs(1))
         };
-        Ok(FallbackSettings {
-            enabled: config.get_bool("IVRE_FALLBACK", "ivre", "fallback", any)? && any,
+        let timeout = secs(&table::IVRE_FALLBACK_TIMEOUT, d.timeout);
+        let ttl = secs(&table::IVRE_FALLBACK_TTL, d.ttl);
+        let negative_ttl = secs(&table::IVRE_FALLBACK_NEGATIVE_TTL, d.negative_ttl);
+        let breaker_cooldown = secs(&table::IVRE_FALLBACK_BREAKER_COOLDOWN, d.breaker_cooldown);
+        let enabled = problems
+            .take(config.optional_flag(&table::IVRE_FALLBACK), None)
+            .unwrap_or(any)
+            && any;
+        let breaker_threshold = u32::try_from(
+            problems
+                .take(config.integer(&table::IVRE_FALLBACK_BREAKER_FAILURES), 5)
+                .max(1),
+        )
+        .unwrap_or(5);
+        FallbackSettings {
+            enabled,
             scans_url,
             passive_url,
             data_url,
-            timeout: secs("IVRE_FALLBACK_TIMEOUT", "fallback_timeout", 10)?,
-            ttl: secs("IVRE_FALLBACK_TTL", "fallback_ttl", 3600)?,
-            negative_ttl: secs("IVRE_FALLBACK_NEGATIVE_TTL", "fallback_negative_ttl", 300)?,
-            breaker_threshold: u32::try_from(
-                config
-                    .get_u64(
-                        "IVRE_FALLBACK_BREAKER_FAILURES",
-                        "ivre",
-                        "fallback_breaker_failures",
-                        5,
-                    )?
-                    .max(1),
-            )
-            .unwrap_or(5),
-            breaker_cooldown: secs(
-                "IVRE_FALLBACK_BREAKER_COOLDOWN",
-                "fallback_breaker_cooldown",
-                60,
-            )?,
-        })
+            timeout,
+            ttl,
+            negative_ttl,
+            breaker_threshold,
+            breaker_cooldown,
+            net: net.clone(),
+        }
     }
 }
 
@@ -200,7 +219,9 @@ impl Fallback {
         };
         let source = cell
             .get_or_try_init(|| async {
-                Source::connect(url, self.settings.timeout).await.map(Some)
+                Source::connect(url, self.settings.timeout, &self.settings.net)
+                    .await
+                    .map(Some)
             })
             .await?;
         Ok(source.as_ref())

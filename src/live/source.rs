@@ -4,6 +4,7 @@ use super::mongo::{filters, MongoError, MongoSource};
 use super::web::{WebError, WebSource};
 use crate::index::Query;
 use crate::ivre::RecordKind;
+use crate::net::NetSettings;
 use serde_json::{Map, Value};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -38,13 +39,18 @@ pub enum Source {
 }
 
 impl Source {
-    /// From an IVRE URL (`IVRE_DB_URL*`).
-    pub async fn connect(url: &str, timeout: Duration) -> Result<Source, LiveError> {
+    /// From an IVRE URL (`IVRE_DB_URL*`), through the proxies and with the CA
+    /// certificates of `net`.
+    pub async fn connect(
+        url: &str,
+        timeout: Duration,
+        net: &NetSettings,
+    ) -> Result<Source, LiveError> {
         if url.starts_with("http://") || url.starts_with("https://") {
-            Ok(Source::Web(WebSource::new(url, timeout)?))
+            Ok(Source::Web(WebSource::with_net(url, timeout, net)?))
         } else if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") {
             Ok(Source::Mongo(
-                MongoSource::connect_with_timeout(url, timeout).await?,
+                MongoSource::connect_with(url, timeout, net).await?,
             ))
         } else {
             Err(LiveError::Unsupported(crate::logging::redact_url(url)))

@@ -11,6 +11,7 @@
 use crate::index::Query;
 use crate::ivre::RecordKind;
 use crate::live::percent_decode;
+use crate::net::NetSettings;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use serde_json::{json, Map, Value};
 use std::net::IpAddr;
@@ -131,8 +132,18 @@ pub fn since_flt(kind: RecordKind, epoch: i64) -> Option<Value> {
 }
 
 impl WebSource {
-    /// From an IVRE `http(s)://…/cgi#Header=value` URL.
+    /// From an IVRE `http(s)://…/cgi#Header=value` URL, without proxy or extra CA.
     pub fn new(url: &str, timeout: Duration) -> Result<WebSource, WebError> {
+        WebSource::with_net(url, timeout, &NetSettings::default())
+    }
+
+    /// From an IVRE `http(s)://…/cgi#Header=value` URL, through the proxies and with the
+    /// CA certificates of `net`.
+    pub fn with_net(
+        url: &str,
+        timeout: Duration,
+        net: &NetSettings,
+    ) -> Result<WebSource, WebError> {
         let (base, fragment) = url.split_once('#').unwrap_or((url, ""));
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(WebError::Url {
@@ -148,7 +159,11 @@ impl WebSource {
             // IVRE refuses requests without one of these (anti-CSRF); any value passes.
             headers.insert("x-api-key", HeaderValue::from_static("ivre-connector"));
         }
-        let client = reqwest::Client::builder()
+        let client = crate::net::client_builder(net)
+            .map_err(|e| WebError::Url {
+                url: crate::logging::redact_url(url),
+                reason: e.to_string(),
+            })?
             .default_headers(headers)
             .user_agent(concat!("ivre-connector/", env!("CARGO_PKG_VERSION")))
             .timeout(timeout)

@@ -52,7 +52,11 @@ impl std::fmt::Debug for GraphqlClient {
 
 impl GraphqlClient {
     pub fn new(settings: &Settings) -> Result<GraphqlClient, GraphqlError> {
-        let http = reqwest::Client::builder()
+        let http = crate::net::client_builder(&settings.net)
+            .map_err(|e| GraphqlError::Transport {
+                url: settings.opencti_url.clone(),
+                reason: e.to_string(),
+            })?
             .user_agent(concat!("ivre-connector/", env!("CARGO_PKG_VERSION")))
             .danger_accept_invalid_certs(!settings.ssl_verify)
             .timeout(Duration::from_secs(300))

@@ -1,9 +1,13 @@
 //! The daemon's configuration: pycti's variables (`OPENCTI-PROTOCOL.md` §12, §2.4, §5),
 //! the Python connector's, and ours, validated all at once at start-up.
 
-use crate::config::{ConfigError, ConfigFile};
+use crate::config::s3::S3Settings;
+use crate::config::sync::SyncSettings;
+use crate::config::table::{self, Setting};
+use crate::config::{ConfigFile, Problems};
 use crate::enrich::EnrichOptions;
 use crate::live::fallback::FallbackSettings;
+use crate::net::NetSettings;
 use crate::observable::SCOPES;
 use crate::stix::markings::Tlp;
 use std::fmt;
@@ -70,7 +74,10 @@ pub struct Settings {
     pub ssl_verify: bool,
     pub json_logging: bool,
     pub custom_headers: Vec<(String, String)>,
+    /// `CONNECTOR_ID`, else [`derived_connector_id`] of the name.
     pub connector_id: String,
+    /// True when `connector_id` was derived (`CONNECTOR_ID` unset).
+    pub connector_id_derived: bool,
     pub connector_name: String,
     pub scope: Vec<String>,
     pub auto: bool,
@@ -78,10 +85,14 @@ pub struct Settings {
     pub enrichment_resolution: String,
     pub only_contextual: bool,
     pub log_level: String,
+    /// `IVRE_LOG`: a tracing filter replacing `log_level`.
+    pub log_filter: Option<String>,
     pub expose_metrics: bool,
     pub metrics_port: u16,
     pub metrics_namespace: String,
     pub metrics_subsystem: String,
+    /// Address of the health/metrics server (`CONNECTOR_HEALTH_BIND`), on `metrics_port`.
+    pub health_bind: IpAddr,
     pub listen: ListenProtocol,
     pub api_listen: ApiListen,
     pub queue_protocol: QueueProtocol,
@@ -101,6 +112,12 @@ pub struct Settings {
     pub enrich: EnrichOptions,
     /// The cache-miss fallback to live IVRE (`IVRE_DB_URL*`, `IVRE_FALLBACK*`).
     pub fallback: FallbackSettings,
+    /// Pulls from live IVRE, drop folder, published generations.
+    pub sync: SyncSettings,
+    /// S3 access for `s3://` snapshot locations.
+    pub s3: S3Settings,
+    /// Proxies and extra CA certificates of every outgoing connection.
+    pub net: NetSettings,
 }
 
 impl fmt::Debug for Settings {
@@ -116,61 +133,22 @@ impl fmt::Debug for Settings {
             .field("max_tlp", &self.max_tlp)
             .field("concurrency", &self.concurrency)
             .field("mq", &self.mq)
+            .field("s3", &self.s3)
+            .field("net", &self.net)
             .finish_non_exhaustive()
     }
 }
 
-/// Every problem found in the configuration.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
-pub struct SettingsError(pub Vec<String>);
+pub use crate::config::SettingsError;
 
-struct Reader<'a> {
-    config: &'a ConfigFile,
-    errors: Vec<String>,
-}
+/// The namespace of derived connector ids: `CONNECTOR_ID` defaults to the UUIDv5 of
+/// `CONNECTOR_NAME` in it (`99c99d81-908b-4c9f-81ad-cb1d4c06c255`, ours, fixed forever).
+pub const CONNECTOR_ID_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x99c9_9d81_908b_4c9f_81ad_cb1d_4c06_c255);
 
-impl Reader<'_> {
-    fn record<T>(&mut self, r: Result<T, ConfigError>, fallback: T) -> T {
-        r.unwrap_or_else(|e| {
-            self.errors.push(e.to_string());
-            fallback
-        })
-    }
-
-    fn string(&mut self, env: &str, section: &str, key: &str) -> Option<String> {
-        self.config.get(env, section, key)
-    }
-
-    fn required(&mut self, env: &str, section: &str, key: &str) -> String {
-        match self.config.get(env, section, key) {
-            Some(v) => v,
-            None => {
-                self.errors
-                    .push(format!("{section}.{key} ({env}) is required"));
-                String::new()
-            }
-        }
-    }
-
-    fn flag(&mut self, env: &str, section: &str, key: &str, default: bool) -> bool {
-        let r = self.config.get_bool(env, section, key, default);
-        self.record(r, default)
-    }
-
-    fn number(&mut self, env: &str, section: &str, key: &str, default: u64) -> u64 {
-        let r = self.config.get_u64(env, section, key, default);
-        self.record(r, default)
-    }
-
-    fn port(&mut self, env: &str, section: &str, key: &str, default: u16) -> u16 {
-        let n = self.number(env, section, key, u64::from(default));
-        u16::try_from(n).unwrap_or_else(|_| {
-            self.errors
-                .push(format!("{section}.{key} ({env}): {n} is not a port"));
-            default
-        })
-    }
+/// The connector id used when `CONNECTOR_ID` is unset: stable for a given name.
+pub fn derived_connector_id(connector_name: &str) -> String {
+    uuid::Uuid::new_v5(&CONNECTOR_ID_NAMESPACE, connector_name.as_bytes()).to_string()
 }
 
 /// `OPENCTI_CUSTOM_HEADERS="h1:v1;h2:v2"`.
@@ -181,7 +159,12 @@ fn custom_headers(raw: &str) -> Result<Vec<(String, String)>, String> {
             pair.split_once(':')
                 .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
                 .filter(|(k, _)| !k.is_empty())
-                .ok_or_else(|| format!("opencti.custom_headers (OPENCTI_CUSTOM_HEADERS): `{pair}` is not `name:value`"))
+                .ok_or_else(|| {
+                    format!(
+                        "{}: `{pair}` is not `name:value`",
+                        table::OPENCTI_CUSTOM_HEADERS.label()
+                    )
+                })
         })
         .collect()
 }
@@ -199,266 +182,204 @@ fn looks_like_uuid(s: &str) -> bool {
             .all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// A required setting's value, or the problem recorded and an empty string.
+fn required(config: &ConfigFile, p: &mut Problems, setting: &Setting) -> String {
+    config.value(setting).unwrap_or_else(|| {
+        p.push(format!("{} is required", setting.label()));
+        String::new()
+    })
+}
+
 impl Settings {
     /// Reads and validates every setting; all problems are reported together.
     pub fn from_config(config: &ConfigFile) -> Result<Settings, SettingsError> {
-        let mut r = Reader {
-            config,
-            errors: Vec::new(),
-        };
-        let opencti_url = r
-            .required("OPENCTI_URL", "opencti", "url")
+        Problems::collect(|p| Settings::read(config, p))
+    }
+
+    /// Reads every setting, recording problems in `p` (the result is only meaningful when
+    /// none was recorded).
+    fn read(config: &ConfigFile, p: &mut Problems) -> Settings {
+        let opencti_url = required(config, p, &table::OPENCTI_URL)
             .trim_end_matches('/')
             .to_owned();
         if !opencti_url.is_empty()
             && !opencti_url.starts_with("http://")
             && !opencti_url.starts_with("https://")
         {
-            r.errors.push(format!(
-                "opencti.url (OPENCTI_URL): `{opencti_url}` is not an http(s) URL"
+            p.push(format!(
+                "{}: `{opencti_url}` is not an http(s) URL",
+                table::OPENCTI_URL.label()
             ));
         }
-        let opencti_token = r.required("OPENCTI_TOKEN", "opencti", "token");
-        let ssl_verify = r.flag("OPENCTI_SSL_VERIFY", "opencti", "ssl_verify", false);
-        let json_logging = r.flag("OPENCTI_JSON_LOGGING", "opencti", "json_logging", true);
-        let custom_headers = match r.string("OPENCTI_CUSTOM_HEADERS", "opencti", "custom_headers") {
+        let opencti_token = required(config, p, &table::OPENCTI_TOKEN);
+        let ssl_verify = p.take(config.flag(&table::OPENCTI_SSL_VERIFY), false);
+        let json_logging = p.take(config.flag(&table::OPENCTI_JSON_LOGGING), true);
+        let custom_headers = match config.value(&table::OPENCTI_CUSTOM_HEADERS) {
             None => Vec::new(),
             Some(raw) => custom_headers(&raw).unwrap_or_else(|e| {
-                r.errors.push(e);
+                p.push(e);
                 Vec::new()
             }),
         };
-        let connector_id = r.required("CONNECTOR_ID", "connector", "id");
-        if !connector_id.is_empty() && !looks_like_uuid(&connector_id) {
-            r.errors.push(format!(
-                "connector.id (CONNECTOR_ID): `{connector_id}` is not a UUID"
-            ));
-        }
-        if let Some(t) = r.string("CONNECTOR_TYPE", "connector", "type") {
+        if let Some(t) = config.value(&table::CONNECTOR_TYPE) {
             if !t.eq_ignore_ascii_case("INTERNAL_ENRICHMENT") {
-                r.errors.push(format!("connector.type (CONNECTOR_TYPE): this connector is INTERNAL_ENRICHMENT, not `{t}`"));
+                p.push(format!(
+                    "{}: this connector is INTERNAL_ENRICHMENT, not `{t}`",
+                    table::CONNECTOR_TYPE.label()
+                ));
             }
         }
-        let connector_name = r
-            .string("CONNECTOR_NAME", "connector", "name")
+        let connector_name = config
+            .string(&table::CONNECTOR_NAME)
             .unwrap_or_else(|| "IVRE".into());
         if connector_name.trim().len() < 2 {
-            r.errors
-                .push("connector.name (CONNECTOR_NAME): at least 2 characters".into());
+            p.push(format!(
+                "{}: at least 2 characters",
+                table::CONNECTOR_NAME.label()
+            ));
         }
-        let scope: Vec<String> = match r.string("CONNECTOR_SCOPE", "connector", "scope") {
-            None => SCOPES.iter().map(|s| s.to_string()).collect(),
-            Some(raw) => raw
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect(),
+        let (connector_id, connector_id_derived) = match config.value(&table::CONNECTOR_ID) {
+            Some(id) => {
+                if !looks_like_uuid(&id) {
+                    p.push(format!(
+                        "{}: `{id}` is not a UUID",
+                        table::CONNECTOR_ID.label()
+                    ));
+                }
+                (id, false)
+            }
+            None => (derived_connector_id(&connector_name), true),
         };
+        let scope = config.list(&table::CONNECTOR_SCOPE);
         for s in &scope {
             if !SCOPES.contains(&s.to_ascii_lowercase().as_str()) {
-                r.errors.push(format!(
-                    "connector.scope (CONNECTOR_SCOPE): `{s}` is not a type this connector enriches ({})",
+                p.push(format!(
+                    "{}: `{s}` is not a type this connector enriches ({})",
+                    table::CONNECTOR_SCOPE.label(),
                     SCOPES.join(", ")
                 ));
             }
         }
-        let auto = r.flag("CONNECTOR_AUTO", "connector", "auto", false);
-        let auto_update = r.flag("CONNECTOR_AUTO_UPDATE", "connector", "auto_update", false);
-        let enrichment_resolution = r
-            .string(
-                "CONNECTOR_ENRICHMENT_RESOLUTION",
-                "connector",
-                "enrichment_resolution",
-            )
+        let auto = p.take(config.flag(&table::CONNECTOR_AUTO), false);
+        let auto_update = p.take(config.flag(&table::CONNECTOR_AUTO_UPDATE), false);
+        let enrichment_resolution = config
+            .string(&table::CONNECTOR_ENRICHMENT_RESOLUTION)
             .unwrap_or_else(|| "none".into());
-        let only_contextual = r.flag(
-            "CONNECTOR_ONLY_CONTEXTUAL",
-            "connector",
-            "only_contextual",
-            false,
-        );
-        let log_level = r
-            .string("CONNECTOR_LOG_LEVEL", "connector", "log_level")
+        let only_contextual = p.take(config.flag(&table::CONNECTOR_ONLY_CONTEXTUAL), false);
+        let log_level = config
+            .string(&table::CONNECTOR_LOG_LEVEL)
             .unwrap_or_else(|| "error".into());
-        if !["debug", "info", "warn", "warning", "error"]
-            .contains(&log_level.to_ascii_lowercase().as_str())
-        {
-            r.errors.push(format!("connector.log_level (CONNECTOR_LOG_LEVEL): `{log_level}` is not debug, info, warn or error"));
-        }
-        let expose_metrics = r.flag(
-            "CONNECTOR_EXPOSE_METRICS",
-            "connector",
-            "expose_metrics",
-            false,
+        p.ok(config.choice(&table::CONNECTOR_LOG_LEVEL));
+        let expose_metrics = p.take(config.flag(&table::CONNECTOR_EXPOSE_METRICS), false);
+        let metrics_port = p.take(config.port(&table::CONNECTOR_METRICS_PORT), 9095);
+        let metrics_namespace = config
+            .value(&table::CONNECTOR_METRICS_NAMESPACE)
+            .unwrap_or_default();
+        let metrics_subsystem = config
+            .value(&table::CONNECTOR_METRICS_SUBSYSTEM)
+            .unwrap_or_default();
+        let health_bind = p.take(
+            config.ip(&table::CONNECTOR_HEALTH_BIND),
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         );
-        let metrics_port = r.port("CONNECTOR_METRICS_PORT", "connector", "metrics_port", 9095);
-        let metrics_namespace = r
-            .string(
-                "CONNECTOR_METRICS_NAMESPACE",
-                "connector",
-                "metrics_namespace",
-            )
-            .unwrap_or_default();
-        let metrics_subsystem = r
-            .string(
-                "CONNECTOR_METRICS_SUBSYSTEM",
-                "connector",
-                "metrics_subsystem",
-            )
-            .unwrap_or_default();
-        let listen_raw = r.string("CONNECTOR_LISTEN_PROTOCOL", "connector", "listen_protocol");
-        let listen = match listen_raw
-            .as_deref()
-            .map(str::to_ascii_uppercase)
-            .as_deref()
-        {
-            None | Some("AMQP") => ListenProtocol::Amqp,
+        let listen = match p.take(config.choice(&table::CONNECTOR_LISTEN_PROTOCOL), None) {
             Some("API") => ListenProtocol::Api,
-            Some(_) => {
-                let other = listen_raw.unwrap_or_default();
-                r.errors.push(format!("connector.listen_protocol (CONNECTOR_LISTEN_PROTOCOL): `{other}` is not AMQP or API"));
-                ListenProtocol::Amqp
-            }
+            _ => ListenProtocol::Amqp,
         };
-        let api_port = r.port(
-            "CONNECTOR_LISTEN_PROTOCOL_API_PORT",
-            "connector",
-            "listen_protocol_api_port",
+        let api_port = p.take(
+            config.port(&table::CONNECTOR_LISTEN_PROTOCOL_API_PORT),
             7070,
         );
-        let api_path = r
-            .string(
-                "CONNECTOR_LISTEN_PROTOCOL_API_PATH",
-                "connector",
-                "listen_protocol_api_path",
-            )
+        let api_path = config
+            .string(&table::CONNECTOR_LISTEN_PROTOCOL_API_PATH)
             .unwrap_or_else(|| "/api/callback".into());
         if !api_path.starts_with('/') {
-            r.errors.push("connector.listen_protocol_api_path (CONNECTOR_LISTEN_PROTOCOL_API_PATH): must start with `/`".into());
+            p.push(format!(
+                "{}: must start with `/`",
+                table::CONNECTOR_LISTEN_PROTOCOL_API_PATH.label()
+            ));
         }
-        if r.flag(
-            "CONNECTOR_LISTEN_PROTOCOL_API_SSL",
-            "connector",
-            "listen_protocol_api_ssl",
+        if p.take(
+            config.flag(&table::CONNECTOR_LISTEN_PROTOCOL_API_SSL),
             false,
         ) {
-            r.errors.push("connector.listen_protocol_api_ssl (CONNECTOR_LISTEN_PROTOCOL_API_SSL): HTTPS is not served by this connector; put a TLS-terminating proxy in front and set CONNECTOR_LISTEN_PROTOCOL_API_URI to its https:// address".into());
+            p.push(format!("{}: HTTPS is not served by this connector; put a TLS-terminating proxy in front and set {} to its https:// address", table::CONNECTOR_LISTEN_PROTOCOL_API_SSL.label(), table::CONNECTOR_LISTEN_PROTOCOL_API_URI.env));
         }
-        let api_uri = r
-            .string(
-                "CONNECTOR_LISTEN_PROTOCOL_API_URI",
-                "connector",
-                "listen_protocol_api_uri",
-            )
+        let api_uri = config
+            .value(&table::CONNECTOR_LISTEN_PROTOCOL_API_URI)
             .unwrap_or_else(|| format!("http://127.0.0.1:{api_port}"))
             .trim_end_matches('/')
             .to_owned();
-        let api_bind = match r.string("CONNECTOR_LISTEN_PROTOCOL_API_BIND", "connector", "listen_protocol_api_bind") {
-            None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            Some(b) => b.parse().unwrap_or_else(|_| {
-                r.errors.push(format!("connector.listen_protocol_api_bind (CONNECTOR_LISTEN_PROTOCOL_API_BIND): `{b}` is not an IP address"));
-                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-            }),
-        };
-        let queue_raw = r
-            .string("CONNECTOR_QUEUE_PROTOCOL", "connector", "queue_protocol")
-            .or_else(|| r.string("QUEUE_PROTOCOL", "connector", "queue_protocol"));
-        let queue_protocol = match queue_raw.as_deref().map(str::to_ascii_lowercase).as_deref() {
-            None | Some("amqp") => QueueProtocol::Amqp,
-            Some("api") => QueueProtocol::Api,
-            Some(_) => {
-                let other = queue_raw.unwrap_or_default();
-                r.errors.push(format!("connector.queue_protocol (CONNECTOR_QUEUE_PROTOCOL): `{other}` is not amqp or api"));
-                QueueProtocol::Amqp
-            }
-        };
-        let send_to_queue = r.flag(
-            "CONNECTOR_SEND_TO_QUEUE",
-            "connector",
-            "send_to_queue",
-            true,
+        let api_bind = p.take(
+            config.ip(&table::CONNECTOR_LISTEN_PROTOCOL_API_BIND),
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         );
-        let mq_port = r
-            .string("MQ_PORT", "mq", "port")
-            .map(|_| r.port("MQ_PORT", "mq", "port", 5672));
-        let mq_use_ssl = r
-            .string("MQ_USE_SSL", "mq", "use_ssl")
-            .map(|_| r.flag("MQ_USE_SSL", "mq", "use_ssl", false));
+        let queue_setting = if config.value(&table::CONNECTOR_QUEUE_PROTOCOL).is_none()
+            && config.value(&table::QUEUE_PROTOCOL).is_some()
+        {
+            &table::QUEUE_PROTOCOL
+        } else {
+            &table::CONNECTOR_QUEUE_PROTOCOL
+        };
+        let queue_protocol = match p.take(config.choice(queue_setting), None) {
+            Some("api") => QueueProtocol::Api,
+            _ => QueueProtocol::Amqp,
+        };
+        let send_to_queue = p.take(config.flag(&table::CONNECTOR_SEND_TO_QUEUE), true);
         let mq = MqOverrides {
-            host: r.string("MQ_HOST", "mq", "host"),
-            port: mq_port,
-            vhost: r.string("MQ_VHOST", "mq", "vhost"),
-            use_ssl: mq_use_ssl,
-            user: r.string("MQ_USER", "mq", "user"),
-            pass: r.string("MQ_PASS", "mq", "pass"),
+            host: config.value(&table::MQ_HOST),
+            port: p
+                .take(config.optional_integer(&table::MQ_PORT), None)
+                .and_then(|n| u16::try_from(n).ok()),
+            vhost: config.value(&table::MQ_VHOST),
+            use_ssl: p.take(config.optional_flag(&table::MQ_USE_SSL), None),
+            user: config.value(&table::MQ_USER),
+            pass: config.value(&table::MQ_PASS),
         };
         // IVRE_MAX_TLP is required (the Python connector's README says so; without it the
         // Python connector sent everything).
-        let max_tlp = match r.string("IVRE_MAX_TLP", "ivre", "max_tlp") {
+        let max_tlp = match config.value(&table::IVRE_MAX_TLP) {
             None => {
-                r.errors.push("ivre.max_tlp (IVRE_MAX_TLP) is required: the highest TLP of observables this connector may enrich, e.g. TLP:AMBER".into());
+                p.push(format!("{} is required: the highest TLP of observables this connector may enrich, e.g. TLP:AMBER", table::IVRE_MAX_TLP.label()));
                 Tlp::Clear
             }
             Some(v) => Tlp::parse(&v).unwrap_or_else(|e| {
-                r.errors.push(format!("ivre.max_tlp (IVRE_MAX_TLP): {e}"));
+                p.push(format!("{}: {e}", table::IVRE_MAX_TLP.label()));
                 Tlp::Clear
             }),
         };
-        let concurrency = r.number("CONNECTOR_CONCURRENCY", "connector", "concurrency", 1);
-        if concurrency == 0 || concurrency > 256 {
-            r.errors.push(format!("connector.concurrency (CONNECTOR_CONCURRENCY): {concurrency} is not between 1 and 256"));
-        }
-        let seconds = |r: &mut Reader, env: &str, key: &str, default: u64| {
-            let n = r.number(env, "connector", key, default);
-            if n == 0 {
-                r.errors
-                    .push(format!("connector.{key} ({env}) must be at least 1 second"));
-            }
-            Duration::from_secs(n.max(1))
+        let concurrency = p.take(config.integer(&table::CONNECTOR_CONCURRENCY), 1);
+        let seconds = |p: &mut Problems, setting: &Setting, default: u64| {
+            p.take(config.seconds(setting), Duration::from_secs(default))
         };
-        let ping_interval = seconds(&mut r, "CONNECTOR_PING_INTERVAL", "ping_interval", 40);
-        let work_ping_interval = seconds(
-            &mut r,
-            "CONNECTOR_WORK_PING_INTERVAL",
-            "work_ping_interval",
-            300,
-        );
-        let reconnect_delay = seconds(&mut r, "CONNECTOR_RECONNECT_DELAY", "reconnect_delay", 10);
-        let shutdown_timeout =
-            seconds(&mut r, "CONNECTOR_SHUTDOWN_TIMEOUT", "shutdown_timeout", 60);
-        let geoip_dir = r
-            .string("IVRE_GEOIP_DIR", "ivre", "geoip_dir")
-            .map(std::path::PathBuf::from);
+        let ping_interval = seconds(p, &table::CONNECTOR_PING_INTERVAL, 40);
+        let work_ping_interval = seconds(p, &table::CONNECTOR_WORK_PING_INTERVAL, 300);
+        let reconnect_delay = seconds(p, &table::CONNECTOR_RECONNECT_DELAY, 10);
+        let shutdown_timeout = seconds(p, &table::CONNECTOR_SHUTDOWN_TIMEOUT, 60);
+        let geoip_dir = config.path(&table::IVRE_GEOIP_DIR);
         if let Some(dir) = &geoip_dir {
             if !dir.is_dir() {
-                r.errors.push(format!(
-                    "ivre.geoip_dir (IVRE_GEOIP_DIR): {} is not a directory",
+                p.push(format!(
+                    "{}: {} is not a directory",
+                    table::IVRE_GEOIP_DIR.label(),
                     dir.display()
                 ));
             }
         }
-        let reload_poll = {
-            let n = r.number("IVRE_RELOAD_POLL", "ivre", "reload_poll", 30);
-            Duration::from_secs(n.max(1))
-        };
-        let enrich = EnrichOptions::from_config(config).unwrap_or_else(|e| {
-            r.errors.push(e.to_string());
-            EnrichOptions::default()
-        });
-        let fallback = FallbackSettings::from_config(config).unwrap_or_else(|e| {
-            r.errors.push(e.to_string());
-            FallbackSettings::default()
-        });
-        if !r.errors.is_empty() {
-            return Err(SettingsError(r.errors));
-        }
-        Ok(Settings {
+        let reload_poll = seconds(p, &table::IVRE_RELOAD_POLL, 30).max(Duration::from_secs(1));
+        let enrich = EnrichOptions::read(config, p);
+        let net = NetSettings::read(config, p);
+        let fallback = FallbackSettings::read(config, p, &net);
+        let sync = SyncSettings::read(config, p);
+        let s3 = S3Settings::read(config, p);
+        Settings {
             opencti_url,
             opencti_token,
             ssl_verify,
             json_logging,
             custom_headers,
             connector_id,
+            connector_id_derived,
             connector_name,
             scope,
             auto,
@@ -466,10 +387,12 @@ impl Settings {
             enrichment_resolution,
             only_contextual,
             log_level,
+            log_filter: config.value(&table::IVRE_LOG),
             expose_metrics,
             metrics_port,
             metrics_namespace,
             metrics_subsystem,
+            health_bind,
             listen,
             api_listen: ApiListen {
                 bind: api_bind,
@@ -481,7 +404,7 @@ impl Settings {
             send_to_queue,
             mq,
             max_tlp,
-            concurrency: concurrency.clamp(1, 256) as usize,
+            concurrency: usize::try_from(concurrency.clamp(1, 256)).unwrap_or(1),
             ping_interval,
             work_ping_interval,
             reconnect_delay,
@@ -490,7 +413,10 @@ impl Settings {
             reload_poll,
             enrich,
             fallback,
-        })
+            sync,
+            s3,
+            net,
+        }
     }
 
     /// True when `entity_type` (an OpenCTI or STIX type name, any case) is in scope.
@@ -562,5 +488,55 @@ mod tests {
         let bad = parse(&BASE.replace("connector:\n", "connector:\n  scope: ipv4-addr, report\n"))
             .unwrap_err();
         assert!(bad.to_string().contains("`report`"));
+    }
+
+    #[test]
+    fn the_connector_id_is_derived_from_the_name_when_unset() {
+        let base = BASE.replace("  id: 6c3f2a4e-8d2b-4a7e-9a36-1b2c3d4e5f60\n", "");
+        let s = parse(&base).unwrap();
+        assert!(s.connector_id_derived);
+        assert_eq!(s.connector_id, derived_connector_id("IVRE"));
+        assert!(looks_like_uuid(&s.connector_id));
+        let named = parse(&base.replace("connector:\n", "connector:\n  name: IVRE lab\n")).unwrap();
+        assert_ne!(named.connector_id, s.connector_id);
+        assert_eq!(parse(&base).unwrap().connector_id, s.connector_id, "stable");
+        let given = parse(BASE).unwrap();
+        assert!(!given.connector_id_derived);
+        assert_eq!(given.connector_id, "6c3f2a4e-8d2b-4a7e-9a36-1b2c3d4e5f60");
+    }
+
+    #[test]
+    fn sub_configurations_and_new_settings_are_read_together() {
+        let config = ConfigFile::parse(BASE, None).unwrap().with_env(
+            [
+                ("IVRE_USE_SCANS", "maybe"),
+                ("IVRE_MAX_RECORDS", "0"),
+                ("IVRE_FALLBACK_TTL", "soon"),
+                ("IVRE_SYNC_INTERVAL", "1w"),
+                ("AWS_ACCESS_KEY_ID", "k"),
+                ("SSL_CERT_FILE", "/nonexistent/ca.pem"),
+                ("CONNECTOR_HEALTH_BIND", "localhost"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        );
+        let text = Settings::from_config(&config).unwrap_err().to_string();
+        for needle in [
+            "IVRE_USE_SCANS",
+            "IVRE_MAX_RECORDS",
+            "IVRE_FALLBACK_TTL",
+            "IVRE_SYNC_INTERVAL",
+            "AWS_SECRET_ACCESS_KEY",
+            "/nonexistent/ca.pem",
+            "CONNECTOR_HEALTH_BIND",
+        ] {
+            assert!(text.contains(needle), "{needle} missing in:\n{text}");
+        }
+        let s = parse(BASE).unwrap();
+        assert_eq!(s.health_bind, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(s.sync, SyncSettings::default());
+        assert_eq!(s.s3, S3Settings::default());
+        assert_eq!(s.net, NetSettings::default());
     }
 }

@@ -8,13 +8,14 @@
 //! IVRE updates them in place). Any failure, including a truncated answer, publishes
 //! nothing.
 
-use crate::config::ConfigFile;
+use crate::config::{table, ConfigFile};
 use crate::index::writer::MergeMode;
 use crate::ivre::{RecordKind, Timestamp};
 use crate::live::fallback::FallbackSettings;
 use crate::live::mongo::MongoSource;
 use crate::live::source::Source;
 use crate::live::web;
+use crate::net::NetSettings;
 use crate::snapshot::{self, DataDir, ImportOptions, ImportReport};
 use anyhow::{bail, Context, Result};
 use futures_util::StreamExt;
@@ -26,24 +27,9 @@ use std::time::Duration;
 /// Timeout of one request to IVRE.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// `30s`, `30m`, `1h`, `1d` (a bare number is seconds).
+/// `30s`, `30m`, `1h`, `1d` (a bare number is seconds): the configuration's parser.
 pub fn parse_duration(s: &str) -> Result<Duration> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .with_context(|| format!("invalid duration {s:?}: expected e.g. 30m, 1h, 1d"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => bail!("invalid duration {s:?}: the unit is s, m, h or d"),
-    };
-    if secs == 0 {
-        bail!("invalid duration {s:?}: must be more than zero");
-    }
-    Ok(Duration::from_secs(secs))
+    Ok(crate::config::parse_duration(s)?)
 }
 
 /// What to pull from: the Python connector's `IVRE_DB_URL*` (scans and passive; a
@@ -53,15 +39,15 @@ pub struct Targets {
     list: Vec<(RecordKind, String)>,
     label: String,
     geoip_dir: Option<PathBuf>,
+    /// Proxies and CA certificates (`SSL_CERT_FILE`, `HTTP(S)_PROXY`, `NO_PROXY`).
+    net: NetSettings,
 }
 
 impl Targets {
     /// The targets of a configuration (`IVRE_DB_URL*`, `IVRE_GEOIP_DIR`).
     pub fn from_config(config: &ConfigFile) -> Result<Targets> {
         let settings = FallbackSettings::from_config(config)?;
-        let geoip_dir = config
-            .get("IVRE_GEOIP_DIR", "ivre", "geoip_dir")
-            .map(PathBuf::from);
+        let geoip_dir = config.path(&table::IVRE_GEOIP_DIR);
         Targets::new(&settings, geoip_dir)
     }
 
@@ -105,6 +91,7 @@ fn targets(settings: &FallbackSettings, geoip_dir: Option<PathBuf>) -> Result<Ta
         list,
         label,
         geoip_dir,
+        net: settings.net.clone(),
     })
 }
 
@@ -118,6 +105,7 @@ async fn fetch(
     url: &str,
     since: Option<Timestamp>,
     dir: &Path,
+    net: &NetSettings,
     progress: &indicatif::ProgressBar,
 ) -> Result<Fetched> {
     let path = dir.join(format!("{}.jsonl", kind.as_str()));
@@ -136,7 +124,7 @@ async fn fetch(
         Ok(())
     };
     let shown = crate::logging::redact_url(url);
-    match Source::connect(url, REQUEST_TIMEOUT)
+    match Source::connect(url, REQUEST_TIMEOUT, net)
         .await
         .with_context(|| format!("cannot reach {shown}"))?
     {
@@ -216,7 +204,7 @@ pub async fn pull_once(
     let result = async {
         let mut inputs = Vec::new();
         for (kind, url) in &targets.list {
-            let fetched = fetch(*kind, url, since, &tmp, &progress).await?;
+            let fetched = fetch(*kind, url, since, &tmp, &targets.net, &progress).await?;
             tracing::info!(kind = %kind, records = fetched.records, "fetched");
             inputs.push((*kind, fetched.path));
         }

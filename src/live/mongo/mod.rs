@@ -20,10 +20,11 @@ mod url;
 pub use filters::{filter, passive_asn_filter};
 
 use crate::ivre::RecordKind;
+use crate::net::NetSettings;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::error::ErrorKind;
-use mongodb::options::ClientOptions;
+use mongodb::options::{ClientOptions, Tls};
 use mongodb::{Client, Collection, Database};
 use serde_json::Value;
 use std::fmt;
@@ -82,6 +83,13 @@ impl fmt::Debug for MongoSource {
     }
 }
 
+/// `SSL_CERT_FILE` as the driver's CA file, when TLS is on and the URL names none.
+fn with_ca_file(options: &mut ClientOptions, net: &NetSettings) {
+    if let (Some(Tls::Enabled(tls)), Some(ca)) = (&mut options.tls, net.mongo_ca_file()) {
+        tls.ca_file_path.get_or_insert_with(|| ca.to_owned());
+    }
+}
+
 impl MongoSource {
     /// Connects to the MongoDB of an IVRE URL and checks a server answers, within
     /// [`DEFAULT_TIMEOUT`].
@@ -95,7 +103,17 @@ impl MongoSource {
         url: &str,
         timeout: Duration,
     ) -> Result<MongoSource, MongoError> {
-        let (source, bound) = MongoSource::build(url, timeout).await?;
+        MongoSource::connect_with(url, timeout, &NetSettings::default()).await
+    }
+
+    /// [`MongoSource::connect_with_timeout`], with the CA file of `net` (`SSL_CERT_FILE`)
+    /// when the URL uses TLS and names no CA file of its own.
+    pub async fn connect_with(
+        url: &str,
+        timeout: Duration,
+        net: &NetSettings,
+    ) -> Result<MongoSource, MongoError> {
+        let (source, bound) = MongoSource::build(url, timeout, net).await?;
         // The driver connects lazily: ping, bounded even if a server accepts and stalls.
         let ping = source.db.run_command(doc! { "ping": 1 });
         let reason = match tokio::time::timeout(bound, ping).await {
@@ -114,7 +132,11 @@ impl MongoSource {
 
     /// The source of `url`, not connected yet (the driver connects on first use), and
     /// the longest a first command may wait for a server.
-    async fn build(url: &str, timeout: Duration) -> Result<(MongoSource, Duration), MongoError> {
+    async fn build(
+        url: &str,
+        timeout: Duration,
+        net: &NetSettings,
+    ) -> Result<(MongoSource, Duration), MongoError> {
         let parsed = url::parse(url).map_err(|reason| MongoError::Url {
             url: url::display(url),
             reason,
@@ -132,6 +154,7 @@ impl MongoSource {
                     reason: reason(e),
                 },
             })?;
+        with_ca_file(&mut options, net);
         let selection = *options.server_selection_timeout.get_or_insert(timeout);
         let connection = *options.connect_timeout.get_or_insert(timeout);
         options

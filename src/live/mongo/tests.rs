@@ -185,6 +185,7 @@ async fn built_source_uses_url_names() {
     let (source, _) = MongoSource::build(
         "mongodb://ivre:pw1234@127.0.0.1:1/lab?colname_hosts=nmap2&colname_passive=p2",
         Duration::from_secs(1),
+        &NetSettings::default(),
     )
     .await
     .unwrap();
@@ -198,9 +199,13 @@ async fn built_source_uses_url_names() {
     );
     let debug = format!("{source:?}");
     assert!(!debug.contains("pw1234"), "{debug}");
-    let (default, _) = MongoSource::build("mongodb:///ivre", Duration::from_secs(1))
-        .await
-        .unwrap();
+    let (default, _) = MongoSource::build(
+        "mongodb:///ivre",
+        Duration::from_secs(1),
+        &NetSettings::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(default.database_name(), "ivre");
     assert_eq!(default.collection_name(RecordKind::Scan), "hosts");
 }
@@ -247,4 +252,32 @@ async fn invalid_urls_are_reported_redacted() {
         assert!(message.contains("***:***@db"), "{message}");
         assert!(!message.contains("hunter2secret"), "{message}");
     }
+}
+
+#[tokio::test]
+async fn the_ca_file_applies_to_tls_urls_without_their_own() {
+    let net = NetSettings {
+        ca_file: Some("/etc/extra-ca.pem".into()),
+        ..Default::default()
+    };
+    let ca = |url: &'static str| {
+        let net = net.clone();
+        async move {
+            let mut options = ClientOptions::parse(url).await.unwrap();
+            with_ca_file(&mut options, &net);
+            match options.tls {
+                Some(Tls::Enabled(tls)) => tls.ca_file_path,
+                _ => None,
+            }
+        }
+    };
+    assert_eq!(
+        ca("mongodb://db/ivre?tls=true").await,
+        Some("/etc/extra-ca.pem".into())
+    );
+    assert_eq!(
+        ca("mongodb://db/ivre?tls=true&tlsCAFile=/own.pem").await,
+        Some("/own.pem".into())
+    );
+    assert_eq!(ca("mongodb://db/ivre").await, None);
 }
