@@ -31,7 +31,7 @@ ARG REVISION=unknown
 ARG SOURCE=https://example.invalid/ivre-connector
 LABEL org.opencontainers.image.title="ivre-connector" \
       org.opencontainers.image.description="OpenCTI internal-enrichment connector answering from a local snapshot of IVRE data (ivre-connector, ivre-sync)" \
-      org.opencontainers.image.licenses="AGPL-3.0-or-later" \
+      org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.url="${SOURCE}" \
       org.opencontainers.image.documentation="${SOURCE}" \
@@ -39,6 +39,7 @@ LABEL org.opencontainers.image.title="ivre-connector" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.vendor="ivre-connector contributors"
 COPY --from=build /out/bin/ /usr/local/bin/
+COPY LICENSE /usr/share/doc/ivre-connector/LICENSE
 # Any UID works (OpenShift's arbitrary UIDs run in group 0): /data belongs to group 0 and
 # is group-writable. Nothing else is written: `run`, `enrich`, `lookup` and `index` work
 # with a read-only root file system; only `demo` uses a temporary directory (/tmp).
