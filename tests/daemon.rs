@@ -823,7 +823,7 @@ async fn bad_configuration_and_refused_registration_fail_at_start() {
 }
 
 /// Runs rabbitmqctl against the test broker.
-fn rabbitmqctl(args: &[&str]) -> String {
+pub(crate) fn rabbitmqctl(args: &[&str]) -> String {
     let var = |name: &str| {
         std::env::var(name)
             .unwrap_or_else(|_| panic!("{name} is not set: run the tests with `bash scripts/test`"))

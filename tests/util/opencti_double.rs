@@ -460,6 +460,17 @@ impl PlatformDouble {
         self.shared.lock().calls.clone()
     }
 
+    /// The requests received after the first `from` ones, in order: for polling a long run
+    /// without copying every earlier call each time.
+    pub fn calls_since(&self, from: usize) -> Vec<GraphqlCall> {
+        self.shared
+            .lock()
+            .calls
+            .get(from..)
+            .map(<[GraphqlCall]>::to_vec)
+            .unwrap_or_default()
+    }
+
     /// The calls whose top-level field is `field`.
     pub fn calls_of(&self, field: &str) -> Vec<GraphqlCall> {
         self.shared
