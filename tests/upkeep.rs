@@ -8,13 +8,13 @@ use crate::util::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-fn web_url() -> String {
+pub(crate) fn web_url() -> String {
     std::env::var("IVRE_TEST_WEB_URL")
         .expect("IVRE_TEST_WEB_URL is not set: run the tests with `bash scripts/test`")
 }
 
 /// `GET /<route>` of the health server: status code and JSON body.
-async fn health(port: &str, route: &str) -> (u16, Value) {
+pub(crate) async fn health(port: &str, route: &str) -> (u16, Value) {
     let response = reqwest::get(format!("http://127.0.0.1:{port}/{route}"))
         .await
         .unwrap_or_else(|e| panic!("no answer on /{route}: {e}"));
@@ -23,7 +23,7 @@ async fn health(port: &str, route: &str) -> (u16, Value) {
 }
 
 /// Polls `/ready` until `done` holds for its body.
-async fn wait_health(port: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn wait_health(port: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = Value::Null;
     while Instant::now() < deadline {
@@ -39,7 +39,7 @@ async fn wait_health(port: &str, what: &str, done: impl Fn(&Value) -> bool) -> V
 }
 
 /// The Note's text of the bundle pushed for `work` (where the answer came from).
-async fn note_of(double: &PlatformDouble, work: &str) -> String {
+pub(crate) async fn note_of(double: &PlatformDouble, work: &str) -> String {
     let pushed = double.pushed_for_work(work, WAIT).await;
     pushed
         .iter()
@@ -50,7 +50,7 @@ async fn note_of(double: &PlatformDouble, work: &str) -> String {
 }
 
 /// Enriches 192.0.2.10 as work `work`; the Note of the answer.
-async fn enrich_once(double: &PlatformDouble, work: &str) -> String {
+pub(crate) async fn enrich_once(double: &PlatformDouble, work: &str) -> String {
     let entity = ipv4("192.0.2.10", &[]);
     double.add_entity(entity.clone(), &[]);
     double.publish(&manual(&entity, work)).await;
@@ -59,7 +59,7 @@ async fn enrich_once(double: &PlatformDouble, work: &str) -> String {
     note_of(double, work).await
 }
 
-fn health_command(port: &str) -> Run {
+pub(crate) fn health_command(port: &str) -> Run {
     run(connector()
         .args(["health", "--url"])
         .arg(format!("http://127.0.0.1:{port}")))
