@@ -49,6 +49,10 @@ mod watch;
 /// one, and reports its health (`/health`, `/ready`, `ivre-connector health`).
 mod upkeep;
 
+/// The container image started from its environment alone (ignored: `scripts/test-image`
+/// runs it against the image it built).
+mod image;
+
 /// Three `run` replicas on one listen queue, one killed with SIGKILL halfway: nothing lost,
 /// nothing done twice but the killed replica's unacknowledged messages.
 mod replicas;
