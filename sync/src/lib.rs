@@ -5,5 +5,6 @@
 //! command line and, later, the live sources (MongoDB, web API) and the drop folder.
 
 pub mod cli;
+pub mod distribute;
 pub mod pull;
 pub mod watch;

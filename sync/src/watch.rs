@@ -156,6 +156,7 @@ fn process(data: &DataDir, drop_dir: &Path, path: &Path) {
     match apply(data, path) {
         Ok(generation) => {
             tracing::info!(file = %path.display(), %generation, "dropped file imported");
+            crate::distribute::after_publish(data);
             let _ = std::fs::rename(path, drop_dir.join("done").join(&name));
         }
         Err(e) => {
