@@ -44,3 +44,7 @@ mod pull;
 
 /// `ivre-sync watch`: the drop folder.
 mod watch;
+
+/// Scale-out: `ivre-sync publish` / `fetch` / `--publish` through moto's S3 server and a
+/// `file://` store; tampered archives refused.
+mod distribute;

@@ -37,7 +37,8 @@ pub struct Published {
 
 /// Publishes the generation `CURRENT` names to `store` (reading it only): its archive,
 /// its `.json`, then `LATEST`; then deletes all but the [`KEEP`] newest generations of
-/// the store. Does nothing when `LATEST` already names it with the same SHA-256.
+/// the store. Does nothing when `LATEST` already names it (same index checksum, archive
+/// present).
 pub async fn publish(data: &DataDir, store: &Store) -> Result<Published, DistributeError> {
     publish_with(data, store, MULTIPART_THRESHOLD, PART_SIZE).await
 }
@@ -50,6 +51,10 @@ pub async fn publish_with(
     part_size: usize,
 ) -> Result<Published, DistributeError> {
     let (name, dir, manifest) = crate::snapshot::open::current_manifest(data)?;
+    if let Some(published) = already_published(store, &name, &manifest).await {
+        tracing::info!(generation = %name, store = %store.shown(), "already published");
+        return Ok(published);
+    }
     let tmp_dir = data.tmp();
     std::fs::create_dir_all(&tmp_dir).map_err(|e| DistributeError::io(&tmp_dir, e))?;
     // Removed when dropped, whatever happens below.
@@ -86,12 +91,6 @@ pub async fn publish_with(
         bytes: written.bytes,
         uploaded: false,
     };
-    if let Ok(Some(latest)) = Latest::read(store).await {
-        if latest.generation == name && latest.sha256 == written.sha256 {
-            tracing::info!(generation = %name, store = %store.shown(), "already published");
-            return Ok(published);
-        }
-    }
     tracing::info!(generation = %name, store = %store.shown(), bytes = written.bytes, "uploading the generation");
     store
         .put_file(&archive, &tmp_path, multipart_threshold, part_size)
@@ -125,6 +124,30 @@ pub async fn publish_with(
     published.uploaded = true;
     prune(store, &name).await;
     Ok(published)
+}
+
+/// `Some` when `LATEST` already names generation `name`, with the same index checksum in
+/// its `.json` and its whole archive in the store. (The archive's bytes are not compared:
+/// sled rewrites parts of its files whenever a database is opened, so archiving the same
+/// generation again after a lookup gives other bytes for the same content.)
+async fn already_published(store: &Store, name: &str, manifest: &Manifest) -> Option<Published> {
+    let latest = Latest::read(store).await.ok()??;
+    if latest.generation != name {
+        return None;
+    }
+    let stored = store.get_small(&latest.manifest).await.ok()??;
+    let stored: StoredManifest = serde_json::from_slice(&stored).ok()?;
+    let same = stored.manifest.checksum == manifest.checksum
+        && stored.manifest.generation == name
+        && stored.sha256 == latest.sha256
+        && store.size(&latest.archive).await.ok()? == Some(latest.bytes);
+    same.then_some(Published {
+        generation: latest.generation,
+        archive: latest.archive,
+        sha256: latest.sha256,
+        bytes: latest.bytes,
+        uploaded: false,
+    })
 }
 
 fn to_json<T: Serialize>(store: &Store, key: &str, value: &T) -> Result<Vec<u8>, DistributeError> {

@@ -406,6 +406,15 @@ impl Store {
         Ok(names.into_iter().collect())
     }
 
+    /// The size of an object; `None` when it does not exist.
+    pub(crate) async fn size(&self, rel: &str) -> Result<Option<u64>, DistributeError> {
+        match self.inner.head(&self.key(rel)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error(rel, "read", e)),
+        }
+    }
+
     /// Deletes an object (a missing one is not an error).
     pub(crate) async fn delete(&self, rel: &str) -> Result<(), DistributeError> {
         match self.inner.delete(&self.key(rel)).await {
