@@ -327,7 +327,8 @@ fn run_daemon(config: &ConfigFile, data: DataDir) -> Result<i32> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let plan = crate::daemon::UpkeepPlan::from_settings(&settings);
+    let plan = crate::daemon::UpkeepPlan::from_settings(&settings)
+        .context("IVRE_SNAPSHOT_SOURCE / IVRE_SNAPSHOT_PUBLISH")?;
     runtime.block_on(crate::daemon::run(settings, plan, data))?;
     Ok(0)
 }

@@ -26,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod distribute;
 pub mod enrich;
 pub mod geo;
 pub mod index;

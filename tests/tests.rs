@@ -56,3 +56,7 @@ mod image;
 /// Three `run` replicas on one listen queue, one killed with SIGKILL halfway: nothing lost,
 /// nothing done twice but the killed replica's unacknowledged messages.
 mod replicas;
+
+/// Scale-out: `ivre-sync publish` / `fetch` / `--publish` through moto's S3 server and a
+/// `file://` store; tampered archives refused.
+mod distribute;

@@ -6,6 +6,7 @@
 #   trap stop_services EXIT
 #   start_rabbitmq test          # a private RabbitMQ; exports IVRE_TEST_AMQP_URL, …
 #   start_ivre_lab               # IVRE 0.9.20 on a private PostgreSQL (scripts/ivre-lab)
+#   start_moto                   # moto's S3 server; exports IVRE_TEST_S3_ENDPOINT
 #
 # - RabbitMQ (Debian's rabbitmq-server, installed when missing): a private node
 #   `ivre-<name>-<pid>@localhost` on a free loopback port, its files in
@@ -16,6 +17,10 @@
 # - The IVRE lab: scripts/ivre-lab (see there: PostgreSQL, the IVRE venv, `ivre httpd`
 #   patched and unpatched; exports IVRE_TEST_WEB_URL, IVRE_TEST_WEB_URL_UNPATCHED,
 #   IVRE_TEST_IVRE_CONF, IVRE_TEST_IVRE_BIN).
+# - moto (PyPI moto[server], pinned in tests/python/moto-requirements.txt, its own venv
+#   target/moto-venv): an S3-compatible server on a free loopback port, any credentials
+#   accepted. Exports IVRE_TEST_S3_ENDPOINT (http://127.0.0.1:<port>); its log in
+#   target/moto.log.
 #
 # stop_services stops whatever was started; it is safe to call at any point.
 
@@ -90,7 +95,48 @@ start_ivre_lab() {
     source "$services_root/scripts/ivre-lab"
 }
 
+moto_pid=
+
+start_moto() {
+    local venv="$services_root/target/moto-venv" port up=false
+    local requirements="$services_root/tests/python/moto-requirements.txt"
+    if [ ! -x "$venv/bin/moto_server" ] || ! cmp -s "$requirements" "$venv/requirements.txt"; then
+        rm -rf "$venv"
+        mkdir -p "$services_root/target"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+        cp "$requirements" "$venv/requirements.txt"
+    fi
+    port=$(services_free_port)
+    "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$services_root/target/moto.log" 2>&1 &
+    moto_pid=$!
+    for _ in $(seq 1 60); do
+        if python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+            "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1; then
+            up=true
+            break
+        fi
+        if ! kill -0 "$moto_pid" 2>/dev/null; then break; fi
+        sleep 0.5
+    done
+    if ! $up; then
+        echo "services: moto did not start; its log:" >&2
+        tail -30 "$services_root/target/moto.log" >&2 || true
+        exit 1
+    fi
+    export IVRE_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+}
+
+stop_moto() {
+    if [ -n "$moto_pid" ]; then
+        kill "$moto_pid" 2>/dev/null || true
+        wait "$moto_pid" 2>/dev/null || true
+        moto_pid=
+    fi
+}
+
 stop_services() {
+    stop_moto
     stop_rabbitmq
     if declare -F stop_ivre_lab >/dev/null; then stop_ivre_lab; fi
 }

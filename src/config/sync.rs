@@ -3,59 +3,12 @@
 
 use super::table;
 use super::{ConfigFile, Problems, SettingsError};
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Where generations are published or fetched (`IVRE_SNAPSHOT_PUBLISH`,
-/// `IVRE_SNAPSHOT_SOURCE`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SnapshotLocation {
-    /// `s3://bucket/prefix` (the prefix without leading or trailing `/`, maybe empty).
-    S3 { bucket: String, prefix: String },
-    /// `file:///path`: a directory (local, or a shared mount).
-    File(PathBuf),
-}
-
-impl SnapshotLocation {
-    /// Parses `s3://bucket/prefix` or `file:///absolute/path`.
-    pub fn parse(text: &str) -> Result<SnapshotLocation, String> {
-        let text = text.trim();
-        if let Some(rest) = text.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(format!("`{text}` names no bucket (s3://bucket/prefix)"));
-            }
-            return Ok(SnapshotLocation::S3 {
-                bucket: bucket.to_owned(),
-                prefix: prefix.trim_matches('/').to_owned(),
-            });
-        }
-        if let Some(path) = text.strip_prefix("file://") {
-            if !path.starts_with('/') {
-                return Err(format!(
-                    "`{text}` is not an absolute file URI (file:///path)"
-                ));
-            }
-            return Ok(SnapshotLocation::File(PathBuf::from(path)));
-        }
-        Err(format!(
-            "`{text}` is neither s3://bucket/prefix nor file:///path"
-        ))
-    }
-}
-
-impl fmt::Display for SnapshotLocation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SnapshotLocation::S3 { bucket, prefix } if prefix.is_empty() => {
-                write!(f, "s3://{bucket}")
-            }
-            SnapshotLocation::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
-            SnapshotLocation::File(path) => write!(f, "file://{}", path.display()),
-        }
-    }
-}
+/// Where generations are published or fetched: `s3://bucket/prefix` or `file:///path`
+/// (`IVRE_SNAPSHOT_PUBLISH`, `IVRE_SNAPSHOT_SOURCE`; parsed by the distribution module).
+pub use crate::distribute::StoreUrl as SnapshotLocation;
 
 /// `IVRE_SYNC_*`, `IVRE_DROP_DIR`, `IVRE_SNAPSHOT_*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +54,7 @@ impl SyncSettings {
         let mut location = |setting: &table::Setting| {
             config
                 .value(setting)
-                .and_then(|v| match SnapshotLocation::parse(&v) {
+                .and_then(|v| match v.parse::<SnapshotLocation>() {
                     Ok(l) => Some(l),
                     Err(e) => {
                         problems.push(format!("{}: {e}", setting.label()));
@@ -128,28 +81,6 @@ impl SyncSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn locations_parse() {
-        assert_eq!(
-            SnapshotLocation::parse("s3://bucket/a/b/").unwrap(),
-            SnapshotLocation::S3 {
-                bucket: "bucket".into(),
-                prefix: "a/b".into()
-            }
-        );
-        assert_eq!(
-            SnapshotLocation::parse("file:///srv/snap").unwrap(),
-            SnapshotLocation::File(PathBuf::from("/srv/snap"))
-        );
-        for bad in ["s3:///x", "file://relative", "http://x"] {
-            assert!(SnapshotLocation::parse(bad).is_err(), "{bad}");
-        }
-        assert_eq!(
-            SnapshotLocation::parse("s3://b").unwrap().to_string(),
-            "s3://b"
-        );
-    }
 
     #[test]
     fn defaults_and_errors() {

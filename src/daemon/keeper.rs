@@ -7,6 +7,11 @@
 //!   ([`crate::refresh::pull_once`]).
 //! - **Drop folder** (`IVRE_DROP_DIR`): the code of `ivre-sync watch`, on a blocking
 //!   thread.
+//! - **Fetch** (`IVRE_SNAPSHOT_SOURCE`, a replica): every `IVRE_SNAPSHOT_POLL`, the
+//!   generation another process published is downloaded, verified and installed
+//!   ([`crate::distribute::fetch`]); a replica does not pull.
+//! - **Publish** (`IVRE_SNAPSHOT_PUBLISH`): each generation this daemon builds is
+//!   published to the store ([`crate::distribute::publish`]) before it opens it.
 //!
 //! Every generation is built by this process under the data directory's build lock
 //! (so a pull and a dropped file, or an `ivre-sync` next to the daemon, take turns) in
@@ -16,6 +21,7 @@
 //! `/health`, and retried with backoff: 30 s, doubling, at most the run's period.
 
 use super::health::Health;
+use crate::distribute::{self, DistributeError, S3Options, Store};
 use crate::metrics::SyncSource;
 use crate::refresh::{self, Targets};
 use crate::snapshot::serving::Serving;
@@ -40,11 +46,16 @@ pub struct PullPlan {
 }
 
 /// What the daemon does to keep its snapshot.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct UpkeepPlan {
     pub pull: Option<PullPlan>,
     /// `IVRE_DROP_DIR`.
     pub drop_dir: Option<PathBuf>,
+    /// `IVRE_SNAPSHOT_SOURCE` and `IVRE_SNAPSHOT_POLL`: a replica fetching the generations
+    /// another process publishes (no pulls then).
+    pub fetch: Option<(Store, Duration)>,
+    /// `IVRE_SNAPSHOT_PUBLISH`: where each generation this daemon builds is published.
+    pub publish: Option<Store>,
 }
 
 impl UpkeepPlan {
@@ -57,14 +68,34 @@ impl UpkeepPlan {
         if self.drop_dir.is_some() {
             out.push(SyncSource::Drop);
         }
+        if self.fetch.is_some() {
+            out.push(SyncSource::Fetch);
+        }
+        if self.publish.is_some() {
+            out.push(SyncSource::Publish);
+        }
         out
     }
 
     /// The plan of the daemon's settings: pulls when an IVRE scans or passive URL is set
-    /// (unless `IVRE_SYNC_INTERVAL` is `off`), the drop folder when `IVRE_DROP_DIR` is set.
-    pub fn from_settings(settings: &crate::opencti::settings::Settings) -> UpkeepPlan {
+    /// (unless `IVRE_SYNC_INTERVAL` is `off`, or `IVRE_SNAPSHOT_SOURCE` makes this daemon a
+    /// replica), the drop folder when `IVRE_DROP_DIR` is set, fetches from
+    /// `IVRE_SNAPSHOT_SOURCE`, publishes to `IVRE_SNAPSHOT_PUBLISH`.
+    pub fn from_settings(
+        settings: &crate::opencti::settings::Settings,
+    ) -> Result<UpkeepPlan, DistributeError> {
         let sync = &settings.sync;
-        let pull = sync.interval.and_then(|interval| {
+        let s3 = S3Options::from(&settings.s3);
+        let fetch = match &sync.source {
+            Some(url) => Some((Store::open(url, &s3)?, sync.poll)),
+            None => None,
+        };
+        let publish = match &sync.publish {
+            Some(url) => Some(Store::open(url, &s3)?),
+            None => None,
+        };
+        let interval = sync.interval.filter(|_| fetch.is_none());
+        let pull = interval.and_then(|interval| {
             let targets = Targets::new(&settings.fallback, settings.geoip_dir.clone()).ok()?;
             Some(PullPlan {
                 targets,
@@ -72,15 +103,17 @@ impl UpkeepPlan {
                 full_interval: sync.full_interval,
             })
         });
-        UpkeepPlan {
+        Ok(UpkeepPlan {
             pull,
             drop_dir: sync.drop_dir.clone(),
-        }
+            fetch,
+            publish,
+        })
     }
 
     /// Whether the plan can produce a snapshot at all.
     pub fn is_empty(&self) -> bool {
-        self.sources().is_empty()
+        self.pull.is_none() && self.drop_dir.is_none() && self.fetch.is_none()
     }
 }
 
@@ -99,9 +132,21 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
+    let publish = plan.publish.map(Arc::new);
     if let Some(pull) = plan.pull {
         tasks.push(tokio::spawn(pull_loop(
             pull,
+            data.clone(),
+            serving.clone(),
+            health.clone(),
+            publish.clone(),
+            shutdown.clone(),
+        )));
+    }
+    if let Some((store, poll)) = plan.fetch {
+        tasks.push(tokio::spawn(fetch_loop(
+            store,
+            poll,
             data.clone(),
             serving.clone(),
             health.clone(),
@@ -110,7 +155,7 @@ pub fn spawn(
     }
     if let Some(dir) = plan.drop_dir {
         tasks.push(tokio::spawn(drop_loop(
-            dir, data, serving, health, shutdown,
+            dir, data, serving, health, publish, shutdown,
         )));
     }
     tasks
@@ -125,6 +170,64 @@ async fn swap(serving: &Arc<Serving>) {
             tracing::error!(error = %e, "cannot open the new snapshot; still serving the previous one")
         }
         Err(e) => tracing::error!(error = %e, "opening the new snapshot crashed"),
+    }
+}
+
+/// Publishes the generation just built to the store, before this process opens it.
+async fn publish_built(data: &DataDir, store: &Store, health: &Health) {
+    health.run_started(SyncSource::Publish);
+    let outcome = match distribute::publish(data, store).await {
+        Ok(p) => Ok(format!("{} in {}", p.generation, store.shown())),
+        Err(e) => {
+            tracing::error!(store = %store.shown(), error = %e, "daemon: publishing the snapshot failed; it stays served here");
+            Err(e.to_string())
+        }
+    };
+    health.run_ended(SyncSource::Publish, outcome, None);
+}
+
+/// Fetches the generations another process publishes, every `poll`.
+async fn fetch_loop(
+    store: Store,
+    poll: Duration,
+    data: DataDir,
+    serving: Arc<Serving>,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) {
+    let mut failures = 0u32;
+    loop {
+        health.run_started(SyncSource::Fetch);
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            outcome = distribute::fetch(&data, &store) => outcome,
+        };
+        let next = match outcome {
+            Ok(installed) => {
+                failures = 0;
+                let message = match installed {
+                    Some(generation) => {
+                        tracing::info!(%generation, store = %store.shown(), "daemon: fetched a new snapshot");
+                        swap(&serving).await;
+                        format!("installed {generation} from {}", store.shown())
+                    }
+                    None => format!("up to date with {}", store.shown()),
+                };
+                health.run_ended(SyncSource::Fetch, Ok(message), Some(poll));
+                poll
+            }
+            Err(e) => {
+                failures += 1;
+                let retry = backoff(failures, poll.max(FIRST_RETRY));
+                tracing::error!(store = %store.shown(), error = %e, retry_in_s = retry.as_secs(), "daemon: fetching the snapshot failed; the served one stays");
+                health.run_ended(SyncSource::Fetch, Err(e.to_string()), Some(retry));
+                retry
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(next) => {}
+        }
     }
 }
 
@@ -152,6 +255,7 @@ async fn pull_loop(
     data: DataDir,
     serving: Arc<Serving>,
     health: Arc<Health>,
+    publish: Option<Arc<Store>>,
     shutdown: CancellationToken,
 ) {
     let mut last_full = last_full_pull(&data, &plan.targets);
@@ -172,6 +276,9 @@ async fn pull_loop(
                 }
                 let m = &report.manifest;
                 tracing::info!(generation = %m.generation, mode = m.source.mode.as_deref().unwrap_or(""), records = m.total_records(), rejected = m.rejected, "daemon: pulled snapshot published");
+                if let Some(store) = &publish {
+                    publish_built(&data, store, &health).await;
+                }
                 swap(&serving).await;
                 health.run_ended(
                     SyncSource::Pull,
@@ -209,18 +316,20 @@ async fn drop_loop(
     data: DataDir,
     serving: Arc<Serving>,
     health: Arc<Health>,
+    publish: Option<Arc<Store>>,
     shutdown: CancellationToken,
 ) {
     let mut failures = 0u32;
     let handle = tokio::runtime::Handle::current();
     loop {
-        let (d, dd, h, s, stop, rt) = (
+        let (d, dd, h, s, stop, rt, store) = (
             data.clone(),
             dir.clone(),
             health.clone(),
             serving.clone(),
             shutdown.clone(),
             handle.clone(),
+            publish.clone(),
         );
         // Returns when stopped, or when the folder cannot be watched.
         let result = tokio::task::spawn_blocking(move || {
@@ -229,6 +338,9 @@ async fn drop_loop(
                 let name = path.display();
                 let outcome = match outcome {
                     Ok(generation) => {
+                        if let Some(store) = &store {
+                            rt.block_on(publish_built(&d, store, &h));
+                        }
                         rt.block_on(swap(&s));
                         Ok(format!("{name}: published {generation}"))
                     }

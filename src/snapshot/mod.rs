@@ -78,6 +78,12 @@ pub enum SnapshotError {
     NotNdjson { path: PathBuf },
     #[error("nothing to import: give at least one --scans, --view or --passive file")]
     NothingToImport,
+    #[error("{name:?} is not a generation name (gen-…)")]
+    BadGenerationName { name: String },
+    #[error(
+        "generation {name} already exists at {path}; a published generation is never written again"
+    )]
+    GenerationExists { name: String, path: PathBuf },
     #[error("the index writer stopped unexpectedly")]
     WriterStopped,
 }

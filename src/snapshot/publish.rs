@@ -25,6 +25,22 @@ impl GenerationBuilder {
     /// Takes the build lock (waiting for another builder if needed), removes what
     /// crashed builds left, and creates an empty `.building` directory.
     pub fn start(data: &DataDir) -> Result<GenerationBuilder, SnapshotError> {
+        GenerationBuilder::start_as(data, None)
+    }
+
+    /// Like [`GenerationBuilder::start`], for a generation that keeps the name another
+    /// data directory gave it (a fetched generation, see `distribute`). Fails when a
+    /// generation of that name exists here: a published generation is never written.
+    pub fn start_named(data: &DataDir, name: &str) -> Result<GenerationBuilder, SnapshotError> {
+        if !layout::is_generation_name(name) {
+            return Err(SnapshotError::BadGenerationName {
+                name: name.chars().take(80).collect(),
+            });
+        }
+        GenerationBuilder::start_as(data, Some(name))
+    }
+
+    fn start_as(data: &DataDir, name: Option<&str>) -> Result<GenerationBuilder, SnapshotError> {
         let root = data.root();
         for dir in [root.to_owned(), data.generations(), data.tmp()] {
             fs::create_dir_all(&dir).map_err(|e| SnapshotError::io(&dir, e))?;
@@ -45,7 +61,19 @@ impl GenerationBuilder {
             Err(std::fs::TryLockError::Error(e)) => return Err(SnapshotError::io(&lock_path, e)),
         }
         remove_leftovers(data)?;
-        let name = new_generation_name(data);
+        let name = match name {
+            Some(name) => {
+                let existing = data.generation(name);
+                if existing.exists() {
+                    return Err(SnapshotError::GenerationExists {
+                        name: name.to_owned(),
+                        path: existing,
+                    });
+                }
+                name.to_owned()
+            }
+            None => new_generation_name(data),
+        };
         let dir = data
             .generations()
             .join(format!("{name}{}", layout::BUILDING_SUFFIX));
@@ -71,10 +99,15 @@ impl GenerationBuilder {
         self.dir.join(layout::GEOIP)
     }
 
+    /// The `.building` directory (its manifest goes to `manifest.json` here).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Writes the manifest, makes everything durable, renames the generation into
     /// place, then atomically points `CURRENT` at it and prunes old generations
     /// (the new one and the one it replaces are kept).
-    pub fn publish(mut self, manifest: &Manifest) -> Result<PathBuf, SnapshotError> {
+    pub fn publish(self, manifest: &Manifest) -> Result<PathBuf, SnapshotError> {
         pause_point("manifest");
         let manifest_path = self.dir.join(layout::MANIFEST);
         let text =
@@ -83,6 +116,12 @@ impl GenerationBuilder {
                 reason: e.to_string(),
             })?;
         write_durably(&manifest_path, text.as_bytes())?;
+        self.publish_as_built()
+    }
+
+    /// Publishes the directory as it is, its `manifest.json` included (written by the
+    /// caller, e.g. unpacked from a fetched archive): fsync, rename, `CURRENT`, prune.
+    pub fn publish_as_built(mut self) -> Result<PathBuf, SnapshotError> {
         sync_tree(&self.dir)?;
         pause_point("rename");
         let final_dir = self.data.generation(&self.name);

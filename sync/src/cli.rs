@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 /// Exit code when a snapshot was published but some lines were rejected.
 pub const EXIT_REJECTED: i32 = 3;
+// 4 (`distribute::EXIT_UPLOAD_FAILED`): published here, but the upload to the store failed.
 
 /// Builds and publishes snapshots of IVRE data.
 #[derive(Debug, Parser)]
@@ -28,6 +29,10 @@ pub enum Command {
     Watch {
         #[arg(long, value_name = "DIR")]
         drop_dir: PathBuf,
+        /// Also upload each published generation to this store (s3://BUCKET/PREFIX or
+        /// file:///DIR) [default: IVRE_SNAPSHOT_PUBLISH, ivre.snapshot_publish]
+        #[arg(long, value_name = "URL")]
+        publish: Option<String>,
     },
     /// Snapshot live IVRE (IVRE_DB_URL: mongodb://… or http(s)://…/cgi): full, or
     /// incremental when the served snapshot came from the same source
@@ -41,6 +46,10 @@ pub enum Command {
         /// Always pull everything
         #[arg(long)]
         full: bool,
+        /// Also upload each published generation to this store (s3://BUCKET/PREFIX or
+        /// file:///DIR) [default: IVRE_SNAPSHOT_PUBLISH, ivre.snapshot_publish]
+        #[arg(long, value_name = "URL")]
+        publish: Option<String>,
     },
     /// Build a new snapshot from NDJSON exports (gzip or not) and publish it
     Import {
@@ -59,6 +68,26 @@ pub enum Command {
         /// Abort without publishing at the first malformed line
         #[arg(long)]
         strict: bool,
+        /// Also upload each published generation to this store (s3://BUCKET/PREFIX or
+        /// file:///DIR) [default: IVRE_SNAPSHOT_PUBLISH, ivre.snapshot_publish]
+        #[arg(long, value_name = "URL")]
+        publish: Option<String>,
+    },
+    /// Upload the served generation to a store (s3://BUCKET/PREFIX or file:///DIR), with
+    /// its manifest and checksum, for replicas to fetch (S3: AWS_ENDPOINT_URL, AWS_REGION,
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP)
+    Publish {
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
+    /// Install the store's latest generation here (checksum and index verified) unless it
+    /// is already here; the serving process swaps to it
+    Fetch {
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// Fetch again every DURATION (30s, 5m, 1h…); a failed fetch is logged and retried
+        #[arg(long, value_name = "DURATION")]
+        every: Option<String>,
     },
 }
 
@@ -66,17 +95,24 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<i32> {
     let (config, data) = cli.global.load()?;
     match cli.command {
-        Command::Watch { drop_dir } => {
+        Command::Watch { drop_dir, publish } => {
+            set_publish_target(publish, &config)?;
             // Stops on Ctrl-C / SIGTERM like the rest of the command line: the process ends.
             let stop = tokio_util::sync::CancellationToken::new();
-            refresh::watch::watch(&data, &drop_dir, &stop, |_, _| {})?;
+            refresh::watch::watch(&data, &drop_dir, &stop, |_, outcome| {
+                if outcome.is_ok() {
+                    crate::distribute::after_publish(&data);
+                }
+            })?;
             Ok(0)
         }
         Command::Pull {
             once: _,
             every,
             full,
+            publish,
         } => {
+            set_publish_target(publish, &config)?;
             let every = every.as_deref().map(refresh::parse_duration).transpose()?;
             let targets = refresh::Targets::from_config(&config)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -86,7 +122,13 @@ pub fn run(cli: Cli) -> Result<i32> {
             runtime.block_on(async {
                 loop {
                     match refresh::pull_once(&data, &targets, full, true).await {
-                        Ok(report) => print_report(&data, &report.manifest),
+                        Ok(report) => {
+                            print_report(&data, &report.manifest);
+                            let uploaded = crate::distribute::after_publish_async(&data).await;
+                            if !uploaded && every.is_none() {
+                                return Ok(crate::distribute::EXIT_UPLOAD_FAILED);
+                            }
+                        }
                         Err(e) if every.is_some() => tracing::error!(
                             error = format!("{e:#}"),
                             "pull failed; nothing published"
@@ -107,7 +149,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             view,
             geoip_dir,
             strict,
+            publish,
         } => {
+            set_publish_target(publish, &config)?;
             let inputs = scans
                 .into_iter()
                 .map(|p| (RecordKind::Scan, p))
@@ -123,6 +167,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let report = snapshot::import(&data, &options)
                 .with_context(|| format!("import into {} failed", data.root().display()))?;
             print_report(&data, &report.manifest);
+            let uploaded = crate::distribute::after_publish(&data);
             let m = &report.manifest;
             if m.rejected > 0 {
                 eprintln!(
@@ -130,9 +175,31 @@ pub fn run(cli: Cli) -> Result<i32> {
                     m.rejected
                 );
             }
-            Ok(if m.rejected > 0 { EXIT_REJECTED } else { 0 })
+            Ok(if !uploaded {
+                crate::distribute::EXIT_UPLOAD_FAILED
+            } else if m.rejected > 0 {
+                EXIT_REJECTED
+            } else {
+                0
+            })
+        }
+        Command::Publish { to } => crate::distribute::publish_command(&data, &config, &to),
+        Command::Fetch { from, every } => {
+            let every = every.as_deref().map(refresh::parse_duration).transpose()?;
+            crate::distribute::fetch_command(&data, &config, &from, every)
         }
     }
+}
+
+/// `--publish URL` (or its setting): each generation published here is also uploaded.
+fn set_publish_target(
+    flag: Option<String>,
+    config: &ivre_connector::config::ConfigFile,
+) -> Result<()> {
+    if let Some(store) = crate::distribute::publish_target(flag, config)? {
+        crate::distribute::set_publish_target(store);
+    }
+    Ok(())
 }
 
 /// The line printed when a generation was published.

@@ -6,3 +6,4 @@
 //! this crate holds the command line.
 
 pub mod cli;
+pub mod distribute;
