@@ -281,3 +281,60 @@ fn the_health_command_fails_when_nothing_answers() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("no answer from"), "{}", r.stderr);
 }
+
+/// A replica: no IVRE URL, only `IVRE_SNAPSHOT_SOURCE` (a `file://` store here; S3 in
+/// `distribute`): it waits for the first generation another process publishes, installs
+/// it, serves it, then follows the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_serves_what_the_publisher_publishes() {
+    let root = tempfile::tempdir().unwrap();
+    let (publisher, store, data) = (
+        root.path().join("publisher"),
+        root.path().join("store"),
+        root.path().join("replica"),
+    );
+    let url = format!("file://{}", path_str(&store));
+    let double = PlatformDouble::start(DoubleOptions::default()).await;
+    let port = free_port().to_string();
+    let _daemon = Daemon::start(
+        &double,
+        &data,
+        &[
+            ("IVRE_SNAPSHOT_SOURCE", &url),
+            ("IVRE_SNAPSHOT_POLL", "1"),
+            ("CONNECTOR_METRICS_PORT", &port),
+        ],
+    );
+    started(&double).await;
+    let waiting = wait_health(&port, "waiting for a generation", |h| {
+        h["sync"]["fetch"]["last_run"].is_string()
+    })
+    .await;
+    assert_eq!(waiting["status"], "not ready", "{waiting:#}");
+    let imported = |file: &str| {
+        let r = run(sync()
+            .arg("--data-dir")
+            .arg(&publisher)
+            .args(["import", "--publish", &url, "--scans"])
+            .arg(lab(file))
+            .arg("--geoip-dir")
+            .arg(geoip_dir()));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        current(&publisher)
+    };
+    let first = imported("mongo-scancli.jsonl");
+    let served = wait_health(&port, "the published generation", |h| {
+        h["snapshot"]["generation"] == first.as_str()
+    })
+    .await;
+    assert_eq!(served["status"], "ready");
+    assert_eq!(current(&data), first);
+    let note = enrich_once(&double, "work_replica").await;
+    assert!(note.contains(&format!("from snapshot {first}")), "{note}");
+    let second = imported("scancli.jsonl");
+    assert_ne!(first, second);
+    wait_health(&port, "the next generation", |h| {
+        h["snapshot"]["generation"] == second.as_str()
+    })
+    .await;
+}
