@@ -21,9 +21,10 @@ RUN --mount=type=cache,id=ivre-connector-cargo-registry,target=/usr/local/cargo/
     --mount=type=cache,id=ivre-connector-cargo-git,target=/usr/local/cargo/git \
     --mount=type=cache,id=ivre-connector-target,target=/src/target \
     cargo build --locked --profile dist -p ivre-connector -p ivre-sync --bins \
- && mkdir -p /out/bin /out/data \
- && cp target/dist/ivre-connector target/dist/ivre-sync /out/bin/ \
- && chmod 0775 /out/data
+ && mkdir -p /out/rootfs/usr/local/bin /out/rootfs/data \
+ && cp target/dist/ivre-connector target/dist/ivre-sync /out/rootfs/usr/local/bin/ \
+ && chown 65532:0 /out/rootfs/data \
+ && chmod 0775 /out/rootfs/data
 
 FROM ${RUNTIME_IMAGE}
 ARG VERSION=0.1.0
@@ -38,12 +39,13 @@ LABEL org.opencontainers.image.title="ivre-connector" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.vendor="ivre-connector contributors"
-COPY --from=build /out/bin/ /usr/local/bin/
+# The binaries and /data in one copy of a tree: copying a directory by itself would
+# create /data with mode 0755, dropping its mode. Any UID works (OpenShift's arbitrary
+# UIDs run in group 0): /data belongs to 65532:0 with mode 0775. Nothing else is
+# written: `run`, `enrich`, `lookup` and `index` work with a read-only root file system;
+# only `demo` uses a temporary directory (/tmp).
+COPY --from=build /out/rootfs/ /
 COPY LICENSE /usr/share/doc/ivre-connector/LICENSE
-# Any UID works (OpenShift's arbitrary UIDs run in group 0): /data belongs to group 0 and
-# is group-writable. Nothing else is written: `run`, `enrich`, `lookup` and `index` work
-# with a read-only root file system; only `demo` uses a temporary directory (/tmp).
-COPY --from=build --chown=65532:0 /out/data /data
 ENV IVRE_DATA_DIR=/data \
     HOME=/tmp
 WORKDIR /data
