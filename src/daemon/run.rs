@@ -233,9 +233,6 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
         .context("registration failed")?;
     tracing::info!(platform_version = %version, connector_id = %registration.id, listen = ?settings.listen, "registered");
     health.set_registered();
-    if fallback.is_none() {
-        first_snapshot(&serving, &shutdown).await?;
-    }
 
     let state: ping::State = Arc::new(Mutex::new(ping::normalize(
         registration.connector_state.clone(),
@@ -270,6 +267,10 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
         inflight_dir: data.root().join("daemon").join("inflight"),
         fallback,
     });
+    if handler.fallback.is_none() {
+        // Pings go on meanwhile: the platform sees the connector alive.
+        first_snapshot(&serving, &shutdown).await?;
+    }
     metrics.set_state(RunState::Running);
     match settings.listen {
         ListenProtocol::Amqp => {
