@@ -25,6 +25,10 @@ fn set_value(s: &Setting, airgap: bool) -> Option<String> {
     if airgap && s.env == table::IVRE_DROP_DIR.env {
         return Some(CONTAINER_DROP_DIR.into());
     }
+    // Connected sites: the daemon pulls its snapshot from this URL (and asks it on a miss).
+    if !airgap && s.env == table::IVRE_DB_URL.env {
+        return Some("ChangeMe".into());
+    }
     None
 }
 
@@ -72,7 +76,7 @@ pub fn compose() -> String {
         &format!(
             "# ivre-connector next to OpenCTI: add this service to OpenCTI's docker-compose.yml\n\
              # (or run it with `docker compose up -d` on the same network). Snapshots live in the\n\
-             # `ivre-data` volume; set IVRE_DB_URL to pull them from live IVRE.\n\
+             # `ivre-data` volume, pulled from live IVRE at IVRE_DB_URL (mongodb://… or http(s)://…/cgi).\n\
              # CONNECTOR_ID may stay unset: a stable id is derived from CONNECTOR_NAME.\n{GENERATED}\n"
         ),
         false,
