@@ -1,4 +1,4 @@
-//! The OpenCTI platform protocol (`../shared/docs/OPENCTI-PROTOCOL.md`), for an
+//! The OpenCTI platform protocol (as pycti 6.x/7.x and the platform speak it), for an
 //! internal-enrichment connector.
 //!
 //! - [`settings`]: the connector's configuration (pycti's variables) validated at start;

@@ -1,4 +1,4 @@
-//! The OpenCTI platform test double (docs: `/work/shared/docs/OPENCTI-PROTOCOL.md`).
+//! The OpenCTI platform test double: the platform side of the connector protocol (pycti 6.x/7.x).
 //!
 //! One [`PlatformDouble`] plays the platform for one connector id:
 //!
