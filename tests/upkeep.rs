@@ -6,6 +6,7 @@ use crate::daemon::{free_port, ipv4, manual, processed, started, Daemon, WAIT};
 use crate::util::opencti_double::{DoubleOptions, PlatformDouble};
 use crate::util::*;
 use serde_json::Value;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub(crate) fn web_url() -> String {
@@ -65,6 +66,18 @@ pub(crate) fn health_command(port: &str) -> Run {
         .arg(format!("http://127.0.0.1:{port}")))
 }
 
+/// A platform double and a daemon started on `root/data`, which does not exist yet, with
+/// `env` and its own health port; once it registered and pings.
+async fn fresh_daemon(root: &Path, env: &[(&str, &str)]) -> (PlatformDouble, Daemon, String) {
+    let double = PlatformDouble::start(DoubleOptions::default()).await;
+    let port = free_port().to_string();
+    let mut env = env.to_vec();
+    env.push(("CONNECTOR_METRICS_PORT", &port));
+    let daemon = Daemon::start(&double, &root.join("data"), &env);
+    started(&double).await;
+    (double, daemon, port)
+}
+
 /// Item 1 of the deployment step: only OPENCTI_URL, OPENCTI_TOKEN, IVRE_MAX_TLP and an
 /// IVRE URL, an empty data directory: the first answer comes from live IVRE while the
 /// pull is held before its publication, and the daemon is ready through the fallback.
@@ -72,21 +85,16 @@ pub(crate) fn health_command(port: &str) -> Run {
 async fn answers_live_until_its_first_snapshot() {
     let _lab = ivre_lab_shared();
     let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    let double = PlatformDouble::start(DoubleOptions::default()).await;
-    let port = free_port().to_string();
     let url = web_url();
-    let daemon = Daemon::start(
-        &double,
-        &data,
+    let (double, daemon, port) = fresh_daemon(
+        root.path(),
         &[
             ("IVRE_DB_URL", &url),
-            ("CONNECTOR_METRICS_PORT", &port),
             // The pull stops before CURRENT changes: no snapshot is ever published.
             ("IVRE_SYNC_PAUSE_AT", "current"),
         ],
-    );
-    started(&double).await;
+    )
+    .await;
     let ready = wait_health(&port, "ready through the fallback", |h| {
         h["status"] == "ready"
     })
@@ -109,19 +117,12 @@ async fn pulls_and_serves_its_own_snapshot() {
     let _lab = ivre_lab_shared();
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
-    let double = PlatformDouble::start(DoubleOptions::default()).await;
-    let port = free_port().to_string();
     let url = web_url();
-    let _daemon = Daemon::start(
-        &double,
-        &data,
-        &[
-            ("IVRE_DB_URL", &url),
-            ("CONNECTOR_METRICS_PORT", &port),
-            ("CONNECTOR_EXPOSE_METRICS", "true"),
-        ],
-    );
-    started(&double).await;
+    let (double, _daemon, port) = fresh_daemon(
+        root.path(),
+        &[("IVRE_DB_URL", &url), ("CONNECTOR_EXPOSE_METRICS", "true")],
+    )
+    .await;
     let ready = wait_health(&port, "a pulled snapshot served", |h| {
         h["snapshot"]["source"] == "pull"
     })
@@ -215,23 +216,18 @@ async fn a_failing_sync_does_not_stop_enrichment() {
 async fn the_drop_folder_feeds_the_daemon() {
     let _lab = ivre_lab_shared();
     let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
     let drop = root.path().join("drop");
     std::fs::create_dir(&drop).unwrap();
-    let double = PlatformDouble::start(DoubleOptions::default()).await;
-    let port = free_port().to_string();
     let url = web_url();
-    let _daemon = Daemon::start(
-        &double,
-        &data,
+    let (double, _daemon, port) = fresh_daemon(
+        root.path(),
         &[
             ("IVRE_DB_URL", &url),
             ("IVRE_SYNC_INTERVAL", "off"),
             ("IVRE_DROP_DIR", &path_str(&drop)),
-            ("CONNECTOR_METRICS_PORT", &port),
         ],
-    );
-    started(&double).await;
+    )
+    .await;
     wait_health(&port, "ready through the fallback", |h| {
         h["status"] == "ready"
     })
@@ -291,21 +287,14 @@ async fn a_replica_serves_what_the_publisher_publishes() {
     let (publisher, store, data) = (
         root.path().join("publisher"),
         root.path().join("store"),
-        root.path().join("replica"),
+        root.path().join("data"),
     );
     let url = format!("file://{}", path_str(&store));
-    let double = PlatformDouble::start(DoubleOptions::default()).await;
-    let port = free_port().to_string();
-    let _daemon = Daemon::start(
-        &double,
-        &data,
-        &[
-            ("IVRE_SNAPSHOT_SOURCE", &url),
-            ("IVRE_SNAPSHOT_POLL", "1"),
-            ("CONNECTOR_METRICS_PORT", &port),
-        ],
-    );
-    started(&double).await;
+    let (double, _daemon, port) = fresh_daemon(
+        root.path(),
+        &[("IVRE_SNAPSHOT_SOURCE", &url), ("IVRE_SNAPSHOT_POLL", "1")],
+    )
+    .await;
     let waiting = wait_health(&port, "waiting for a generation", |h| {
         h["sync"]["fetch"]["last_run"].is_string()
     })
