@@ -23,6 +23,12 @@ pub(crate) async fn health(port: &str, route: &str) -> (u16, Value) {
     (status, response.json().await.unwrap())
 }
 
+/// The `/metrics` text of the health server.
+async fn metrics_of(port: &str) -> String {
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
 /// Polls `/ready` until `done` holds for its body.
 pub(crate) async fn wait_health(port: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -137,12 +143,7 @@ async fn pulls_and_serves_its_own_snapshot() {
         note.contains(&format!("from snapshot {generation}")),
         "answered from its own snapshot: {note}"
     );
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_of(&port).await;
     assert!(
         metrics
             .lines()
@@ -195,12 +196,7 @@ async fn a_failing_sync_does_not_stop_enrichment() {
     let (code, _) = health(&port, "health").await;
     assert_eq!(code, 200);
     assert_eq!(health_command(&port).code, 0);
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_of(&port).await;
     assert!(metrics
         .lines()
         .any(|l| l == "sync_runs_total{outcome=\"error\",source=\"pull\"} 1"));
