@@ -327,8 +327,13 @@ fn run_daemon(config: &ConfigFile, data: DataDir) -> Result<i32> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let plan = crate::daemon::UpkeepPlan::from_settings(&settings)
-        .context("IVRE_SNAPSHOT_SOURCE / IVRE_SNAPSHOT_PUBLISH")?;
+    let plan = crate::daemon::UpkeepPlan::from_settings(&settings).with_context(|| {
+        format!(
+            "{} / {}",
+            crate::config::table::IVRE_SNAPSHOT_SOURCE.label(),
+            crate::config::table::IVRE_SNAPSHOT_PUBLISH.label()
+        )
+    })?;
     runtime.block_on(crate::daemon::run(settings, plan, data))?;
     Ok(0)
 }
