@@ -11,7 +11,7 @@
 //!   generation another process published is downloaded, verified and installed
 //!   ([`crate::distribute::fetch`]); a replica does not pull.
 //! - **Publish** (`IVRE_SNAPSHOT_PUBLISH`): each generation this daemon builds is
-//!   published to the store ([`crate::distribute::publish`]) before it opens it.
+//!   published to the store ([`crate::distribute::publish()`]) before it opens it.
 //!
 //! Every generation is built by this process under the data directory's build lock
 //! (so a pull and a dropped file, or an `ivre-sync` next to the daemon, take turns) in
