@@ -5,7 +5,7 @@ use crate::enrich::{EnrichOptions, EnrichRequest};
 use crate::lookup::{self, error_json};
 use crate::observable::Observable;
 use crate::snapshot::{self, DataDir, Snapshot};
-use crate::stix::markings::Tlp;
+use crate::stix::markings::{assess, MarkingDefinition, PlatformMarkings, Tlp};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::io::{BufRead, Write};
@@ -38,8 +38,9 @@ pub enum Command {
         /// TYPE:VALUE or a bare value, as for `lookup`; `-` reads stdin
         #[arg(required = true, value_name = "OBSERVABLE")]
         observables: Vec<String>,
-        /// Mark the input observables as the platform would (TLP:CLEAR, TLP:GREEN,
-        /// TLP:AMBER, TLP:AMBER+STRICT, TLP:RED or a marking-definition id); repeatable
+        /// Mark the input observables as the platform would (TLP:CLEAR/WHITE, TLP:GREEN,
+        /// TLP:AMBER, TLP:AMBER+STRICT, TLP:RED, a TLP marking-definition id, or another
+        /// definition as TYPE:VALUE such as PAP:RED); repeatable; unknown ones are an error
         #[arg(long, value_name = "MARKING")]
         marking: Vec<String>,
         /// Indent the bundles for people
@@ -174,24 +175,38 @@ fn run_lookup(data: &DataDir, args: &[String], limit: Option<usize>) -> Result<i
     Ok(if failed { 1 } else { 0 })
 }
 
-/// `TLP:AMBER` → OpenCTI's marking id; a `marking-definition--…` id is taken as is.
-fn marking_ids(markings: &[String]) -> Result<Vec<String>> {
+/// `--marking` values as the platform would define them: a TLP name (2.0 or 1.0, any
+/// case), a fixed TLP marking id (OpenCTI's or OASIS TLP 2.0, any case), or another
+/// definition as `TYPE:VALUE` (`PAP:RED`, `STATEMENT:…`, with the id the platform gives
+/// it). Anything else, an unknown TLP name or a marking id the command cannot resolve, is
+/// an error: an unknown marking never goes unnoticed.
+fn marking_definitions(markings: &[String]) -> Result<Vec<MarkingDefinition>> {
     markings
         .iter()
         .map(|m| {
-            if m.starts_with("marking-definition--") {
-                Ok(m.clone())
-            } else {
-                Tlp::parse(m)
-                    .map(|t| t.marking_id().to_owned())
-                    .with_context(|| format!("invalid --marking {m:?}"))
+            if m.trim().to_ascii_lowercase().starts_with("marking-definition--") {
+                let tlp = Tlp::from_marking_id(m).with_context(|| {
+                    format!("unknown --marking {m:?}: only the TLP marking ids are known without the platform; give another marking as TYPE:VALUE (e.g. PAP:RED)")
+                })?;
+                return MarkingDefinition::from_definition(&tlp.to_string())
+                    .with_context(|| format!("invalid --marking {m:?}"));
             }
+            MarkingDefinition::from_definition(m).with_context(|| {
+                format!("unknown --marking {m:?}: expected TLP:CLEAR, TLP:WHITE, TLP:GREEN, TLP:AMBER, TLP:AMBER+STRICT, TLP:RED, a TLP marking id or TYPE:VALUE")
+            })
         })
         .collect()
 }
 
-/// `IVRE_MAX_TLP` / `ivre.max_tlp`, validated (an invalid value is a start-up error).
+/// `IVRE_MAX_TLP` / `ivre.max_tlp`, validated (an invalid value, or one set but empty, is
+/// a start-up error; unset: no limit).
 pub fn max_tlp(config: &ConfigFile) -> Result<Option<Tlp>> {
+    if config.set_but_empty(&table::IVRE_MAX_TLP) {
+        anyhow::bail!(
+            "{} is set but empty: give the highest TLP to enrich (e.g. TLP:AMBER), or unset it",
+            table::IVRE_MAX_TLP.label()
+        );
+    }
     config
         .value(&table::IVRE_MAX_TLP)
         .map(|v| Tlp::parse(&v).with_context(|| format!("invalid {}", table::IVRE_MAX_TLP.label())))
@@ -218,13 +233,18 @@ fn run_enrich(
         .build()
         .context("cannot start the async runtime")?;
     let max = max_tlp(config)?;
-    let markings = marking_ids(markings)?;
+    // The markings are known definitions here (the platform's role): the gate decides on
+    // them as the daemon does (`stix::markings::assess`).
+    let assessment = assess(
+        None,
+        &PlatformMarkings::Shown(marking_definitions(markings)?),
+    );
+    let (tlp, markings) = (assessment.tlp, assessment.refs);
     let inputs = read_observables(args)?;
     let snap = std::sync::Arc::new(
         Snapshot::open(data)
             .with_context(|| format!("cannot open the snapshot in {}", data.root().display()))?,
     );
-    let tlp = Tlp::most_restrictive(markings.iter().map(String::as_str));
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failed = false;

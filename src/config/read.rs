@@ -170,6 +170,19 @@ impl ConfigFile {
         self.yaml(section, key).flatten().filter(|v| !v.is_empty())
     }
 
+    /// Set, but to nothing: the environment variable is present and empty (or blank), or
+    /// the YAML key is present with no value. A required-when-set setting such as
+    /// `IVRE_MAX_TLP` treats this as an error, never as unset.
+    pub fn set_but_empty(&self, setting: &Setting) -> bool {
+        if let Some(v) = self.env.get(setting.env) {
+            return v.trim().is_empty();
+        }
+        setting
+            .yaml
+            .and_then(|(section, key)| self.yaml(section, key))
+            .is_some_and(|v| v.is_none_or(|v| v.trim().is_empty()))
+    }
+
     /// The value, else the table's default.
     pub fn string(&self, setting: &Setting) -> Option<String> {
         self.value(setting)

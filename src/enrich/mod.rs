@@ -31,7 +31,7 @@ use crate::observable::Observable;
 use crate::snapshot::Snapshot;
 use crate::stix::{ids, objects, BundleBuilder, Provenance};
 use context::Context;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 /// What to enrich.
 #[derive(Debug, Clone)]
@@ -128,13 +128,10 @@ pub fn build(
         timestamp: timestamp.clone(),
     };
     let mut builder = BundleBuilder::new(provenance, options.relationship_times);
-    let mut enriched = request
+    let enriched = request
         .stix_object
         .clone()
         .unwrap_or_else(|| observable_object(&request.observable));
-    if request.stix_object.is_none() && !request.markings.is_empty() {
-        enriched.insert("object_marking_refs".into(), json!(request.markings));
-    }
     let observable_id = builder.add_enriched(enriched);
     let mut ctx = Context::new(builder, &request.observable, observable_id.clone(), options);
     if let Some(infos) = &records.data {

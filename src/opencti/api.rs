@@ -2,6 +2,7 @@
 
 use super::graphql::{GraphqlClient, GraphqlError};
 use super::settings::Settings;
+use crate::stix::markings::PlatformMarkings;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -345,12 +346,13 @@ impl Api {
         }
     }
 
-    /// The entity's TLP marking definitions (`objectMarking`), for the gate.
+    /// The entity's marking definitions (`objectMarking`: every kind, with its ids), for
+    /// the gate; `None` when the platform does not show the entity to the connector.
     pub async fn read_markings(
         &self,
         id: &str,
         draft: Option<&str>,
-    ) -> Result<Option<Vec<(String, String)>>, GraphqlError> {
+    ) -> Result<Option<PlatformMarkings>, GraphqlError> {
         let data = self
             .client
             .query(
@@ -363,20 +365,8 @@ impl Api {
         let Some(entity) = data.get("stixCoreObject").filter(|e| !e.is_null()) else {
             return Ok(None);
         };
-        let markings = entity
-            .get("objectMarking")
-            .and_then(Value::as_array)
-            .map(|list| {
-                list.iter()
-                    .filter_map(|m| {
-                        Some((
-                            m.get("definition_type")?.as_str()?.to_owned(),
-                            m.get("definition")?.as_str()?.to_owned(),
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Some(markings))
+        Ok(Some(PlatformMarkings::from_graphql(
+            entity.get("objectMarking"),
+        )))
     }
 }

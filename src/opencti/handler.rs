@@ -8,17 +8,17 @@
 //! message never loops.
 
 use super::api::{Api, Registration};
+use super::gate::gated_request;
 use super::graphql::GraphqlError;
 use super::message::Message;
 use super::push::{push_body, Piece, PushContext, Pusher};
 use super::settings::{QueueProtocol, Settings};
 use super::split;
-use crate::enrich::EnrichRequest;
 use crate::live::fallback::Fallback;
 use crate::metrics::{MessageResult, Metrics};
 use crate::observable::{Observable, SCOPES};
 use crate::snapshot::serving::Serving;
-use crate::stix::markings::Tlp;
+use crate::stix::markings::{assess, Assessment, PlatformMarkings};
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -328,6 +328,20 @@ impl Handler {
         }
     }
 
+    /// The gate refused: nothing is sent, the work ends in error with the reason.
+    fn tlp_refused(&self, assessment: &Assessment) -> Output {
+        Output::Skip {
+            reason: format!(
+                "{TLP_REFUSED} ({} > {}{})",
+                assessment.tlp,
+                self.settings.max_tlp,
+                assessment.explain()
+            ),
+            result: MessageResult::TlpRefused,
+            in_error: true,
+        }
+    }
+
     /// Reads the entity, applies scope and TLP, enriches from the snapshot.
     async fn enrich(&self, message: &Message) -> Result<Output, Failure> {
         let entity_id = message.entity_id.clone().ok_or_else(|| {
@@ -368,30 +382,14 @@ impl Handler {
                 in_error: true,
             });
         }
-        // The TLP gate: the entity's markings (STIX refs) and, as pycti reads them, its
-        // GraphQL objectMarking definitions; the most restrictive counts.
-        let marking_refs: Vec<String> = entity
-            .get("object_marking_refs")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut tlp = Tlp::most_restrictive(marking_refs.iter().map(String::as_str));
-        match self.api.read_markings(&entity_id, draft).await {
-            Ok(Some(definitions)) => {
-                for (kind, definition) in definitions {
-                    if kind.eq_ignore_ascii_case("TLP") {
-                        // An unknown TLP definition counts as the most restrictive.
-                        tlp = tlp.max(Tlp::parse(&definition).unwrap_or(Tlp::Red));
-                    }
-                }
-            }
+        // The TLP gate: every marking of the message's STIX object and every marking the
+        // platform shows for the entity (objectMarking, all kinds); an unresolvable one
+        // counts as TLP:RED (`gate`, `stix::markings::assess`).
+        let platform = match self.api.read_markings(&entity_id, draft).await {
+            Ok(Some(platform)) => platform,
             Ok(None) if message.stix_entity.is_some() => {
-                tracing::warn!(%entity_id, "the platform does not show this entity to the connector; using the markings of the message");
+                tracing::warn!(%entity_id, "the platform does not show this entity to the connector; the markings of the message it cannot resolve count as TLP:RED");
+                PlatformMarkings::Hidden
             }
             Ok(None) => {
                 return Err(Failure::Report(
@@ -401,26 +399,31 @@ impl Handler {
                 ))
             }
             Err(e) => return Err(e.into()),
-        }
-        if !tlp.allowed_under(self.settings.max_tlp) {
-            return Ok(Output::Skip {
-                reason: format!("{TLP_REFUSED} ({tlp} > {})", self.settings.max_tlp),
-                result: MessageResult::TlpRefused,
-                in_error: true,
-            });
-        }
-        let observable = observable_of(&stix_type, &entity).map_err(|reason| {
-            Failure::Report(
-                format!("cannot read the {stix_type} observable: {reason}"),
-                MessageResult::Error,
-            )
-        })?;
+        };
+        let observable = match observable_of(&stix_type, &entity) {
+            Ok(o) => o,
+            Err(reason) => {
+                // Refused by the TLP gate first: the reason is the TLP, not the value.
+                let assessment = assess(entity.get("object_marking_refs"), &platform);
+                if !assessment.allowed_under(self.settings.max_tlp) {
+                    return Ok(self.tlp_refused(&assessment));
+                }
+                return Err(Failure::Report(
+                    format!("cannot read the {stix_type} observable: {reason}"),
+                    MessageResult::Error,
+                ));
+            }
+        };
         let granted_refs = granted_refs(&entity);
-        let request = EnrichRequest {
+        let request = match gated_request(
             observable,
-            stix_object: Some(entity),
-            markings: marking_refs,
+            entity,
+            &platform,
             granted_refs,
+            self.settings.max_tlp,
+        ) {
+            Ok(request) => request,
+            Err(refused) => return Ok(self.tlp_refused(&refused.assessment)),
         };
         let (enrichment, outcome) = crate::live::enrich_with_fallback(
             self.serving.snapshot(),

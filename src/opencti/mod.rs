@@ -4,13 +4,14 @@
 //! - [`settings`]: the connector's configuration (pycti's variables) validated at start;
 //! - [`graphql`]: the GraphQL client; [`api`]: the operations the connector uses;
 //! - [`message`]: the enrichment messages the platform sends;
-//! - [`handler`]: one message in, work reported and results pushed;
+//! - [`handler`]: one message in, work reported and results pushed; [`gate`]: the TLP gate;
 //! - [`split`]: pycti's bundle splitting; [`push`]: bundles to the workers (AMQP or API);
 //! - [`amqp`]: consuming the listen queue; [`http_callback`]: the HTTP listen mode;
 //!   [`jwt`]: the 7.x callback tokens.
 
 pub mod amqp;
 pub mod api;
+pub mod gate;
 pub mod graphql;
 pub mod handler;
 pub mod http_callback;

@@ -339,6 +339,10 @@ impl Settings {
         // IVRE_MAX_TLP is required (the Python connector's README says so; without it the
         // Python connector sent everything).
         let max_tlp = match config.value(&table::IVRE_MAX_TLP) {
+            None if config.set_but_empty(&table::IVRE_MAX_TLP) => {
+                p.push(format!("{} is set but empty: give the highest TLP of observables this connector may enrich, e.g. TLP:AMBER (an empty value never means \"no limit\")", table::IVRE_MAX_TLP.label()));
+                Tlp::Clear
+            }
             None => {
                 p.push(format!("{} is required: the highest TLP of observables this connector may enrich, e.g. TLP:AMBER", table::IVRE_MAX_TLP.label()));
                 Tlp::Clear
@@ -470,6 +474,19 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle} missing in:\n{text}");
         }
+        let empty_tlp =
+            parse(&BASE.replace("  max_tlp: TLP:AMBER\n", "  max_tlp: \"\"\n")).unwrap_err();
+        assert!(
+            empty_tlp
+                .to_string()
+                .contains("IVRE_MAX_TLP) is set but empty"),
+            "{empty_tlp}"
+        );
+        let null_tlp = parse(&BASE.replace("  max_tlp: TLP:AMBER\n", "  max_tlp:\n")).unwrap_err();
+        assert!(
+            null_tlp.to_string().contains("is set but empty"),
+            "{null_tlp}"
+        );
         let missing_tlp = parse(&BASE.replace("  max_tlp: TLP:AMBER\n", "  x: y\n")).unwrap_err();
         assert!(missing_tlp
             .to_string()

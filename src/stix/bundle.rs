@@ -2,7 +2,9 @@
 //! what is seen twice, and emits a STIX 2.1 bundle.
 //!
 //! - New SCOs get `x_opencti_created_by_ref`, new SDOs and relationships `created_by_ref`,
-//!   `created` and `modified`; all new objects get the enriched observable's markings.
+//!   `created` and `modified`; all new objects get the markings the gate considered
+//!   (the enriched observable's and the platform's), and the enriched observable gets the
+//!   ones it lacks. The author Organization stays unmarked: it is a fixed identity, not data.
 //! - Every object gets the enriched observable's granted organizations
 //!   (`x_opencti_granted_refs`), as pycti does before sending (§6.1).
 //! - A relationship met several times (several records) is emitted once: its id comes
@@ -100,8 +102,34 @@ impl BundleBuilder {
         id
     }
 
-    /// Adds the enriched observable as it came (its own author and markings stand).
-    pub fn add_enriched(&mut self, object: Map<String, Value>) -> String {
+    /// Adds the enriched observable as it came (its own author stands); its markings are
+    /// completed with the ones the gate considered, so that it carries them too.
+    pub fn add_enriched(&mut self, mut object: Map<String, Value>) -> String {
+        if !self.provenance.markings.is_empty() {
+            let refs = object
+                .entry("object_marking_refs")
+                .or_insert_with(|| json!([]));
+            if !refs.is_array() {
+                *refs = json!([]);
+            }
+            if let Value::Array(list) = refs {
+                // Ids of the message in another case are the same markings.
+                list.retain(|r| {
+                    r.as_str().is_none_or(|r| {
+                        !self
+                            .provenance
+                            .markings
+                            .iter()
+                            .any(|m| m.eq_ignore_ascii_case(r) && m != r)
+                    })
+                });
+                for marking in &self.provenance.markings {
+                    if !list.iter().any(|r| r == marking) {
+                        list.push(marking.clone().into());
+                    }
+                }
+            }
+        }
         self.push(object)
     }
 
