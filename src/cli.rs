@@ -354,6 +354,10 @@ fn run_daemon(config: &ConfigFile, data: DataDir) -> Result<i32> {
             crate::config::table::IVRE_SNAPSHOT_PUBLISH.label()
         )
     })?;
-    runtime.block_on(crate::daemon::run(settings, plan, data))?;
+    let result = runtime.block_on(crate::daemon::run(settings, plan, data));
+    // Tasks cut by CONNECTOR_SHUTDOWN_TIMEOUT may still be in blocking code: do not wait
+    // for them past a short grace period.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    result?;
     Ok(0)
 }

@@ -688,3 +688,67 @@ fn nothing_is_enriched_above_the_max_tlp() {
         r.stderr
     );
 }
+
+/// Hardening item 1, `enrich`: IVRE_MAX_TLP set but empty and unknown markings are errors;
+/// a marking id is matched in any case; a PAP marking does not raise the TLP and is
+/// carried with the TLP on every object but the author.
+#[test]
+fn enrich_markings_fail_closed() {
+    let data = lab_snapshot();
+    let empty = enrich_cli(data.path(), &[], &["192.0.2.10"], &[("IVRE_MAX_TLP", "")]);
+    assert_ne!(empty.code, 0);
+    assert!(
+        empty.stderr.contains("IVRE_MAX_TLP") && empty.stderr.contains("empty"),
+        "{}",
+        empty.stderr
+    );
+    for bad in [
+        "TLP:FOO",
+        "amber",
+        "marking-definition--5db1a05c-6a7f-4e91-8cd3-4e5f60718293",
+    ] {
+        let r = enrich_cli(data.path(), &["--marking", bad], &["192.0.2.10"], &[]);
+        assert_ne!(r.code, 0, "--marking {bad}");
+        assert!(
+            r.stderr.contains("unknown --marking"),
+            "{bad}: {}",
+            r.stderr
+        );
+        assert!(r.stdout.is_empty(), "nothing enriched with --marking {bad}");
+    }
+    let amber_upper = "MARKING-DEFINITION--F88D31F6-486F-44DA-B317-01333BDE0B82";
+    let refused = enrich_cli(
+        data.path(),
+        &["--marking", amber_upper],
+        &["192.0.2.10"],
+        &[("IVRE_MAX_TLP", "TLP:GREEN")],
+    );
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stdout.contains("above IVRE_MAX_TLP"),
+        "{}",
+        refused.stdout
+    );
+    let pap = "marking-definition--4e4e3b84-de45-53df-9d9b-b21207699fd8";
+    let r = enrich_cli(
+        data.path(),
+        &["--marking", "PAP:RED", "--marking", "tlp:green"],
+        &["192.0.2.10"],
+        &[("IVRE_MAX_TLP", "TLP:GREEN")],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let bundle = &json_lines(&r.stdout)[0];
+    let green = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da";
+    let objects = bundle["objects"].as_array().unwrap();
+    assert!(objects.len() > 3);
+    for object in objects {
+        if object["type"] == "identity" && object["name"] == "IVRE" {
+            continue;
+        }
+        assert_eq!(
+            object["object_marking_refs"],
+            serde_json::json!([pap, green]),
+            "{object}"
+        );
+    }
+}

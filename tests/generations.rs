@@ -1,7 +1,9 @@
 use crate::util::*;
 use ivre_connector::observable::Observable;
 use ivre_connector::snapshot::{DataDir, Snapshot};
+#[cfg(feature = "test-hooks")]
 use std::io::{BufRead, BufReader};
+#[cfg(feature = "test-hooks")]
 use std::process::Stdio;
 
 fn scans_only(data: &std::path::Path) -> String {
@@ -26,6 +28,7 @@ fn passive_count(data: &std::path::Path, obs: &str) -> usize {
 }
 
 /// Starts an import that stops at `stage`, waits for it to get there, kills it (SIGKILL).
+#[cfg(feature = "test-hooks")]
 fn kill_import_at(data: &std::path::Path, stage: &str) {
     let mut child = sync()
         .arg("--data-dir")
@@ -60,6 +63,7 @@ fn kill_import_at(data: &std::path::Path, stage: &str) {
     child.wait().unwrap();
 }
 
+#[cfg(feature = "test-hooks")]
 #[test]
 fn a_killed_import_leaves_the_last_published_generation_served() {
     let dir = tempfile::tempdir().unwrap();

@@ -87,6 +87,7 @@ async fn fresh_daemon(root: &Path, env: &[(&str, &str)]) -> (PlatformDouble, Dae
 /// Item 1 of the deployment step: only OPENCTI_URL, OPENCTI_TOKEN, IVRE_MAX_TLP and an
 /// IVRE URL, an empty data directory: the first answer comes from live IVRE while the
 /// pull is held before its publication, and the daemon is ready through the fallback.
+#[cfg(feature = "test-hooks")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_live_until_its_first_snapshot() {
     let _lab = ivre_lab_shared();

@@ -312,9 +312,24 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
                     }
                 })
             });
-            http_callback::serve(listener, callback.path, auth, handle, shutdown.clone())
-                .await
-                .context("HTTP callback server failed")?;
+            // CONNECTOR_SHUTDOWN_TIMEOUT bounds the stop as in AMQP mode: requests in flight
+            // get that long to finish; after it, they are dropped unanswered and the
+            // platform's worker requeues their messages.
+            let serve =
+                http_callback::serve(listener, callback.path, auth, handle, shutdown.clone());
+            tokio::pin!(serve);
+            let drain_timeout = settings.shutdown_timeout;
+            let stopped = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(drain_timeout).await;
+            };
+            tokio::select! {
+                served = &mut serve => served.context("HTTP callback server failed")?,
+                _ = stopped => tracing::warn!(
+                    timeout_s = drain_timeout.as_secs(),
+                    "stopping with callback requests still running (CONNECTOR_SHUTDOWN_TIMEOUT); the worker will requeue their messages"
+                ),
+            }
         }
     }
     shutdown.cancel();

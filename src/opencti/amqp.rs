@@ -72,11 +72,18 @@ async fn consume(
     tracing::info!(queue = %target.queue, prefetch, "consuming");
     let mut in_flight = JoinSet::new();
     let outcome = loop {
-        // Keep at most `concurrency` enrichments running.
-        while in_flight.len() >= target.concurrency {
-            in_flight.join_next().await;
+        // Keep at most `concurrency` enrichments running (a stop ends the wait).
+        while in_flight.len() >= target.concurrency && !shutdown.is_cancelled() {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {}
+                _ = in_flight.join_next() => {}
+            }
         }
+        // Biased: once a stop was asked, no delivery is taken any more, even one that is
+        // ready at the same time (it stays unacknowledged and the broker redelivers it).
         tokio::select! {
+            biased;
             _ = shutdown.cancelled() => {
                 let _ = channel.basic_cancel(target.consumer_tag.as_str().into(), BasicCancelOptions::default()).await;
                 break Ok(());

@@ -33,6 +33,12 @@ pub enum Disposition {
     Requeue,
 }
 
+/// How many times a failure report (`toProcessed(inError)`, or a playbook step's
+/// `playbookStepExecution`) is tried before the message is requeued or acknowledged.
+pub const REPORT_ATTEMPTS: u32 = 4;
+/// The delay before the second attempt; it doubles after each one.
+const REPORT_FIRST_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The message text pycti uses when the TLP gate refuses an observable.
 pub const TLP_REFUSED: &str = "Do not send any data, TLP of the observable is greater than MAX TLP";
 
@@ -111,7 +117,7 @@ impl Handler {
                 let text = "message dropped: it was being processed twice when the connector stopped (crash or kill); it is reported instead of retried again";
                 tracing::error!(entity_id = ?message.entity_id, "{text}");
                 return self
-                    .reported(&message, &marker, text, MessageResult::Redelivered)
+                    .reported(&message, &marker, text, MessageResult::Redelivered, true)
                     .await;
             }
             let _ = std::fs::create_dir_all(&self.inflight_dir);
@@ -130,12 +136,13 @@ impl Handler {
             Err(Failure::Report(text, result)) => {
                 tracing::error!(entity_id = ?message.entity_id, error = %text, "enrichment failed");
                 self.metrics.error();
-                self.reported(&message, &marker, &text, result).await
+                self.reported(&message, &marker, &text, result, redelivered)
+                    .await
             }
             Err(Failure::Transient(text)) if redelivered => {
                 tracing::error!(entity_id = ?message.entity_id, error = %text, "enrichment failed again after a redelivery; reported and dropped");
                 self.metrics.error();
-                self.reported(&message, &marker, &text, MessageResult::Redelivered)
+                self.reported(&message, &marker, &text, MessageResult::Redelivered, true)
                     .await
             }
             Err(Failure::Transient(text)) => {
@@ -146,30 +153,58 @@ impl Handler {
         }
     }
 
-    /// Ends a message in error: reported to its work, counted, its in-flight marker
-    /// removed, acknowledged.
+    /// Ends a message in error: reported to its work (a playbook step gets the received
+    /// bundle back), counted, its in-flight marker removed, acknowledged. When the report
+    /// could not be made even after retries because the platform is unreachable, a first
+    /// delivery is requeued instead: the outcome is recorded before the acknowledgement.
     async fn reported(
         &self,
         message: &Message,
         marker: &std::path::Path,
         text: &str,
         result: MessageResult,
+        redelivered: bool,
     ) -> Disposition {
-        self.report(message, text, true).await;
+        if let Err(e) = self.report(message, text).await {
+            if e.is_transient() && !redelivered {
+                tracing::error!(entity_id = ?message.entity_id, error = %e, "cannot report the failure to the platform after {REPORT_ATTEMPTS} attempts; the message is requeued");
+                return Disposition::Requeue;
+            }
+            tracing::error!(entity_id = ?message.entity_id, error = %e, "cannot report the failure to the platform after {REPORT_ATTEMPTS} attempts; the message is acknowledged (it was already redelivered, or the platform refuses the report)");
+        }
         self.metrics.message(result);
         let _ = std::fs::remove_file(marker);
         Disposition::Ack
     }
 
-    /// `toProcessed(inError)` when the message has a work (best effort).
-    async fn report(&self, message: &Message, text: &str, in_error: bool) {
-        if let (Some(work), true) = (message.work_id(), self.settings.send_to_queue) {
-            if let Err(e) = self
-                .api
-                .work_processed(work, text, in_error, message.draft_id())
-                .await
-            {
-                tracing::error!(work_id = work, error = %e, "cannot report to the work");
+    /// Reports a failure: `toProcessed(inError)` when the message has a work, or, for a
+    /// playbook step, `playbookStepExecution` with the received bundle unchanged (the
+    /// playbook goes on). Retried [`REPORT_ATTEMPTS`] times with a doubling delay.
+    async fn report(&self, message: &Message, text: &str) -> Result<(), GraphqlError> {
+        let mut delay = REPORT_FIRST_DELAY;
+        let mut attempt = 1;
+        loop {
+            let outcome = if let Some(step) = &message.internal.playbook {
+                let received = message.received_bundle().to_string();
+                self.api
+                    .playbook_step(step, &execution_start(), &received, &received)
+                    .await
+            } else if let (Some(work), true) = (message.work_id(), self.settings.send_to_queue) {
+                self.api
+                    .work_processed(work, text, true, message.draft_id())
+                    .await
+            } else {
+                Ok(())
+            };
+            match outcome {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt >= REPORT_ATTEMPTS => return Err(e),
+                Err(e) => {
+                    tracing::warn!(work_id = ?message.work_id(), attempt, error = %e, "cannot report the failure; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
             }
         }
     }
@@ -447,8 +482,10 @@ impl Handler {
     }
 }
 
-/// Test hook: `IVRE_CONNECTOR_TEST_DELAY_MS` makes every enrichment that long, so tests
-/// can stop or kill the daemon while a message is being processed.
+/// Test hook (cargo feature `test-hooks` only): `IVRE_CONNECTOR_TEST_DELAY_MS` makes
+/// every enrichment that long, so tests can stop or kill the daemon while a message is
+/// being processed.
+#[cfg(feature = "test-hooks")]
 async fn test_delay() {
     if let Some(ms) = std::env::var("IVRE_CONNECTOR_TEST_DELAY_MS")
         .ok()
@@ -457,6 +494,10 @@ async fn test_delay() {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
 }
+
+/// Without the `test-hooks` feature (release builds): nothing.
+#[cfg(not(feature = "test-hooks"))]
+async fn test_delay() {}
 
 /// `YYYY-MM-DDTHH:MM:SS+00:00`, as pycti sends `execution_start`.
 fn execution_start() -> String {

@@ -248,9 +248,10 @@ fn sync_tree(root: &Path) -> Result<(), SnapshotError> {
     sync_dir(root)
 }
 
-/// Test hook: with `IVRE_SYNC_PAUSE_AT=<stage>`, the build stops at that stage (so a
-/// test can kill the process there). Stages: `records`, `manifest`, `rename`,
-/// `current`, `prune`.
+/// Test hook (cargo feature `test-hooks` only): with `IVRE_SYNC_PAUSE_AT=<stage>`, the
+/// build stops at that stage (so a test can kill the process there). Stages: `records`,
+/// `manifest`, `rename`, `current`, `prune`.
+#[cfg(feature = "test-hooks")]
 pub(crate) fn pause_point(stage: &str) {
     if std::env::var("IVRE_SYNC_PAUSE_AT").is_ok_and(|s| s == stage) {
         eprintln!("ivre-sync: paused at {stage}");
@@ -259,3 +260,8 @@ pub(crate) fn pause_point(stage: &str) {
         }
     }
 }
+
+/// Without the `test-hooks` feature (release builds): nothing.
+#[cfg(not(feature = "test-hooks"))]
+#[inline(always)]
+pub(crate) fn pause_point(_stage: &str) {}

@@ -35,8 +35,14 @@ pub fn sync() -> Command {
         // target/<profile>/deps/integration-… → target/<profile>/ivre-sync
         let dir = exe.parent().and_then(Path::parent).expect("target dir");
         let bin = dir.join("ivre-sync");
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "ivre-sync", "--bin", "ivre-sync"])
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "--quiet", "-p", "ivre-sync", "--bin", "ivre-sync"]);
+        // The same features as this test binary, so that the hooks are there (and the
+        // root library is not rebuilt with other features).
+        if cfg!(feature = "test-hooks") {
+            build.args(["--features", "test-hooks"]);
+        }
+        let status = build
             .current_dir(repo())
             .status()
             .expect("cargo build -p ivre-sync");
