@@ -188,10 +188,11 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
         let bind = SocketAddr::new(settings.health_bind, settings.metrics_port);
         let (h, s) = (health.clone(), shutdown.clone());
         let m = settings.expose_metrics.then(|| metrics.clone());
+        let limits = settings.net.servers;
         match crate::metrics::bind(bind).await {
             Ok(listener) => {
                 tokio::spawn(async move {
-                    if let Err(e) = health::serve(listener, h, m, s).await {
+                    if let Err(e) = health::serve(listener, h, m, limits, s).await {
                         tracing::error!(error = %e, port = bind.port(), "health server failed");
                     }
                 });
@@ -288,7 +289,12 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
             let auth = match registration.jwks.as_deref().filter(|j| !j.is_empty()) {
                 Some(jwks) => CallbackAuth::TokenOrJwks(
                     settings.opencti_token.clone(),
-                    Jwks::parse(jwks).context("the platform's jwks is unreadable")?,
+                    Jwks::parse(jwks)
+                        .context("the platform's jwks is unreadable")?
+                        .with_audiences([
+                            settings.connector_id.clone(),
+                            format!("{}{}", settings.api_listen.uri, settings.api_listen.path),
+                        ]),
                 ),
                 None => CallbackAuth::Token(settings.opencti_token.clone()),
             };
@@ -312,9 +318,17 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
                     }
                 })
             });
-            http_callback::serve(listener, callback.path, auth, handle, shutdown.clone())
-                .await
-                .context("HTTP callback server failed")?;
+            let limits = settings.net.servers;
+            http_callback::serve(
+                listener,
+                callback.path,
+                auth,
+                handle,
+                limits,
+                shutdown.clone(),
+            )
+            .await
+            .context("HTTP callback server failed")?;
         }
     }
     shutdown.cancel();
