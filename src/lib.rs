@@ -38,6 +38,7 @@ pub mod metrics;
 pub mod net;
 pub mod observable;
 pub mod opencti;
+pub mod redact;
 pub mod refresh;
 pub mod snapshot;
 pub mod stix;

@@ -306,45 +306,45 @@ impl Visit for FieldVisitor {
     }
 }
 
-/// Hides the credentials of a URL before it is logged: a `user:password@` (or `user@`)
-/// userinfo becomes `***:***@` (or `***@`), and everything after `#` becomes `***` (IVRE
-/// puts HTTP headers, API keys included, in the fragment of its web API URLs).
-///
-/// `amqp://user:pass@host:5672/%2f` → `amqp://***:***@host:5672/%2f`;
-/// `http://u:p@h/cgi#X-API-Key=secret` → `http://***:***@h/cgi#***`.
-///
-/// The userinfo ends at the last `@` before the first `/` or `?`, so a password with a raw
-/// `@` or `#` is hidden whole; when in doubt, more is hidden rather than less.
-pub fn redact_url(url: &str) -> String {
-    let (prefix, rest) = match url.find("://") {
-        Some(i) => url.split_at(i + 3),
-        None => ("", url),
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let mut out = String::with_capacity(url.len() + 8);
-    out.push_str(prefix);
-    let after = match rest[..authority_end].rfind('@') {
-        Some(at) => {
-            let userinfo = &rest[..at];
-            out.push_str(if userinfo.is_empty() {
-                "@"
-            } else if userinfo.contains(':') {
-                "***:***@"
-            } else {
-                "***@"
-            });
-            &rest[at + 1..]
+/// Writes a warning to stderr whatever the configured level or filter (`-q`,
+/// `CONNECTOR_LOG_LEVEL=error`, `IVRE_LOG=off`): for the few things an operator must
+/// see, such as TLS verification turned off. The line has the configured shape: a pycti
+/// JSON line named `name` when `json`, else text. Attribute values are written as given:
+/// redact them first.
+pub fn warn_unfiltered(json: bool, name: &str, message: &str, attributes: &[(&str, &str)]) {
+    use std::io::Write as _;
+    let line = unfiltered_line(json, name, message, attributes, &chrono::Utc::now());
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// The line [`warn_unfiltered`] writes.
+fn unfiltered_line(
+    json: bool,
+    name: &str,
+    message: &str,
+    attributes: &[(&str, &str)],
+    now: &chrono::DateTime<chrono::Utc>,
+) -> String {
+    if json {
+        let attributes: Map<String, Value> = attributes
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
+            .collect();
+        json_line(now, &Level::WARN, name, message, &attributes)
+    } else {
+        let mut line = format!("{}  WARN {message}", now.format("%Y-%m-%dT%H:%M:%S%.6fZ"));
+        for (k, v) in attributes {
+            line.push_str(&format!(" {k}={v}"));
         }
-        None => rest,
-    };
-    match after.find('#') {
-        Some(hash) => {
-            out.push_str(&after[..hash]);
-            out.push_str("#***");
-        }
-        None => out.push_str(after),
+        line
     }
-    out
+}
+
+/// Hides the secrets of a URL before it is logged: [`crate::redact::url`], the one
+/// redaction of the project (user-info, and the values of query parameters and fragment
+/// headers whose names look secret).
+pub fn redact_url(url: &str) -> String {
+    crate::redact::url(url)
 }
 
 #[cfg(test)]
@@ -527,37 +527,31 @@ mod tests {
     }
 
     #[test]
-    fn redaction() {
-        for (url, expected) in [
-            (
-                "amqp://user:pass@host:5672/%2f",
-                "amqp://***:***@host:5672/%2f",
-            ),
-            ("mongodb://u:p@h/db", "mongodb://***:***@h/db"),
-            (
-                "mongodb://u:p@h1:27017,h2:27017/db?replicaSet=rs",
-                "mongodb://***:***@h1:27017,h2:27017/db?replicaSet=rs",
-            ),
-            (
-                "http://u:p@h/cgi#X-API-Key=secret",
-                "http://***:***@h/cgi#***",
-            ),
-            ("http://h/cgi#X-API-Key=secret", "http://h/cgi#***"),
-            ("http://h/cgi#", "http://h/cgi#***"),
-            ("https://token@h/x", "https://***@h/x"),
-            ("http://@h/x", "http://@h/x"),
-            ("amqp://user:p@ss@host/", "amqp://***:***@host/"),
-            ("amqp://user:p#ss@host/", "amqp://***:***@host/"),
-            ("http://h/path@x?q=a@b", "http://h/path@x?q=a@b"),
-            ("http://h:8080/cgi", "http://h:8080/cgi"),
-            ("postgresql:///ivre", "postgresql:///ivre"),
-            ("user:pass@host", "***:***@host"),
-            ("", ""),
-            ("http://ü:ß@hôst/é#ç", "http://***:***@hôst/é#***"),
-        ] {
-            assert_eq!(redact_url(url), expected, "{url}");
-        }
+    fn unfiltered_lines_have_the_configured_shape() {
+        let now = chrono::Utc::now();
+        let json: Value = serde_json::from_str(&unfiltered_line(
+            true,
+            "IVRE",
+            "careful",
+            &[("url", "https://h")],
+            &now,
+        ))
+        .unwrap();
+        assert_eq!(json["level"], "WARNING");
+        assert_eq!(json["name"], "IVRE");
+        assert_eq!(json["message"], "careful");
+        assert_eq!(json["attributes"]["url"], "https://h");
+        let text = unfiltered_line(false, "IVRE", "careful", &[("url", "https://h")], &now);
+        assert!(text.ends_with(" WARN careful url=https://h"), "{text}");
+    }
+
+    #[test]
+    fn redaction_is_the_one_of_redact() {
         let redacted = redact_url("amqp://guest:s3cr3t@rabbit/%2f");
-        assert!(!redacted.contains("s3cr3t") && !redacted.contains("guest"));
+        assert_eq!(redacted, "amqp://***:***@rabbit/%2f");
+        assert_eq!(
+            redact_url("http://h/cgi#X-API-Key=k"),
+            crate::redact::url("http://h/cgi#X-API-Key=k")
+        );
     }
 }

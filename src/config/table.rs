@@ -166,7 +166,15 @@ pub const OPENCTI_SSL_VERIFY: Setting = Setting {
     yaml: Some(("opencti", "ssl_verify")),
     kind: Kind::Bool,
     default: Some("false"),
-    description: "Verify the platform's TLS certificate (pycti's default: false).",
+    description: "Verify the platform's TLS certificate (pycti's default: false; starting with it off against an https:// URL logs a warning whatever the log level).",
+    group: Group::OpenCti,
+    ..BASE
+};
+pub const OPENCTI_SSL_CA: Setting = Setting {
+    env: "OPENCTI_SSL_CA",
+    yaml: Some(("opencti", "ssl_ca")),
+    kind: Kind::Path,
+    description: "A PEM bundle of CA certificates trusted for the platform's TLS certificate, besides the built-in ones and SSL_CERT_FILE.",
     group: Group::OpenCti,
     ..BASE
 };
@@ -299,6 +307,30 @@ pub const CONNECTOR_HEALTH_BIND: Setting = Setting {
     kind: Kind::Ip,
     default: Some("0.0.0.0"),
     description: "Address of the health server on CONNECTOR_METRICS_PORT: `/health` and `/ready` always, `/metrics` when CONNECTOR_EXPOSE_METRICS is true.",
+    ..BASE
+};
+pub const CONNECTOR_HTTP_MAX_CONNECTIONS: Setting = Setting {
+    env: "CONNECTOR_HTTP_MAX_CONNECTIONS",
+    yaml: Some(("connector", "http_max_connections")),
+    kind: Kind::Int { min: 2, max: 16384 },
+    default: Some("256"),
+    description: "Connections open at once on each HTTP server of the daemon (health, API-mode callback); at the cap, a new connection evicts the oldest one without a request in progress.",
+    ..BASE
+};
+pub const CONNECTOR_HTTP_HEADER_TIMEOUT: Setting = Setting {
+    env: "CONNECTOR_HTTP_HEADER_TIMEOUT",
+    yaml: Some(("connector", "http_header_timeout")),
+    kind: Kind::Seconds { min: 1 },
+    default: Some("10"),
+    description: "Seconds a client of the daemon's HTTP servers has to send a whole request head (also the idle time of a keep-alive connection).",
+    ..BASE
+};
+pub const CONNECTOR_HTTP_BODY_TIMEOUT: Setting = Setting {
+    env: "CONNECTOR_HTTP_BODY_TIMEOUT",
+    yaml: Some(("connector", "http_body_timeout")),
+    kind: Kind::Seconds { min: 1 },
+    default: Some("60"),
+    description: "Seconds a platform worker has to send the whole body of a callback request (API listen mode).",
     ..BASE
 };
 pub const CONNECTOR_LISTEN_PROTOCOL: Setting = Setting {
@@ -637,6 +669,30 @@ pub const IVRE_FALLBACK_NEGATIVE_TTL: Setting = Setting {
     group: Group::Fallback,
     ..BASE
 };
+pub const IVRE_FALLBACK_CACHE_ENTRIES: Setting = Setting {
+    env: "IVRE_FALLBACK_CACHE_ENTRIES",
+    yaml: Some(("ivre", "fallback_cache_entries")),
+    kind: Kind::Int {
+        min: 1,
+        max: 10_000_000,
+    },
+    default: Some("10000"),
+    description: "Most live answers kept in memory (the overlay); the least used go first.",
+    group: Group::Fallback,
+    ..BASE
+};
+pub const IVRE_FALLBACK_CACHE_BYTES: Setting = Setting {
+    env: "IVRE_FALLBACK_CACHE_BYTES",
+    yaml: Some(("ivre", "fallback_cache_bytes")),
+    kind: Kind::Int {
+        min: 1_048_576,
+        max: u64::MAX,
+    },
+    default: Some("67108864"),
+    description: "Most bytes of live answers kept in memory (the overlay; 64 MiB by default).",
+    group: Group::Fallback,
+    ..BASE
+};
 pub const IVRE_FALLBACK_BREAKER_FAILURES: Setting = Setting {
     env: "IVRE_FALLBACK_BREAKER_FAILURES",
     yaml: Some(("ivre", "fallback_breaker_failures")),
@@ -808,6 +864,7 @@ pub static SETTINGS: &[&Setting] = &[
     &OPENCTI_URL,
     &OPENCTI_TOKEN,
     &OPENCTI_SSL_VERIFY,
+    &OPENCTI_SSL_CA,
     &OPENCTI_JSON_LOGGING,
     &OPENCTI_CUSTOM_HEADERS,
     &CONNECTOR_ID,
@@ -825,6 +882,9 @@ pub static SETTINGS: &[&Setting] = &[
     &CONNECTOR_METRICS_NAMESPACE,
     &CONNECTOR_METRICS_SUBSYSTEM,
     &CONNECTOR_HEALTH_BIND,
+    &CONNECTOR_HTTP_MAX_CONNECTIONS,
+    &CONNECTOR_HTTP_HEADER_TIMEOUT,
+    &CONNECTOR_HTTP_BODY_TIMEOUT,
     &CONNECTOR_LISTEN_PROTOCOL,
     &CONNECTOR_LISTEN_PROTOCOL_API_PORT,
     &CONNECTOR_LISTEN_PROTOCOL_API_PATH,
@@ -864,6 +924,8 @@ pub static SETTINGS: &[&Setting] = &[
     &IVRE_FALLBACK_TIMEOUT,
     &IVRE_FALLBACK_TTL,
     &IVRE_FALLBACK_NEGATIVE_TTL,
+    &IVRE_FALLBACK_CACHE_ENTRIES,
+    &IVRE_FALLBACK_CACHE_BYTES,
     &IVRE_FALLBACK_BREAKER_FAILURES,
     &IVRE_FALLBACK_BREAKER_COOLDOWN,
     &IVRE_DATA_DIR,

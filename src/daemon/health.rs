@@ -247,11 +247,13 @@ struct ServerState {
 }
 
 /// Serves `/health`, `/ready` and (with `metrics`) `/metrics` and `/` on `listener`
-/// until `shutdown` is cancelled.
+/// until `shutdown` is cancelled, within `limits` (`crate::net::server`: capped
+/// connections, idle ones evicted for new ones, request heads with a deadline).
 pub async fn serve(
     listener: TcpListener,
     health: Arc<Health>,
     metrics: Option<Metrics>,
+    limits: crate::net::ServerLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
@@ -265,9 +267,7 @@ pub async fn serve(
             .route("/", get(exposition));
     }
     let app = app.with_state(ServerState { health, metrics });
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await;
+    let result = crate::net::server::serve("health", listener, app, limits, shutdown).await;
     tracing::info!(%addr, "health server stopped");
     result
 }

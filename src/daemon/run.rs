@@ -188,10 +188,11 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
         let bind = SocketAddr::new(settings.health_bind, settings.metrics_port);
         let (h, s) = (health.clone(), shutdown.clone());
         let m = settings.expose_metrics.then(|| metrics.clone());
+        let limits = settings.net.servers;
         match crate::metrics::bind(bind).await {
             Ok(listener) => {
                 tokio::spawn(async move {
-                    if let Err(e) = health::serve(listener, h, m, s).await {
+                    if let Err(e) = health::serve(listener, h, m, limits, s).await {
                         tracing::error!(error = %e, port = bind.port(), "health server failed");
                     }
                 });
@@ -288,7 +289,12 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
             let auth = match registration.jwks.as_deref().filter(|j| !j.is_empty()) {
                 Some(jwks) => CallbackAuth::TokenOrJwks(
                     settings.opencti_token.clone(),
-                    Jwks::parse(jwks).context("the platform's jwks is unreadable")?,
+                    Jwks::parse(jwks)
+                        .context("the platform's jwks is unreadable")?
+                        .with_audiences([
+                            settings.connector_id.clone(),
+                            format!("{}{}", settings.api_listen.uri, settings.api_listen.path),
+                        ]),
                 ),
                 None => CallbackAuth::Token(settings.opencti_token.clone()),
             };
@@ -315,8 +321,15 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
             // CONNECTOR_SHUTDOWN_TIMEOUT bounds the stop as in AMQP mode: requests in flight
             // get that long to finish; after it, they are dropped unanswered and the
             // platform's worker requeues their messages.
-            let serve =
-                http_callback::serve(listener, callback.path, auth, handle, shutdown.clone());
+            let limits = settings.net.servers;
+            let serve = http_callback::serve(
+                listener,
+                callback.path,
+                auth,
+                handle,
+                limits,
+                shutdown.clone(),
+            );
             tokio::pin!(serve);
             let drain_timeout = settings.shutdown_timeout;
             let stopped = async {

@@ -3,6 +3,12 @@
 //! breaker. Complete answers are kept in an in-memory overlay for `IVRE_FALLBACK_TTL`
 //! (empty ones for `IVRE_FALLBACK_NEGATIVE_TTL`); partial answers (a search failed, an
 //! answer was truncated) are used but never kept.
+//!
+//! The overlay is bounded in entries (`IVRE_FALLBACK_CACHE_ENTRIES`) and in bytes
+//! (`IVRE_FALLBACK_CACHE_BYTES`, the size of the answers' records as JSON): a `moka`
+//! cache weighing each answer `max(its size, bytes / entries)`, with a capacity of
+//! `bytes`, so that neither bound can be passed; the least used answers go first, and an
+//! answer larger than the whole budget is not kept.
 
 use super::source::{LiveError, Source};
 use crate::config::{table, ConfigFile, Problems, SettingsError};
@@ -15,7 +21,6 @@ use crate::metrics::Metrics;
 use crate::net::NetSettings;
 use crate::observable::Observable;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
@@ -33,6 +38,9 @@ pub struct FallbackSettings {
     /// Consecutive failures that open the breaker, and how long it stays open.
     pub breaker_threshold: u32,
     pub breaker_cooldown: Duration,
+    /// Most answers kept in the overlay, and most bytes.
+    pub cache_entries: u64,
+    pub cache_bytes: u64,
     /// Proxies and CA certificates of the connections to IVRE.
     pub net: NetSettings,
 }
@@ -62,6 +70,8 @@ impl Default for FallbackSettings {
             negative_ttl: Duration::from_secs(300),
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(60),
+            cache_entries: 10_000,
+            cache_bytes: 64 * 1024 * 1024,
             net: NetSettings::default(),
         }
     }
@@ -110,6 +120,18 @@ impl FallbackSettings {
                 .max(1),
         )
         .unwrap_or(5);
+        let cache_entries = problems
+            .take(
+                config.integer(&table::IVRE_FALLBACK_CACHE_ENTRIES),
+                d.cache_entries,
+            )
+            .max(1);
+        let cache_bytes = problems
+            .take(
+                config.integer(&table::IVRE_FALLBACK_CACHE_BYTES),
+                d.cache_bytes,
+            )
+            .max(1);
         FallbackSettings {
             enabled,
             scans_url,
@@ -120,6 +142,8 @@ impl FallbackSettings {
             negative_ttl,
             breaker_threshold,
             breaker_cooldown,
+            cache_entries,
+            cache_bytes,
             net: net.clone(),
         }
     }
@@ -160,6 +184,114 @@ impl LiveAnswer {
     }
 }
 
+/// The bytes an answer is counted for: its records and texts as JSON, plus a fixed
+/// overhead. An estimate of its memory, proportional to it.
+pub fn answer_size(answer: &LiveAnswer) -> u64 {
+    /// Counts what is written.
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(256);
+    let records = &answer.records;
+    let _ = serde_json::to_writer(&mut count, &records.scans);
+    let _ = serde_json::to_writer(&mut count, &records.passive);
+    let _ = serde_json::to_writer(&mut count, &records.data);
+    let texts = answer.failures.iter().map(String::len).sum::<usize>()
+        + answer.at.len()
+        + answer.from.len();
+    count.0 + texts as u64
+}
+
+/// How long an answer stays: `ttl`, or `negative_ttl` for an empty one.
+struct AnswerExpiry {
+    ttl: Duration,
+    negative_ttl: Duration,
+}
+
+impl moka::Expiry<String, Arc<LiveAnswer>> for AnswerExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        answer: &Arc<LiveAnswer>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(if answer.records.is_empty() {
+            self.negative_ttl
+        } else {
+            self.ttl
+        })
+    }
+}
+
+/// The live answers kept, bounded in entries and bytes (see the module documentation).
+pub struct Overlay {
+    cache: moka::sync::Cache<String, Arc<LiveAnswer>>,
+    /// The weight of the smallest entry: `bytes / entries`.
+    floor: u64,
+    capacity: u64,
+}
+
+impl Overlay {
+    fn new(settings: &FallbackSettings) -> Overlay {
+        let capacity = settings.cache_bytes.max(1);
+        let floor = (capacity / settings.cache_entries.max(1)).max(1);
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(capacity)
+            .weigher(move |key: &String, answer: &Arc<LiveAnswer>| {
+                let weight = (answer_size(answer) + key.len() as u64).max(floor);
+                u32::try_from(weight).unwrap_or(u32::MAX)
+            })
+            .expire_after(AnswerExpiry {
+                ttl: settings.ttl,
+                negative_ttl: settings.negative_ttl,
+            })
+            .build();
+        Overlay {
+            cache,
+            floor,
+            capacity,
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<Arc<LiveAnswer>> {
+        self.cache.get(key)
+    }
+
+    fn insert(&self, key: String, answer: Arc<LiveAnswer>) {
+        let weight = (answer_size(&answer) + key.len() as u64).max(self.floor);
+        if weight > self.capacity.min(u64::from(u32::MAX)) {
+            tracing::debug!(
+                size = weight,
+                "live answer larger than IVRE_FALLBACK_CACHE_BYTES: not kept"
+            );
+            return;
+        }
+        self.cache.insert(key, answer);
+        // Evictions are applied now, so that the bounds hold at every moment.
+        self.cache.run_pending_tasks();
+    }
+
+    /// Answers kept now.
+    pub fn entries(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
+    }
+
+    /// Bytes counted for the answers kept now ([`answer_size`], at least
+    /// `IVRE_FALLBACK_CACHE_BYTES / IVRE_FALLBACK_CACHE_ENTRIES` each).
+    pub fn bytes(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.weighted_size()
+    }
+}
+
 /// Why no live answer could be had.
 #[derive(Debug, thiserror::Error)]
 pub enum FallbackError {
@@ -184,7 +316,7 @@ pub struct Fallback {
     scans: OnceCell<Option<Source>>,
     passive: OnceCell<Option<Source>>,
     data: OnceCell<Option<Source>>,
-    overlay: Mutex<HashMap<String, (Instant, Arc<LiveAnswer>)>>,
+    overlay: Overlay,
     breaker: Mutex<Breaker>,
     metrics: Option<Metrics>,
 }
@@ -192,17 +324,22 @@ pub struct Fallback {
 impl Fallback {
     pub fn new(settings: FallbackSettings, metrics: Option<Metrics>) -> Fallback {
         Fallback {
-            settings,
             scans: OnceCell::new(),
             passive: OnceCell::new(),
             data: OnceCell::new(),
-            overlay: Mutex::new(HashMap::new()),
+            overlay: Overlay::new(&settings),
             breaker: Mutex::new(Breaker {
                 failures: 0,
                 open_until: None,
             }),
             metrics,
+            settings,
         }
+    }
+
+    /// The overlay (for tests and metrics).
+    pub fn overlay(&self) -> &Overlay {
+        &self.overlay
     }
 
     pub fn enabled(&self) -> bool {
@@ -265,14 +402,8 @@ impl Fallback {
         options: &EnrichOptions,
     ) -> Result<Arc<LiveAnswer>, FallbackError> {
         let key = observable.to_string();
-        if let Ok(mut overlay) = self.overlay.lock() {
-            match overlay.get(&key) {
-                Some((expires, answer)) if *expires > Instant::now() => return Ok(answer.clone()),
-                Some(_) => {
-                    overlay.remove(&key);
-                }
-                None => {}
-            }
+        if let Some(answer) = self.overlay.get(&key) {
+            return Ok(answer);
         }
         if let Some(secs) = self.breaker_open() {
             return Err(FallbackError::BreakerOpen(secs));
@@ -296,14 +427,7 @@ impl Fallback {
         self.record(true);
         let answer = Arc::new(answer);
         if answer.is_complete() {
-            let ttl = if answer.records.is_empty() {
-                self.settings.negative_ttl
-            } else {
-                self.settings.ttl
-            };
-            if let Ok(mut overlay) = self.overlay.lock() {
-                overlay.insert(key, (Instant::now() + ttl, answer.clone()));
-            }
+            self.overlay.insert(key, answer.clone());
         }
         Ok(answer)
     }
@@ -443,5 +567,86 @@ impl Fallback {
             at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             from: from.join(", "),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn answer(records: usize, bytes_each: usize) -> Arc<LiveAnswer> {
+        let mut data = serde_json::Map::new();
+        for i in 0..records {
+            data.insert(format!("k{i}"), Value::String("x".repeat(bytes_each)));
+        }
+        Arc::new(LiveAnswer {
+            records: Records {
+                data: (records > 0).then_some(data),
+                ..Records::default()
+            },
+            failures: Vec::new(),
+            at: "2026-12-06T00:00:00Z".into(),
+            from: "http://ivre/cgi".into(),
+        })
+    }
+
+    fn overlay(entries: u64, bytes: u64) -> Overlay {
+        Overlay::new(&FallbackSettings {
+            cache_entries: entries,
+            cache_bytes: bytes,
+            ..FallbackSettings::default()
+        })
+    }
+
+    #[test]
+    fn the_overlay_stays_bounded_in_entries() {
+        let o = overlay(100, 64 * 1024 * 1024);
+        for i in 0..5_000 {
+            o.insert(
+                format!("ipv4-addr:10.0.{}.{}", i / 256, i % 256),
+                answer(1, 10),
+            );
+            assert!(o.entries() <= 100, "{} entries after {i}", o.entries());
+        }
+        assert!(o.entries() >= 50, "the cache still keeps answers");
+        assert!(o.bytes() <= 64 * 1024 * 1024);
+    }
+
+    #[test]
+    fn the_overlay_stays_bounded_in_bytes() {
+        let budget = 1024 * 1024;
+        let o = overlay(1_000_000, budget);
+        let big = answer(10, 10_000); // about 100 kB
+        let size = answer_size(&big);
+        assert!(size > 100_000 && size < 110_000, "{size}");
+        for i in 0..200 {
+            o.insert(format!("domain-name:d{i}.example"), big.clone());
+            assert!(o.bytes() <= budget, "{} bytes after {i}", o.bytes());
+        }
+        let kept = o.entries();
+        assert!((5..=10).contains(&kept), "{kept}");
+        // Larger than the whole budget: not kept.
+        o.insert("huge".into(), answer(20, 60_000));
+        assert!(o.get("huge").is_none());
+        assert!(o.bytes() <= budget);
+    }
+
+    #[test]
+    fn answers_expire() {
+        let o = Overlay::new(&FallbackSettings {
+            ttl: Duration::from_millis(300),
+            negative_ttl: Duration::from_millis(100),
+            ..FallbackSettings::default()
+        });
+        // No scan or passive record: an empty answer, kept negative_ttl.
+        o.insert("empty".into(), answer(1, 10));
+        assert!(o.get("empty").is_some());
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            o.get("empty").is_none(),
+            "an empty answer lives negative_ttl"
+        );
     }
 }

@@ -45,16 +45,35 @@ pub struct GraphqlClient {
 impl std::fmt::Debug for GraphqlClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GraphqlClient")
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &crate::redact::url(&self.endpoint))
             .finish_non_exhaustive()
     }
 }
 
 impl GraphqlClient {
     pub fn new(settings: &Settings) -> Result<GraphqlClient, GraphqlError> {
-        let http = crate::net::client_builder(&settings.net)
+        let shown = crate::redact::url(&settings.opencti_url);
+        if !settings.ssl_verify
+            && settings
+                .opencti_url
+                .to_ascii_lowercase()
+                .starts_with("https://")
+        {
+            crate::logging::warn_unfiltered(
+                settings.json_logging,
+                &settings.connector_name,
+                &format!(
+                    "{verify} is false: the platform's TLS certificate is not verified, so anyone on the path can read the token and the data; set {verify}=true (and {ca} or {certs} for a private CA)",
+                    verify = crate::config::table::OPENCTI_SSL_VERIFY.env,
+                    ca = crate::config::table::OPENCTI_SSL_CA.env,
+                    certs = crate::config::table::SSL_CERT_FILE.env,
+                ),
+                &[("url", shown.as_str())],
+            );
+        }
+        let http = crate::net::opencti_client_builder(&settings.net)
             .map_err(|e| GraphqlError::Transport {
-                url: settings.opencti_url.clone(),
+                url: shown.clone(),
                 reason: e.to_string(),
             })?
             .user_agent(concat!("ivre-connector/", env!("CARGO_PKG_VERSION")))
@@ -62,7 +81,7 @@ impl GraphqlClient {
             .timeout(Duration::from_secs(300))
             .build()
             .map_err(|e| GraphqlError::Transport {
-                url: settings.opencti_url.clone(),
+                url: shown.clone(),
                 reason: e.to_string(),
             })?;
         Ok(GraphqlClient {
@@ -93,12 +112,12 @@ impl GraphqlClient {
             request = request.header("opencti-draft-id", draft);
         }
         let response = request.send().await.map_err(|e| GraphqlError::Transport {
-            url: self.endpoint.clone(),
+            url: crate::redact::url(&self.endpoint),
             reason: e.without_url().to_string(),
         })?;
         let status = response.status().as_u16();
         let body = response.text().await.map_err(|e| GraphqlError::Transport {
-            url: self.endpoint.clone(),
+            url: crate::redact::url(&self.endpoint),
             reason: e.without_url().to_string(),
         })?;
         if status != 200 {

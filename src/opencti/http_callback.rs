@@ -27,6 +27,12 @@
 //!
 //! The token and the body are never logged; each refusal is logged with its status and
 //! reason.
+//!
+//! Bounds (`crate::net::server`): connections are capped (idle ones are evicted for new
+//! ones), request heads must arrive within `CONNECTOR_HTTP_HEADER_TIMEOUT`; the bearer is
+//! checked before the body is read, the declared `Content-Length` before buffering, the
+//! body is read with [`MAX_BODY_BYTES`] as a hard limit (a chunked body is cut there) and
+//! within `CONNECTOR_HTTP_BODY_TIMEOUT` (else `408 {"error":"Request body timeout"}`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::jwt;
+use crate::net::ServerLimits;
 
 /// The largest body accepted: RabbitMQ's default maximum message size (128 MiB).
 pub const MAX_BODY_BYTES: usize = 128 * 1024 * 1024;
@@ -98,6 +105,7 @@ struct Shared {
     auth: CallbackAuth,
     handler: Handler,
     tasks: TaskTracker,
+    body_timeout: std::time::Duration,
 }
 
 /// Serves the callback on `listener` until `shutdown` is cancelled.
@@ -110,6 +118,7 @@ pub async fn serve(
     path: String,
     auth: CallbackAuth,
     handler: Handler,
+    limits: ServerLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     if !path.starts_with('/') {
@@ -124,13 +133,12 @@ pub async fn serve(
         auth,
         handler,
         tasks: tasks.clone(),
+        body_timeout: limits.body_timeout,
     });
     let addr = listener.local_addr()?;
     tracing::info!(%addr, path = %shared.path, "callback server listening");
     let app = Router::new().fallback(dispatch).with_state(shared);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await;
+    let result = crate::net::server::serve("callback", listener, app, limits, shutdown).await;
     tasks.close();
     tasks.wait().await;
     tracing::info!(%addr, "callback server stopped");
@@ -187,9 +195,25 @@ async fn callback(shared: &Shared, request: Request) -> Response {
         )
             .into_response();
     }
-    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(bytes) => bytes,
+    let read = tokio::time::timeout(
+        shared.body_timeout,
+        axum::body::to_bytes(body, MAX_BODY_BYTES),
+    );
+    let bytes = match read.await {
+        Ok(Ok(bytes)) => bytes,
         Err(_) => {
+            tracing::warn!(
+                status = 408,
+                timeout_s = shared.body_timeout.as_secs_f64(),
+                "callback refused: body not received in time"
+            );
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                Json(json!({"error": "Request body timeout"})),
+            )
+                .into_response();
+        }
+        Ok(Err(_)) => {
             tracing::warn!(
                 status = 400,
                 limit = MAX_BODY_BYTES,
@@ -257,7 +281,8 @@ fn processing_error() -> Response {
 }
 
 /// Checks `Authorization: Bearer <x>`; the reason of a refusal never contains the token.
-fn authorize(auth: &CallbackAuth, headers: &HeaderMap) -> Result<(), String> {
+/// Pure (no I/O): the fuzz target of the callback's request path calls it.
+pub fn authorize(auth: &CallbackAuth, headers: &HeaderMap) -> Result<(), String> {
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or("no Authorization header")?
@@ -292,18 +317,17 @@ fn authorize(auth: &CallbackAuth, headers: &HeaderMap) -> Result<(), String> {
     }
 }
 
-/// Compares `given` with `expected` in a time that depends only on `expected`'s length. An
-/// empty `expected` matches nothing.
+/// Compares `given` with `expected` in constant time (`subtle`), over the SHA-256 digests
+/// of both so that neither the length of the token nor the position of the first
+/// difference shows in the time taken. An empty `expected` matches nothing.
 fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    use sha2::Digest as _;
+    use subtle::ConstantTimeEq as _;
     if expected.is_empty() {
         return false;
     }
-    let mut diff = u8::from(given.len() != expected.len());
-    for (i, e) in expected.iter().enumerate() {
-        let g = given.get(i).copied().unwrap_or(!*e);
-        diff |= g ^ e;
-    }
-    std::hint::black_box(diff) == 0
+    let (g, e) = (sha2::Sha256::digest(given), sha2::Sha256::digest(expected));
+    bool::from(g.as_slice().ct_eq(e.as_slice()))
 }
 
 #[cfg(test)]
@@ -382,6 +406,10 @@ mod tests {
             settings.path,
             auth,
             handler(calls.clone(), delay),
+            ServerLimits {
+                body_timeout: Duration::from_millis(800),
+                ..ServerLimits::default()
+            },
             shutdown.clone(),
         ));
         Server {
@@ -548,6 +576,57 @@ mod tests {
         server.task.await.unwrap().unwrap();
     }
 
+    /// Sends `head` then `body` on a raw connection; the status line of the answer.
+    async fn raw(server: &Server, head: String, body: &[u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = server.base.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(body).await.unwrap();
+        let mut answer = vec![0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        String::from_utf8_lossy(&answer[..n])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn body_limit_before_buffering_and_body_deadline() {
+        let server = start(CallbackAuth::Token(TOKEN.into()), Duration::ZERO).await;
+        let head = |length: u64| {
+            format!(
+                "POST /api/callback HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+            )
+        };
+        // Declared too large: refused before a byte of the body is read.
+        let started = std::time::Instant::now();
+        let status = raw(&server, head(MAX_BODY_BYTES as u64 + 1), b"").await;
+        assert!(status.starts_with("HTTP/1.1 413"), "{status}");
+        assert!(started.elapsed() < Duration::from_millis(500));
+        // Declared 100 bytes, 10 sent: cut at the body deadline (0.8 s here).
+        let started = std::time::Instant::now();
+        let status = raw(&server, head(100), b"{\"a\":12345").await;
+        assert!(status.starts_with("HTTP/1.1 408"), "{status}");
+        assert!(started.elapsed() >= Duration::from_millis(700));
+        // Unauthenticated: 401 without reading the (never sent) body.
+        let status = raw(
+            &server,
+            "POST /api/callback HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n".into(),
+            b"",
+        )
+        .await;
+        assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+        assert_eq!(server.calls.load(Ordering::SeqCst), 0);
+        server.shutdown.cancel();
+        server.task.await.unwrap().unwrap();
+    }
+
     #[tokio::test]
     async fn slow_handler_answers_after_processing() {
         let server = start(
@@ -608,6 +687,7 @@ mod tests {
             "api/callback".into(),
             CallbackAuth::Token(TOKEN.into()),
             handler(calls, Duration::ZERO),
+            ServerLimits::default(),
             CancellationToken::new(),
         )
         .await

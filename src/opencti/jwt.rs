@@ -11,7 +11,13 @@
 //!   algorithm are refused, so a key cannot be turned into an HMAC secret;
 //! - the signature verifies with that key;
 //! - `iss == "opencti"`, `sub == "connector"` and `exp` is in the future, with
-//!   [`LEEWAY_SECS`] of tolerance for clock skew.
+//!   [`LEEWAY_SECS`] of tolerance for clock skew;
+//! - `nbf` and `iat`, when present, are not in the future (beyond the same leeway): a
+//!   token made for later, or by a platform whose clock runs ahead, is refused;
+//! - `aud`, when present, names this connector (one of the audiences given with
+//!   [`Jwks::with_audiences`]: its id, its callback URI). The platform writes no `aud`
+//!   (`iss`, `sub`, `iat`, `exp` only), so a token that carries one was made for someone
+//!   else, and a token with an `aud` is refused when no audience was given.
 //!
 //! Only `OKP`/`Ed25519` keys are kept from the set (the platform publishes nothing else);
 //! other keys are skipped with a warning.
@@ -76,6 +82,15 @@ pub enum JwtError {
     /// `sub` is not `connector`.
     #[error("invalid subject")]
     InvalidSubject,
+    /// `aud` is present and names no audience of this connector.
+    #[error("invalid audience")]
+    InvalidAudience,
+    /// `nbf` is in the future (beyond the leeway).
+    #[error("token not yet valid (`nbf` in the future)")]
+    NotYetValid,
+    /// `iat` is in the future (beyond the leeway).
+    #[error("token issued in the future (`iat`)")]
+    IssuedInFuture,
     /// A required claim (`exp`, `iss`, `sub`) is missing.
     #[error("missing claim `{0}`")]
     MissingClaim(String),
@@ -98,12 +113,15 @@ struct Key {
 #[derive(Clone)]
 pub struct Jwks {
     keys: BTreeMap<String, Key>,
+    /// What `aud` may name (empty: a token with an `aud` is refused).
+    audiences: Vec<String>,
 }
 
 impl fmt::Debug for Jwks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Jwks")
             .field("kids", &self.keys.keys().collect::<Vec<_>>())
+            .field("audiences", &self.audiences)
             .finish()
     }
 }
@@ -153,7 +171,17 @@ impl Jwks {
         if keys.is_empty() {
             return Err(JwtError::NoUsableKey);
         }
-        Ok(Jwks { keys })
+        Ok(Jwks {
+            keys,
+            audiences: Vec::new(),
+        })
+    }
+
+    /// Accepts tokens whose `aud` names one of `audiences` (the connector's id, its
+    /// callback URI); tokens without `aud` are accepted as before.
+    pub fn with_audiences(mut self, audiences: impl IntoIterator<Item = String>) -> Jwks {
+        self.audiences = audiences.into_iter().filter(|a| !a.is_empty()).collect();
+        self
     }
 
     /// The key ids of the set, in order.
@@ -162,8 +190,15 @@ impl Jwks {
     }
 
     /// Verifies a callback bearer token: `kid` → key, the key's algorithm, the signature,
-    /// `iss == "opencti"`, `sub == "connector"`, `exp` in the future (± [`LEEWAY_SECS`]).
+    /// `iss == "opencti"`, `sub == "connector"`, `exp` in the future, `nbf` and `iat` not
+    /// in the future (± [`LEEWAY_SECS`]), `aud` if any (see the module documentation).
     pub fn verify(&self, token: &str) -> Result<(), JwtError> {
+        self.verify_at(token, now())
+    }
+
+    /// [`Jwks::verify`] at `now` (seconds since the epoch) for the checks made here
+    /// (`iat`); `exp` and `nbf` are checked by `jsonwebtoken` against the clock.
+    fn verify_at(&self, token: &str, now: u64) -> Result<(), JwtError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
         let kid = header.kid.ok_or(JwtError::MissingKid)?;
         let key = self
@@ -182,11 +217,38 @@ impl Jwks {
         validation.sub = Some(SUBJECT.to_owned());
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         validation.validate_exp = true;
-        validation.validate_aud = false;
-        jsonwebtoken::decode::<serde::de::IgnoredAny>(token, &key.decoding, &validation)
-            .map(|_| ())
-            .map_err(|e| map_error(e.into_kind()))
+        validation.validate_nbf = true;
+        validation.validate_aud = true;
+        if !self.audiences.is_empty() {
+            validation.set_audience(&self.audiences);
+        }
+        let data = jsonwebtoken::decode::<IssuedAt>(token, &key.decoding, &validation)
+            .map_err(|e| map_error(e.into_kind()))?;
+        match data.claims.iat {
+            None => Ok(()),
+            Some(serde_json::Value::Number(n)) => match n.as_f64() {
+                Some(iat) if iat <= (now.saturating_add(LEEWAY_SECS)) as f64 => Ok(()),
+                Some(_) => Err(JwtError::IssuedInFuture),
+                None => Err(JwtError::InvalidClaimFormat("iat".into())),
+            },
+            Some(_) => Err(JwtError::InvalidClaimFormat("iat".into())),
+        }
     }
+}
+
+/// The claim checked here rather than by `jsonwebtoken` (which leaves `iat` alone).
+#[derive(Deserialize)]
+struct IssuedAt {
+    #[serde(default)]
+    iat: Option<serde_json::Value>,
+}
+
+/// Seconds since the epoch.
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Keeps one JWK if it is a usable Ed25519 signature key; else says why not.
@@ -242,7 +304,8 @@ fn map_error(kind: ErrorKind) -> JwtError {
         ErrorKind::InvalidEddsaKey | ErrorKind::InvalidKeyFormat => {
             JwtError::Invalid("the key is not a valid Ed25519 public key")
         }
-        ErrorKind::ImmatureSignature => JwtError::Invalid("token not yet valid"),
+        ErrorKind::ImmatureSignature => JwtError::NotYetValid,
+        ErrorKind::InvalidAudience => JwtError::InvalidAudience,
         _ => JwtError::Invalid("verification failed"),
     }
 }
@@ -379,6 +442,90 @@ MC4CAQAwBQYDK2VwBCIEIOdtwYamm2D2Z+FLi8Li9ujtEd4o72B5w0VziGBdPS81
             .unwrap_err();
         assert!(
             matches!(err, JwtError::MissingClaim(ref c) if c == "exp"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn future_nbf_and_iat_are_refused_beyond_the_leeway() {
+        let jwks = Jwks::parse(&jwks_json()).unwrap();
+        let with = |extra: serde_json::Value| {
+            let mut claims = good_claims();
+            for (k, v) in extra.as_object().unwrap() {
+                claims[k] = v.clone();
+            }
+            jwks.verify(&sign(KEY_A_PEM, Some("k1"), claims))
+        };
+        let err = with(json!({"nbf": now() + 600})).unwrap_err();
+        assert!(matches!(err, JwtError::NotYetValid), "{err:?}");
+        let err = with(json!({"iat": now() + 600})).unwrap_err();
+        assert!(matches!(err, JwtError::IssuedInFuture), "{err:?}");
+        let err = with(json!({"iat": now() + 60})).unwrap_err();
+        assert!(matches!(err, JwtError::IssuedInFuture), "{err:?}");
+        let err = with(json!({"iat": "yesterday"})).unwrap_err();
+        assert!(
+            matches!(err, JwtError::InvalidClaimFormat(ref c) if c == "iat"),
+            "{err:?}"
+        );
+        // Within the leeway, in the past, or absent: accepted.
+        with(json!({"nbf": now() + 5, "iat": now() + 5})).unwrap();
+        with(json!({"nbf": now() - 600, "iat": now() - 600})).unwrap();
+        jwks.verify(&sign(
+            KEY_A_PEM,
+            Some("k1"),
+            json!({"iss": "opencti", "sub": "connector", "exp": now() + 60}),
+        ))
+        .unwrap();
+        // The boundary of `iat`, at a fixed time.
+        let at = 2_000_000_000u64;
+        let token = |iat: u64| {
+            sign(
+                KEY_A_PEM,
+                Some("k1"),
+                json!({"iss": "opencti", "sub": "connector", "iat": iat, "exp": now() + 60}),
+            )
+        };
+        jwks.verify_at(&token(at + LEEWAY_SECS), at).unwrap();
+        assert!(matches!(
+            jwks.verify_at(&token(at + LEEWAY_SECS + 1), at),
+            Err(JwtError::IssuedInFuture)
+        ));
+    }
+
+    #[test]
+    fn audience() {
+        let plain = Jwks::parse(&jwks_json()).unwrap();
+        let ours = plain
+            .clone()
+            .with_audiences(["connector-1".to_owned(), "http://c:7070/cb".to_owned()]);
+        let with_aud = |aud: serde_json::Value| {
+            let mut claims = good_claims();
+            claims["aud"] = aud;
+            sign(KEY_A_PEM, Some("k1"), claims)
+        };
+        // The platform's tokens carry no `aud`: accepted by both.
+        plain
+            .verify(&sign(KEY_A_PEM, Some("k1"), good_claims()))
+            .unwrap();
+        ours.verify(&sign(KEY_A_PEM, Some("k1"), good_claims()))
+            .unwrap();
+        // A token for someone else.
+        for jwks in [&plain, &ours] {
+            let err = jwks.verify(&with_aud(json!("other"))).unwrap_err();
+            assert!(matches!(err, JwtError::InvalidAudience), "{err:?}");
+            let err = jwks
+                .verify(&with_aud(json!(["other", "another"])))
+                .unwrap_err();
+            assert!(matches!(err, JwtError::InvalidAudience), "{err:?}");
+        }
+        let err = plain.verify(&with_aud(json!("connector-1"))).unwrap_err();
+        assert!(matches!(err, JwtError::InvalidAudience), "{err:?}");
+        ours.verify(&with_aud(json!("connector-1"))).unwrap();
+        ours.verify(&with_aud(json!(["x", "http://c:7070/cb"])))
+            .unwrap();
+        let err = ours.verify(&with_aud(json!(42))).unwrap_err();
+        assert!(
+            matches!(err, JwtError::InvalidClaimFormat(ref c) if c == "aud"),
             "{err:?}"
         );
     }

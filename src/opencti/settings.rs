@@ -123,7 +123,7 @@ pub struct Settings {
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
-            .field("opencti_url", &self.opencti_url)
+            .field("opencti_url", &crate::redact::url(&self.opencti_url))
             .field("opencti_token", &"***")
             .field("connector_id", &self.connector_id)
             .field("connector_name", &self.connector_name)
@@ -207,8 +207,9 @@ impl Settings {
             && !opencti_url.starts_with("https://")
         {
             p.push(format!(
-                "{}: `{opencti_url}` is not an http(s) URL",
-                table::OPENCTI_URL.label()
+                "{}: `{}` is not an http(s) URL",
+                table::OPENCTI_URL.label(),
+                crate::redact::url(&opencti_url)
             ));
         }
         let opencti_token = required(config, p, &table::OPENCTI_TOKEN);

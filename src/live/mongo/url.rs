@@ -124,23 +124,10 @@ pub(crate) fn parse(url: &str) -> Result<IvreUrl, String> {
     })
 }
 
-/// `url` with its credentials hidden: `user:pass@` → `***:***@` (see
-/// [`crate::logging::redact_url`]) and the values of `*password*` options → `***`.
+/// `url` with its secrets hidden: [`crate::redact::url`] (user-info, `*password*`,
+/// `auth*` and other secret-looking options).
 pub(crate) fn display(url: &str) -> String {
-    let redacted = crate::logging::redact_url(url.trim());
-    let Some((base, query)) = redacted.split_once('?') else {
-        return redacted;
-    };
-    let params: Vec<String> = query
-        .split('&')
-        .map(|param| match param.split_once('=') {
-            Some((key, _)) if key.to_ascii_lowercase().contains("password") => {
-                format!("{key}=***")
-            }
-            _ => param.to_owned(),
-        })
-        .collect();
-    format!("{base}?{}", params.join("&"))
+    crate::redact::url(url.trim())
 }
 
 /// Replaces every secret of `url` in a driver message by `***`.
@@ -278,7 +265,7 @@ mod tests {
         }
         assert_eq!(
             u.display,
-            "mongodb://***:***@db.example/ivre?authSource=admin\
+            "mongodb://***:***@db.example/ivre?authSource=***\
              &tlsCertificateKeyFilePassword=***&colname_hosts=h"
         );
         let msg = "auth of ivre@corp with s3cr:t failed (keypass)";
