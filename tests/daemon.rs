@@ -478,6 +478,65 @@ async fn failure_reports_are_retried_and_failed_playbook_steps_go_on() {
     assert_eq!(previous, bundle);
 }
 
+/// Hardening item 10: CONNECTOR_SHUTDOWN_TIMEOUT bounds the stop in API listen mode too:
+/// a callback still running after it is dropped unanswered (the worker requeues it).
+#[cfg(feature = "test-hooks")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shutdown_timeout_applies_in_api_mode() {
+    let data = lab_snapshot();
+    let double = PlatformDouble::start(DoubleOptions::default()).await;
+    let port = free_port().to_string();
+    let uri = format!("http://127.0.0.1:{port}");
+    let mut daemon = Daemon::start(
+        &double,
+        data.path(),
+        &[
+            ("CONNECTOR_LISTEN_PROTOCOL", "API"),
+            ("CONNECTOR_LISTEN_PROTOCOL_API_PORT", &port),
+            ("CONNECTOR_LISTEN_PROTOCOL_API_URI", &uri),
+            ("CONNECTOR_SHUTDOWN_TIMEOUT", "1"),
+            ("IVRE_CONNECTOR_TEST_DELAY_MS", "60000"),
+        ],
+    );
+    started(&double).await;
+    let entity = ipv4("192.0.2.10", &[]);
+    double.add_entity(entity.clone(), &[]);
+    let body = manual(&entity, "work_api_stop").to_string();
+    let (callback, token) = (format!("{uri}/api/callback"), double.token());
+    let post = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(callback)
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    double
+        .wait_for(|c| c.work_op.as_deref() == Some("toReceived"), WAIT)
+        .await
+        .expect("received");
+    let asked = std::time::Instant::now();
+    daemon.signal("-TERM");
+    let code = tokio::task::block_in_place(|| daemon.wait(WAIT));
+    assert_eq!(code, Some(0), "clean exit: {:?}", daemon.logs());
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "stopped after {:?}, not after the 60 s enrichment",
+        asked.elapsed()
+    );
+    let answer = post.await.unwrap();
+    assert!(
+        !matches!(answer, Ok(202)),
+        "the unfinished callback is not acknowledged: {answer:?}"
+    );
+    assert!(daemon
+        .logs()
+        .iter()
+        .any(|l| l.contains("callback requests still running")));
+}
+
 /// §C11, §C18: playbooks get the received bundle plus the enrichment; out of scope, the
 /// received bundle unchanged; no work mutation, nothing on RabbitMQ.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
