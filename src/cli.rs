@@ -82,7 +82,8 @@ pub enum Command {
 pub enum IndexCommand {
     /// Print the served generation's manifest
     Info,
-    /// Recompute the index checksum and compare it with the manifest
+    /// Check the served generation: every manifest field, every index file (size,
+    /// CRC-32) and record, the MaxMind files
     Verify,
 }
 
@@ -110,15 +111,21 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Index {
             command: IndexCommand::Verify,
         } => {
-            let snap = Snapshot::open(&data)?;
-            let actual = snap.index.checksum()?;
-            if actual == snap.manifest.checksum {
-                println!("{}: checksum {actual} matches the manifest", snap.name);
+            let report = snapshot::verify::verify(&data)?;
+            if report.problems.is_empty() {
+                println!(
+                    "{}: manifest, index ({} records, every file's size and CRC-32) and {} MaxMind files verified",
+                    report.generation, report.records, report.geo_files
+                );
                 Ok(0)
             } else {
+                for problem in &report.problems {
+                    println!("{}: {problem}", report.generation);
+                }
                 println!(
-                    "{}: checksum {actual} does NOT match the manifest ({}): rebuild the snapshot",
-                    snap.name, snap.manifest.checksum
+                    "{}: {} problems found: rebuild the snapshot (`ivre-sync import`) or fetch it again",
+                    report.generation,
+                    report.problems.len()
                 );
                 Ok(1)
             }

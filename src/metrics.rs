@@ -71,9 +71,14 @@ pub mod names {
     pub const SYNC_RUNS: &str = "sync_runs_total";
     /// Gauge: Unix time of the last successful upkeep run (0: none yet).
     pub const SYNC_LAST_SUCCESS: &str = "sync_last_success_timestamp_seconds";
+    /// Counter: published generations that failed to open (each generation and error
+    /// once); the previous generation stays served.
+    pub const SNAPSHOT_OPEN_FAILURES: &str = "snapshot_open_failures_total";
+    /// Gauge: 1 while `CURRENT` names a generation that fails to open.
+    pub const SNAPSHOT_OPEN_FAILED: &str = "snapshot_open_failed";
 
     /// Every name above.
-    pub const ALL: [&str; 17] = [
+    pub const ALL: [&str; 19] = [
         BUNDLES_SENT,
         RECORDS_SENT,
         RUNS,
@@ -91,6 +96,8 @@ pub mod names {
         SNAPSHOT_SERVED,
         SYNC_RUNS,
         SYNC_LAST_SUCCESS,
+        SNAPSHOT_OPEN_FAILURES,
+        SNAPSHOT_OPEN_FAILED,
     ];
 }
 
@@ -283,6 +290,8 @@ struct Inner {
     /// Every `source` × `outcome` series created at zero.
     sync_runs: IntCounterVec,
     sync_last_success: Gauge,
+    snapshot_open_failures: IntCounter,
+    snapshot_open_failed: IntGauge,
 }
 
 /// Checks a namespace or subsystem.
@@ -471,6 +480,21 @@ impl Metrics {
             ))?,
         )?;
 
+        let snapshot_open_failures = register(
+            &registry,
+            IntCounter::with_opts(opts(
+                names::SNAPSHOT_OPEN_FAILURES,
+                "Published snapshot generations that failed to open (the previous one stays served)",
+            ))?,
+        )?;
+        let snapshot_open_failed = register(
+            &registry,
+            IntGauge::with_opts(opts(
+                names::SNAPSHOT_OPEN_FAILED,
+                "1 while the published snapshot generation fails to open, else 0",
+            ))?,
+        )?;
+
         Ok(Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -492,8 +516,18 @@ impl Metrics {
                 snapshot_served,
                 sync_runs,
                 sync_last_success,
+                snapshot_open_failures,
+                snapshot_open_failed,
             }),
         })
+    }
+
+    /// Failures to open a published generation: `total` so far (the counter follows it),
+    /// and whether the published one fails now.
+    pub fn set_snapshot_open_failures(&self, total: u64, failing: bool) {
+        let counter = &self.inner.snapshot_open_failures;
+        counter.inc_by(total.saturating_sub(counter.get()));
+        self.inner.snapshot_open_failed.set(i64::from(failing));
     }
 
     /// Whether a snapshot is served (`snapshot_served`).

@@ -60,3 +60,7 @@ mod replicas;
 /// Scale-out: `ivre-sync publish` / `fetch` / `--publish` through moto's S3 server and a
 /// `file://` store; tampered archives refused.
 mod distribute;
+
+// A damaged generation published into a running daemon: it stays on the previous one and
+// says so in its logs, metrics and health (docs/reliability/integrity.md).
+mod integrity;

@@ -143,6 +143,10 @@ impl Health {
     pub fn update_metrics(&self) {
         let snapshot = self.serving.snapshot();
         self.metrics.set_snapshot_served(snapshot.is_some());
+        self.metrics.set_snapshot_open_failures(
+            self.serving.open_failures(),
+            self.serving.open_failure().is_some(),
+        );
         if let Some(age) = snapshot.and_then(|s| age_seconds(&s.manifest.built_at)) {
             self.metrics.set_snapshot_age(age);
         }
@@ -154,6 +158,7 @@ impl Health {
         let snapshot = self.serving.snapshot();
         let probe = self.probe.lock().ok().and_then(|p| p.clone());
         let fallback_ok = probe.as_ref().is_some_and(|(_, error)| error.is_none());
+        let failure = self.serving.open_failure();
         let mut reasons = Vec::new();
         if !registered {
             reasons.push("not registered with OpenCTI yet".to_owned());
@@ -212,6 +217,12 @@ impl Health {
                 "error": probe.and_then(|(_, e)| e),
             },
             "sync": runs,
+            // Readiness does not change: the previous generation (or live IVRE) serves.
+            "snapshot_open_failure": failure.map(|f| json!({
+                "generation": f.generation,
+                "error": f.error,
+                "since": f.at,
+            })),
         });
         (ready, document)
     }

@@ -167,7 +167,8 @@ async fn swap(serving: &Arc<Serving>) {
     match tokio::task::spawn_blocking(move || serving.reload()).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {
-            tracing::error!(error = %e, "cannot open the new snapshot; still serving the previous one")
+            // Logged, counted and shown by health in `reload`.
+            tracing::debug!(error = %e, "cannot open the new snapshot; still serving the previous one")
         }
         Err(e) => tracing::error!(error = %e, "opening the new snapshot crashed"),
     }

@@ -189,7 +189,7 @@ fn install(
     }
     let index_dir = builder.index_path();
     let checksum = {
-        let index = IndexReader::open(&index_dir, 16 * 1024 * 1024)
+        let index = IndexReader::open(&index_dir, &manifest.index_check(), 16 * 1024 * 1024)
             .map_err(|e| bad_generation(format!("the index does not open: {e}")))?;
         index
             .checksum()

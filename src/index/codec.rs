@@ -1,27 +1,53 @@
 //! The only place that turns stored values into bytes and back.
 //!
-//! Every value is `[FORMAT_VERSION][payload]`. A stored record's payload is one zstd
-//! frame (level [`ZSTD_LEVEL`]) of `[u32 LE length][export-form JSON][bincode summary]`:
-//! the JSON and the summary repeat each other's strings, and compressing them together
-//! stores them once; zstd's entropy coding also halves the hex and base64 that fill
-//! certificate records, which LZ4 (the first format) left as they were. Other values are
-//! plain bincode. bincode runs with its standard configuration (little-endian,
-//! variable-length integers). bincode is pinned at 2.0.1 and unmaintained
+//! Every value is `[FORMAT_VERSION][payload]`. A stored record is
+//! `[FORMAT_VERSION][CRC-32 of the frame, u32 LE][zstd frame]`, the frame (level
+//! [`ZSTD_LEVEL`], declaring its content size) holding
+//! `[u32 LE length][export-form JSON][bincode summary]`: the JSON and the summary repeat
+//! each other's strings, and compressing them together stores them once; zstd's entropy
+//! coding also halves the hex and base64 that fill certificate records, which LZ4 (the
+//! first format) left as they were. Other values are plain bincode. bincode runs with its
+//! standard configuration (little-endian, variable-length integers) and a size limit. bincode is pinned at 2.0.1 and unmaintained
 //! (RUSTSEC-2025-0141, no further releases): keeping it behind this module, with a
 //! version byte, means switching to another encoding (postcard, …) changes this file
 //! and the version number, and nothing else. A reader refuses values written with
 //! another version instead of misreading them.
+//!
+//! Integrity (format 3): every record carries a CRC-32 (crc32fast) of its stored bytes,
+//! checked before anything is decoded, so a flipped bit or a torn write is an error,
+//! never a different record. A CRC of the stored bytes rather than zstd's own frame
+//! checksum: it is checked before the frame is parsed (zstd's checksums the content, after
+//! decompressing what a damaged header says), and the same crate checks the whole
+//! files at open (see [`super::FileSum`]). It costs 4 bytes per record and a pass over
+//! the compressed bytes (crc32fast runs at several GB/s). Every size a record declares is
+//! bounded before it is allocated: the stored length by the file's length and
+//! [`MAX_STORED_BYTES`], the content size the frame declares by [`MAX_PLAIN_BYTES`],
+//! bincode's lengths by the same limit.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::cell::RefCell;
 
 /// Version of the value encoding (and of the snapshot format, see the manifest).
-pub const FORMAT_VERSION: u8 = 2;
+/// 3: records carry a CRC-32; the manifest lists every base file's size and CRC.
+pub const FORMAT_VERSION: u8 = 3;
 
 /// zstd level of stored records: 1 compresses at several hundred MB/s, and higher levels
 /// gained little on IVRE records (measured on the scale data).
 pub const ZSTD_LEVEL: i32 = 1;
+
+/// Largest decoded record (JSON, its length and its summary). An imported line is at
+/// most 64 MiB (`snapshot::ndjson`) and its summary repeats part of it; a record that
+/// would exceed this is refused when it is written, and a stored one that declares more
+/// is refused before anything is allocated.
+pub const MAX_PLAIN_BYTES: usize = 256 << 20;
+
+/// Largest stored (compressed) record: zstd never grows its input by more than a
+/// little, plus the version and CRC bytes.
+pub const MAX_STORED_BYTES: u64 = MAX_PLAIN_BYTES as u64 + (1 << 20);
+
+/// Bytes before a record's zstd frame: the version and the CRC.
+const RECORD_HEADER: usize = 5;
 
 /// Why a stored value could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -36,16 +62,38 @@ pub enum CodecError {
     Encode(#[from] bincode::error::EncodeError),
     #[error("truncated record")]
     Truncated,
+    #[error("record checksum mismatch (stored {stored:08x}, computed {computed:08x}): the file is damaged")]
+    Checksum { stored: u32, computed: u32 },
+    #[error("record declares {declared} bytes, over the limit of {limit}")]
+    TooLarge { declared: u64, limit: u64 },
+    #[error("record summary has {0} trailing bytes")]
+    Trailing(usize),
     #[error("cannot compress record: {0}")]
     Compress(std::io::Error),
     #[error("cannot decompress record: {0}")]
     Decompress(std::io::Error),
     #[error("record JSON is not UTF-8")]
     NotUtf8,
+    #[error(
+        "record at offset {offset} ({len} bytes) runs past the end of the file ({file_len} bytes)"
+    )]
+    OutOfFile {
+        offset: u64,
+        len: u64,
+        file_len: u64,
+    },
+    #[error("cannot read record: {0}")]
+    Read(std::io::Error),
 }
 
-fn config() -> bincode::config::Configuration {
-    bincode::config::standard()
+type Config = bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_PLAIN_BYTES>,
+>;
+
+fn config() -> Config {
+    bincode::config::standard().with_limit::<MAX_PLAIN_BYTES>()
 }
 
 /// Encodes `value`, appending to `out` (cleared first).
@@ -85,16 +133,19 @@ pub fn encode_record<T: Serialize>(
     summary: &T,
     out: &mut Vec<u8>,
 ) -> Result<(), CodecError> {
-    let len = u32::try_from(json.len()).map_err(|_| {
-        CodecError::Encode(bincode::error::EncodeError::Other(
-            "record JSON larger than 4 GiB",
-        ))
-    })?;
+    let too_large = |declared: usize| CodecError::TooLarge {
+        declared: declared as u64,
+        limit: MAX_PLAIN_BYTES as u64,
+    };
+    let len = u32::try_from(json.len()).map_err(|_| too_large(json.len()))?;
     PLAIN.with_borrow_mut(|plain| {
         plain.clear();
         plain.extend_from_slice(&len.to_le_bytes());
         plain.extend_from_slice(json.as_bytes());
         bincode::serde::encode_into_std_write(summary, plain, config())?;
+        if plain.len() > MAX_PLAIN_BYTES {
+            return Err(too_large(plain.len()));
+        }
         let compressed = COMPRESSOR.with_borrow_mut(|slot| {
             let compressor = match slot {
                 Some(c) => c,
@@ -105,29 +156,47 @@ pub fn encode_record<T: Serialize>(
         let compressed = compressed.map_err(CodecError::Compress)?;
         out.clear();
         out.push(FORMAT_VERSION);
+        out.extend_from_slice(&crc32fast::hash(&compressed).to_le_bytes());
         out.extend_from_slice(&compressed);
         Ok(())
     })
 }
 
-/// Decompresses a stored record and hands its JSON and encoded summary to `f`.
+/// Checks a stored record (version, CRC, declared size), decompresses it and hands its
+/// JSON and encoded summary to `f`.
 fn with_record_parts<R>(
     bytes: &[u8],
     f: impl FnOnce(&[u8], &[u8]) -> Result<R, CodecError>,
 ) -> Result<R, CodecError> {
-    let (&version, frame) = bytes.split_first().ok_or(CodecError::Empty)?;
+    let (&version, rest) = bytes.split_first().ok_or(CodecError::Empty)?;
     if version != FORMAT_VERSION {
         return Err(CodecError::Version { found: version });
+    }
+    if bytes.len() < RECORD_HEADER {
+        return Err(CodecError::Truncated);
+    }
+    let (crc, frame) = rest.split_at(RECORD_HEADER - 1);
+    let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    let computed = crc32fast::hash(frame);
+    if stored != computed {
+        return Err(CodecError::Checksum { stored, computed });
     }
     let size = zstd::zstd_safe::get_frame_content_size(frame)
         .ok()
         .flatten()
         .ok_or(CodecError::Truncated)?;
+    if size > MAX_PLAIN_BYTES as u64 {
+        return Err(CodecError::TooLarge {
+            declared: size,
+            limit: MAX_PLAIN_BYTES as u64,
+        });
+    }
     let plain = DECOMPRESSOR.with_borrow_mut(|slot| {
         let decompressor = match slot {
             Some(d) => d,
             None => slot.insert(zstd::bulk::Decompressor::new()?),
         };
+        // Bounded just above.
         decompressor.decompress(frame, size as usize)
     });
     let plain = plain.map_err(CodecError::Decompress)?;
@@ -136,22 +205,40 @@ fn with_record_parts<R>(
         .and_then(|b| b.try_into().ok())
         .ok_or(CodecError::Truncated)?;
     let len = u32::from_le_bytes(len_bytes) as usize;
-    let json = plain.get(4..4 + len).ok_or(CodecError::Truncated)?;
+    let json = plain
+        .get(4..4usize.saturating_add(len))
+        .ok_or(CodecError::Truncated)?;
     f(json, &plain[4 + len..])
+}
+
+fn json_string(json: &[u8]) -> Result<String, CodecError> {
+    String::from_utf8(json.to_vec()).map_err(|_| CodecError::NotUtf8)
+}
+
+fn summary_value<T: DeserializeOwned>(summary: &[u8]) -> Result<T, CodecError> {
+    let (value, read) = bincode::serde::decode_from_slice(summary, config())?;
+    if read != summary.len() {
+        return Err(CodecError::Trailing(summary.len() - read));
+    }
+    Ok(value)
 }
 
 /// The export-form JSON of a stored record.
 pub fn decode_record_json(bytes: &[u8]) -> Result<String, CodecError> {
-    with_record_parts(bytes, |json, _| {
-        String::from_utf8(json.to_vec()).map_err(|_| CodecError::NotUtf8)
-    })
+    with_record_parts(bytes, |json, _| json_string(json))
 }
 
 /// The summary of a stored record.
 pub fn decode_record_summary<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    with_record_parts(bytes, |_, summary| {
-        let (value, _) = bincode::serde::decode_from_slice(summary, config())?;
-        Ok(value)
+    with_record_parts(bytes, |_, summary| summary_value(summary))
+}
+
+/// A whole stored record (as [`read_record`] returns it, without the file's length
+/// prefix): its export-form JSON and its summary, every check applied. The entry point
+/// for a fuzzer: any bytes give a record or an error.
+pub fn decode_record<T: DeserializeOwned>(bytes: &[u8]) -> Result<(String, T), CodecError> {
+    with_record_parts(bytes, |json, summary| {
+        Ok((json_string(json)?, summary_value(summary)?))
     })
 }
 
@@ -202,19 +289,50 @@ pub fn unpack_location(value: u64) -> Location {
     }
 }
 
-/// Reads the record at `loc` from a records file (see [`pack_location`] for a length
-/// of `0`).
-pub fn read_record(file: &std::fs::File, loc: Location) -> std::io::Result<Vec<u8>> {
+/// Reads the record at `loc` from a records file of `file_len` bytes (see
+/// [`pack_location`] for a length of `0`). The length is checked against the file and
+/// [`MAX_STORED_BYTES`] before the buffer is allocated.
+pub fn read_record(
+    file: &std::fs::File,
+    file_len: u64,
+    loc: Location,
+) -> Result<Vec<u8>, CodecError> {
     use std::os::unix::fs::FileExt;
     let len = if loc.len == 0 {
+        if loc.offset < 4 || loc.offset > file_len {
+            return Err(CodecError::OutOfFile {
+                offset: loc.offset,
+                len: 4,
+                file_len,
+            });
+        }
         let mut prefix = [0u8; 4];
-        file.read_exact_at(&mut prefix, loc.offset.saturating_sub(4))?;
+        file.read_exact_at(&mut prefix, loc.offset - 4)
+            .map_err(CodecError::Read)?;
         u32::from_le_bytes(prefix)
     } else {
         loc.len
     };
+    if u64::from(len) > MAX_STORED_BYTES {
+        return Err(CodecError::TooLarge {
+            declared: u64::from(len),
+            limit: MAX_STORED_BYTES,
+        });
+    }
+    if loc
+        .offset
+        .checked_add(u64::from(len))
+        .is_none_or(|end| end > file_len)
+    {
+        return Err(CodecError::OutOfFile {
+            offset: loc.offset,
+            len: u64::from(len),
+            file_len,
+        });
+    }
     let mut buf = vec![0u8; len as usize];
-    file.read_exact_at(&mut buf, loc.offset)?;
+    file.read_exact_at(&mut buf, loc.offset)
+        .map_err(CodecError::Read)?;
     Ok(buf)
 }
 
@@ -229,7 +347,11 @@ pub fn encode_location(loc: Location) -> [u8; LOCATION_LEN] {
     out
 }
 
+/// The inverse of [`encode_location`]: exactly [`LOCATION_LEN`] bytes.
 pub fn decode_location(bytes: &[u8]) -> Result<Location, CodecError> {
+    if bytes.len() != LOCATION_LEN {
+        return Err(CodecError::Truncated);
+    }
     let offset: [u8; 8] = bytes
         .get(..8)
         .and_then(|b| b.try_into().ok())

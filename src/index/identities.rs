@@ -48,13 +48,20 @@ pub struct IdentityTable {
 impl IdentityTable {
     /// Reads `path`; `None` when the index has no such file.
     pub fn load(path: &Path) -> std::io::Result<Option<IdentityTable>> {
-        match super::if_exists(std::fs::read(path))? {
-            Some(bytes) if bytes.len() % ROW == 0 => Ok(Some(IdentityTable { bytes })),
-            Some(_) => Err(std::io::Error::new(
+        super::if_exists(std::fs::read(path))?
+            .map(IdentityTable::from_bytes)
+            .transpose()
+    }
+
+    /// The table a `.sorted` file holds.
+    pub fn from_bytes(bytes: Vec<u8>) -> std::io::Result<IdentityTable> {
+        if bytes.len() % ROW == 0 {
+            Ok(IdentityTable { bytes })
+        } else {
+            Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("{}: not a whole number of {ROW}-byte rows", path.display()),
-            )),
-            None => Ok(None),
+                format!("not a whole number of {ROW}-byte rows"),
+            ))
         }
     }
 

@@ -36,6 +36,7 @@ pub use reader::{Found, IndexReader};
 pub use writer::{IndexStats, IndexWriter};
 
 use crate::ivre::RecordKind;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 /// File of record bodies of one kind inside an index directory.
@@ -162,6 +163,8 @@ pub enum IndexError {
         path: PathBuf,
         missing: &'static str,
     },
+    #[error("{path}: {reason}: the snapshot is damaged, rebuild it (`ivre-sync import`) or fetch it again")]
+    Damaged { path: PathBuf, reason: String },
 }
 
 impl IndexError {
@@ -186,6 +189,13 @@ impl IndexError {
         }
     }
 
+    pub(crate) fn damaged(path: &std::path::Path, reason: impl Into<String>) -> IndexError {
+        IndexError::Damaged {
+            path: path.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> IndexError {
         IndexError::Io {
             path: path.to_owned(),
@@ -194,16 +204,184 @@ impl IndexError {
     }
 }
 
-/// `crc32:<record files and base files>/<sled trees>`: what the manifest records at build
-/// time and `index verify` recomputes.
-pub(crate) fn checksum(path: &Path, db: &sled::Db) -> Result<String, IndexError> {
-    let mut hasher = crc32fast::Hasher::new();
-    for kind in RecordKind::ALL {
-        crc_file(&path.join(records_file(kind)), &mut hasher)?;
-        let delta = path.join(delta_records_file(kind));
-        if delta.is_file() {
-            crc_file(&delta, &mut hasher)?;
+/// Size and CRC-32 of one file of an index, as the manifest lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileSum {
+    pub bytes: u64,
+    /// CRC-32 (IEEE, crc32fast), 8 lower-case hex digits.
+    pub crc32: String,
+}
+
+/// Every file of an index outside sled (record files, delta record files, base files),
+/// by name.
+pub type IndexFiles = std::collections::BTreeMap<String, FileSum>;
+
+/// What the manifest says an index holds, checked when it is opened: each listed file
+/// exists, is a regular file and has its size (base files loaded into memory: and its
+/// CRC); no unlisted file of the index's names is there; sled's trees have the checksum.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexCheck {
+    pub files: IndexFiles,
+    /// The manifest's `crc32:<files>/<sled trees>`.
+    pub checksum: String,
+}
+
+impl IndexCheck {
+    /// The sled half of the checksum.
+    fn entries_checksum(&self) -> Option<&str> {
+        self.checksum
+            .strip_prefix("crc32:")?
+            .split_once('/')
+            .map(|(_, e)| e)
+    }
+
+    /// The expected size and CRC of `name`, checking that `path` is there exactly when
+    /// the manifest lists it. `None`: neither listed nor present.
+    pub(crate) fn expect(&self, path: &Path, name: &str) -> Result<Option<&FileSum>, IndexError> {
+        let listed = self.files.get(name);
+        let present = path.symlink_metadata().is_ok();
+        match (listed, present) {
+            (Some(_), false) => Err(IndexError::damaged(
+                path,
+                "listed in the manifest but missing",
+            )),
+            (None, true) => Err(IndexError::damaged(path, "present but not in the manifest")),
+            (listed, _) => Ok(listed),
         }
+    }
+
+    /// Opens a listed file, checking that its size is the manifest's.
+    pub(crate) fn open_file(
+        &self,
+        path: &Path,
+        name: &str,
+    ) -> Result<Option<(File, u64)>, IndexError> {
+        let Some(sum) = self.expect(path, name)? else {
+            return Ok(None);
+        };
+        let file = open_regular(path).map_err(|e| IndexError::io(path, e))?;
+        let len = file.metadata().map_err(|e| IndexError::io(path, e))?.len();
+        if len != sum.bytes {
+            return Err(IndexError::damaged(
+                path,
+                format!("{len} bytes, the manifest says {}", sum.bytes),
+            ));
+        }
+        Ok(Some((file, len)))
+    }
+
+    /// Reads a listed file into memory (size checked before reading, CRC after).
+    pub(crate) fn read_file(&self, path: &Path, name: &str) -> Result<Option<Vec<u8>>, IndexError> {
+        use std::io::Read;
+        let Some((file, len)) = self.open_file(path, name)? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        // `len` is the manifest's size, which the file has.
+        bytes
+            .try_reserve_exact(len as usize)
+            .map_err(|e| IndexError::damaged(path, format!("cannot allocate {len} bytes: {e}")))?;
+        file.take(len)
+            .read_to_end(&mut bytes)
+            .map_err(|e| IndexError::io(path, e))?;
+        let crc = format!("{:08x}", crc32fast::hash(&bytes));
+        match self.files.get(name) {
+            Some(sum) if sum.crc32 == crc && bytes.len() as u64 == len => Ok(Some(bytes)),
+            Some(sum) => Err(IndexError::damaged(
+                path,
+                format!("CRC-32 {crc}, the manifest says {}", sum.crc32),
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Compares sled's checksum with the manifest's.
+    pub(crate) fn check_entries(&self, path: &Path, db: &sled::Db) -> Result<(), IndexError> {
+        let actual = format!(
+            "{:08x}",
+            db.checksum().map_err(|e| IndexError::sled(path, e))?
+        );
+        match self.entries_checksum() {
+            Some(expected) if expected == actual => Ok(()),
+            expected => Err(IndexError::damaged(
+                path,
+                format!(
+                    "search entries checksum {actual}, the manifest says {}",
+                    expected.unwrap_or("nothing")
+                ),
+            )),
+        }
+    }
+}
+
+/// Opens `path` for reading only if it is a regular file, not a symbolic link (checked
+/// before opening and, on the open file, that it is the same file).
+pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::MetadataExt;
+    let before = path.symlink_metadata()?;
+    if !before.file_type().is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a regular file (a symbolic link, a directory or a device)",
+        ));
+    }
+    let file = File::open(path)?;
+    let after = file.metadata()?;
+    if after.dev() != before.dev() || after.ino() != before.ino() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "replaced while being opened",
+        ));
+    }
+    Ok(file)
+}
+
+/// Reads at most `cap` bytes of the regular file `path` ([`open_regular`]); a larger
+/// file is an error, found before it is read.
+pub fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = open_regular(path)?;
+    let len = file.metadata()?.len();
+    if len > cap {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{len} bytes, over the limit of {cap}"),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(cap + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("over the limit of {cap} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// `crc32:<record and base files>/<sled trees>`: what the manifest records at build
+/// time and `index verify` recomputes; with the size and CRC of each file.
+pub(crate) fn checksum(path: &Path, db: &sled::Db) -> Result<(String, IndexFiles), IndexError> {
+    let mut hasher = crc32fast::Hasher::new();
+    let mut files = IndexFiles::new();
+    let mut sum = |name: String, required: bool| -> Result<(), IndexError> {
+        let file = path.join(&name);
+        if required || file.symlink_metadata().is_ok() {
+            let mut own = crc32fast::Hasher::new();
+            let bytes = crc_file(&file, &mut hasher, &mut own)?;
+            files.insert(
+                name,
+                FileSum {
+                    bytes,
+                    crc32: format!("{:08x}", own.finalize()),
+                },
+            );
+        }
+        Ok(())
+    };
+    for kind in RecordKind::ALL {
+        sum(records_file(kind).to_owned(), true)?;
+        sum(delta_records_file(kind).to_owned(), false)?;
     }
     for kind in RecordKind::ALL {
         for name in [
@@ -211,14 +389,14 @@ pub(crate) fn checksum(path: &Path, db: &sled::Db) -> Result<String, IndexError>
             base_identities_file(kind),
             base_locations_file(kind).to_owned(),
         ] {
-            let file = path.join(name);
-            if file.is_file() {
-                crc_file(&file, &mut hasher)?;
-            }
+            sum(name, false)?;
         }
     }
     let entries = db.checksum().map_err(|e| IndexError::sled(path, e))?;
-    Ok(format!("crc32:{:08x}/{:08x}", hasher.finalize(), entries))
+    Ok((
+        format!("crc32:{:08x}/{:08x}", hasher.finalize(), entries),
+        files,
+    ))
 }
 
 /// `None` for a file that does not exist: the optional files of an index (base files of
@@ -231,16 +409,23 @@ pub(crate) fn if_exists<T>(result: std::io::Result<T>) -> std::io::Result<Option
     }
 }
 
-/// Feeds a whole file to a CRC.
-fn crc_file(path: &Path, hasher: &mut crc32fast::Hasher) -> Result<(), IndexError> {
+/// Feeds a whole file to two CRCs; returns its length.
+fn crc_file(
+    path: &Path,
+    hasher: &mut crc32fast::Hasher,
+    own: &mut crc32fast::Hasher,
+) -> Result<u64, IndexError> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|e| IndexError::io(path, e))?;
+    let mut file = open_regular(path).map_err(|e| IndexError::io(path, e))?;
     let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0;
     loop {
         let n = file.read(&mut buf).map_err(|e| IndexError::io(path, e))?;
         if n == 0 {
-            return Ok(());
+            return Ok(len);
         }
         hasher.update(&buf[..n]);
+        own.update(&buf[..n]);
+        len += n as u64;
     }
 }

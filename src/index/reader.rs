@@ -6,8 +6,8 @@ use super::codec::{self, Location};
 use super::keys::{self, Query};
 use super::sorted;
 use super::{
-    base_file, base_locations_file, dead_tree_name, delta_records_file, records_file, tree_name,
-    IndexError, SLED_DIR,
+    base_file, base_identities_file, base_locations_file, dead_tree_name, delta_records_file,
+    identity_tree_name, records_file, tree_name, IndexCheck, IndexError, SLED_DIR,
 };
 use crate::ivre::RecordKind;
 use serde::de::DeserializeOwned;
@@ -41,24 +41,30 @@ struct Part {
     dead: HashSet<u64>,
     /// Search entries added by updates.
     added: sled::Tree,
-    /// Records of the full import.
-    file: File,
+    /// Records of the full import, and the file's length.
+    file: (File, u64),
     /// Records added by updates (`None`: none yet).
-    delta: Option<File>,
+    delta: Option<(File, u64)>,
 }
 
 /// An open index.
 pub struct IndexReader {
     path: PathBuf,
+    check: IndexCheck,
     db: sled::Db,
     /// By kind: scans, view, passive.
     parts: Vec<Part>,
 }
 
 impl IndexReader {
-    /// Opens the index directory `path` (sled takes an exclusive lock on its database).
-    pub fn open(path: &Path, cache_bytes: u64) -> Result<IndexReader, IndexError> {
-        IndexReader::open_parts(path, &path.join(SLED_DIR), cache_bytes)
+    /// Opens the index directory `path` (sled takes an exclusive lock on its database),
+    /// checking its files against `check` (the manifest's list, see [`IndexCheck`]).
+    pub fn open(
+        path: &Path,
+        check: &IndexCheck,
+        cache_bytes: u64,
+    ) -> Result<IndexReader, IndexError> {
+        IndexReader::open_parts(path, &path.join(SLED_DIR), check, cache_bytes)
     }
 
     /// Opens an index whose sled database is at `sled_path` (for instance a private copy
@@ -67,6 +73,7 @@ impl IndexReader {
     pub fn open_parts(
         path: &Path,
         sled_path: &Path,
+        check: &IndexCheck,
         cache_bytes: u64,
     ) -> Result<IndexReader, IndexError> {
         let sled_path = sled_path.to_owned();
@@ -76,23 +83,47 @@ impl IndexReader {
                 missing: SLED_DIR,
             });
         }
+        // Every file first: a damaged one is named before sled reads anything.
+        let mut files = Vec::new();
+        for kind in RecordKind::ALL {
+            let name = records_file(kind);
+            let p = path.join(name);
+            let file = check
+                .open_file(&p, name)?
+                .ok_or_else(|| IndexError::damaged(&p, "not in the manifest"))?;
+            let name = delta_records_file(kind);
+            let delta = check.open_file(&path.join(name), name)?;
+            let name = base_file(tree_name(kind));
+            let p = path.join(&name);
+            let base = match check.read_file(&p, &name)? {
+                Some(bytes) => Some(
+                    fst::Set::new(bytes)
+                        .map_err(|e| IndexError::base(&p, sorted::SortedError::Fst(e)))?,
+                ),
+                None => None,
+            };
+            let name = base_locations_file(kind);
+            let p = path.join(name);
+            let locations = match check.read_file(&p, name)? {
+                Some(bytes) => {
+                    sorted::locations_from_bytes(&bytes).map_err(|e| IndexError::base(&p, e))?
+                }
+                None => Vec::new(),
+            };
+            // Only updates read the identities: checked to be there, sized as listed.
+            let name = base_identities_file(kind);
+            check.open_file(&path.join(&name), &name)?;
+            files.push((file, delta, base, locations));
+        }
         let err = |e| IndexError::sled(&sled_path, e);
         let db = sled::Config::new()
             .path(&sled_path)
             .cache_capacity(cache_bytes)
             .open()
             .map_err(err)?;
+        check.check_entries(&sled_path, &db)?;
         let mut parts = Vec::new();
-        for kind in RecordKind::ALL {
-            let p = path.join(records_file(kind));
-            let file = File::open(&p).map_err(|e| IndexError::io(&p, e))?;
-            let p = path.join(delta_records_file(kind));
-            let delta = super::if_exists(File::open(&p)).map_err(|e| IndexError::io(&p, e))?;
-            let base_path = path.join(base_file(tree_name(kind)));
-            let base = sorted::load(&base_path).map_err(|e| IndexError::base(&base_path, e))?;
-            let loc_path = path.join(base_locations_file(kind));
-            let locations =
-                sorted::load_locations(&loc_path).map_err(|e| IndexError::base(&loc_path, e))?;
+        for (kind, (file, delta, base, locations)) in RecordKind::ALL.into_iter().zip(files) {
             let dead = db
                 .open_tree(dead_tree_name(kind))
                 .map_err(err)?
@@ -113,6 +144,7 @@ impl IndexReader {
         }
         Ok(IndexReader {
             path: path.to_owned(),
+            check: check.clone(),
             db,
             parts,
         })
@@ -183,23 +215,44 @@ impl IndexReader {
         Ok(Found { records, truncated })
     }
 
-    fn raw(&self, hit: &Hit) -> Result<Vec<u8>, IndexError> {
-        let part = self.part(hit.kind);
-        let (file, name) = if hit.location.offset & codec::DELTA_OFFSET != 0 {
-            (part.delta.as_ref(), delta_records_file(hit.kind))
+    /// The records file a hit is in, its length, and its path.
+    fn file_of(&self, kind: RecordKind, location: Location) -> (Option<&(File, u64)>, PathBuf) {
+        let part = self.part(kind);
+        if location.offset & codec::DELTA_OFFSET != 0 {
+            (
+                part.delta.as_ref(),
+                self.path.join(delta_records_file(kind)),
+            )
         } else {
-            (Some(&part.file), records_file(hit.kind))
+            (Some(&part.file), self.path.join(records_file(kind)))
+        }
+    }
+
+    fn raw(&self, hit: &Hit) -> Result<Vec<u8>, IndexError> {
+        let (file, path) = self.file_of(hit.kind, hit.location);
+        let error = |source| IndexError::Codec {
+            path: path.clone(),
+            kind: hit.kind,
+            id: hit.id,
+            source,
         };
-        let missing = || std::io::Error::from(std::io::ErrorKind::NotFound);
-        file.ok_or_else(missing)
-            .and_then(|f| codec::read_record(f, codec::without_delta_bit(hit.location)))
-            .map_err(|e| IndexError::io(&self.path.join(name), e))
+        let Some((file, len)) = file else {
+            return Err(IndexError::damaged(
+                &path,
+                format!(
+                    "{} record {} is located in this file, which the manifest does not list",
+                    hit.kind, hit.id
+                ),
+            ));
+        };
+        codec::read_record(file, *len, codec::without_delta_bit(hit.location)).map_err(error)
     }
 
     fn codec_error(&self, hit: &Hit) -> impl Fn(codec::CodecError) -> IndexError + '_ {
         let (kind, id) = (hit.kind, hit.id);
+        let (_, path) = self.file_of(kind, hit.location);
         move |source| IndexError::Codec {
-            path: self.path.clone(),
+            path: path.clone(),
             kind,
             id,
             source,
@@ -219,6 +272,96 @@ impl IndexReader {
     /// The index checksum (`crc32:<record and base files>/<sled trees>`), as recorded
     /// in the manifest at build time.
     pub fn checksum(&self) -> Result<String, IndexError> {
-        super::checksum(&self.path, &self.db)
+        Ok(super::checksum(&self.path, &self.db)?.0)
     }
+
+    /// Checks everything `index verify` checks, and returns what it found wrong (empty:
+    /// the index is whole): the checksum and every file's size and CRC against the
+    /// manifest, then every live record (read, CRC, decompressed, decoded) and every
+    /// location in sled. `decode` decodes one record's summary (the caller knows the
+    /// types).
+    pub fn verify(
+        &self,
+        decode: impl Fn(RecordKind, &[u8]) -> Result<(), codec::CodecError>,
+    ) -> Result<Verified, IndexError> {
+        let mut out = Verified::default();
+        let (checksum, files) = super::checksum(&self.path, &self.db)?;
+        if checksum != self.check.checksum {
+            out.problems.push(format!(
+                "index checksum {checksum}, the manifest says {}",
+                self.check.checksum
+            ));
+        }
+        for (name, sum) in &self.check.files {
+            match files.get(name) {
+                None => out.problems.push(format!(
+                    "{}: listed in the manifest but missing",
+                    self.path.join(name).display()
+                )),
+                Some(found) if found != sum => out.problems.push(format!(
+                    "{}: {} bytes, CRC-32 {}; the manifest says {} bytes, CRC-32 {}",
+                    self.path.join(name).display(),
+                    found.bytes,
+                    found.crc32,
+                    sum.bytes,
+                    sum.crc32
+                )),
+                Some(_) => {}
+            }
+        }
+        for name in files.keys().filter(|n| !self.check.files.contains_key(*n)) {
+            out.problems.push(format!(
+                "{}: present but not in the manifest",
+                self.path.join(name).display()
+            ));
+        }
+        let mut bad_locations = Vec::new();
+        for kind in RecordKind::ALL {
+            let part = self.part(kind);
+            let mut check = |id: u64, location: Location| {
+                let hit = Hit { kind, id, location };
+                let result = self.raw(&hit).and_then(|bytes| {
+                    codec::decode_record_json(&bytes)
+                        .and_then(|_| decode(kind, &bytes))
+                        .map_err(self.codec_error(&hit))
+                });
+                out.records += 1;
+                if let Err(e) = result {
+                    out.problems.push(e.to_string());
+                }
+            };
+            for (id, packed) in part.locations.iter().enumerate() {
+                let id = id as u64;
+                if !part.dead.contains(&id) {
+                    check(id, codec::unpack_location(*packed));
+                }
+            }
+            let ids = self
+                .db
+                .open_tree(identity_tree_name(kind))
+                .map_err(|e| IndexError::sled(&self.path, e))?;
+            for entry in ids.iter() {
+                let (key, value) = entry.map_err(|e| IndexError::sled(&self.path, e))?;
+                let id = keys::id_of(&key).unwrap_or(u64::MAX);
+                match codec::decode_location(&value) {
+                    Ok(location) => check(id, location),
+                    Err(e) => bad_locations.push(format!(
+                        "{kind} record {id}: its location in {}: {e}",
+                        self.path.join(SLED_DIR).display()
+                    )),
+                }
+            }
+        }
+        out.problems.extend(bad_locations);
+        Ok(out)
+    }
+}
+
+/// What [`IndexReader::verify`] found.
+#[derive(Debug, Default)]
+pub struct Verified {
+    /// Records read and decoded.
+    pub records: u64,
+    /// Each problem, naming the file (and record).
+    pub problems: Vec<String>,
 }

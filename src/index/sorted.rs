@@ -177,6 +177,11 @@ pub fn load_locations(path: &Path) -> Result<Vec<u64>, SortedError> {
     let Some(bytes) = super::if_exists(std::fs::read(path))? else {
         return Ok(Vec::new());
     };
+    locations_from_bytes(&bytes)
+}
+
+/// The packed locations a `.loc` file holds.
+pub fn locations_from_bytes(bytes: &[u8]) -> Result<Vec<u64>, SortedError> {
     if bytes.len() % 8 != 0 {
         return Err(SortedError::BadLocations);
     }

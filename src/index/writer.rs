@@ -14,7 +14,8 @@ use super::keys::{self, CertHash, Field};
 use super::sorted::{self, KeySorter};
 use super::{
     base_file, base_identities_file, base_locations_file, dead_tree_name, delta_records_file,
-    identity, identity_tree_name, records_file, tree_name, IndexError, SLED_DIR,
+    identity, identity_tree_name, records_file, tree_name, IndexCheck, IndexError, IndexFiles,
+    SLED_DIR,
 };
 use crate::ivre::{Certificate, HostSummary, ParsedRecord, PassiveSummary, RecordKind, Summary};
 use serde::de::DeserializeOwned;
@@ -35,6 +36,18 @@ pub struct IndexStats {
     pub records_bytes: u64,
     /// `crc32:<record and base files>/<sled trees>` (see [`super::IndexReader::checksum`]).
     pub checksum: String,
+    /// Size and CRC of every file outside sled (the manifest's `files`).
+    pub files: IndexFiles,
+}
+
+impl IndexStats {
+    /// What a reader checks the index against (what the manifest holds).
+    pub fn check(&self) -> IndexCheck {
+        IndexCheck {
+            files: self.files.clone(),
+            checksum: self.checksum.clone(),
+        }
+    }
 }
 
 /// How an update treats a record whose identity is already stored.
@@ -91,9 +104,9 @@ struct Part {
     offset: u64,
     /// Locations of appended records carry [`codec::DELTA_OFFSET`].
     delta: bool,
-    /// The base records file, read by updates (`None` in a full import, or when the
-    /// kind has no base).
-    base_records: Option<(PathBuf, File)>,
+    /// The base records file and its length, read by updates (`None` in a full import,
+    /// or when the kind has no base).
+    base_records: Option<(PathBuf, File, u64)>,
 }
 
 /// Writes records into an index directory.
@@ -143,15 +156,50 @@ impl IndexWriter {
     /// Creates the index directory `path`, which must not exist yet (a full import).
     pub fn create(path: &Path) -> Result<IndexWriter, IndexError> {
         std::fs::create_dir(path).map_err(|e| IndexError::io(path, e))?;
-        IndexWriter::open(path, true)
+        IndexWriter::open(path, None)
     }
 
-    /// Opens an index directory to update it (a private copy, never a published one).
-    pub fn append(path: &Path) -> Result<IndexWriter, IndexError> {
-        IndexWriter::open(path, false)
+    /// Opens an index directory to update it (a private copy, never a published one),
+    /// checking its files against `check` (the manifest of the generation it copies)
+    /// first.
+    pub fn append(path: &Path, check: &IndexCheck) -> Result<IndexWriter, IndexError> {
+        IndexWriter::open(path, Some(check))
     }
 
-    fn open(path: &Path, new: bool) -> Result<IndexWriter, IndexError> {
+    fn open(path: &Path, check: Option<&IndexCheck>) -> Result<IndexWriter, IndexError> {
+        let new = check.is_none();
+        // The copied files, checked before anything is read or appended.
+        let mut checked = Vec::new();
+        if let Some(check) = check {
+            for kind in RecordKind::ALL {
+                let name = records_file(kind);
+                let base_path = path.join(name);
+                let base_records = check
+                    .open_file(&base_path, name)?
+                    .map(|(file, len)| (base_path, file, len));
+                let name = delta_records_file(kind);
+                check.open_file(&path.join(name), name)?;
+                let name = base_identities_file(kind);
+                let file = path.join(&name);
+                let ids = check
+                    .read_file(&file, &name)?
+                    .map(|bytes| IdentityTable::from_bytes(bytes))
+                    .transpose()
+                    .map_err(|e| IndexError::io(&file, e))?;
+                let name = base_locations_file(kind);
+                let file = path.join(name);
+                let locations = match check.read_file(&file, name)? {
+                    Some(bytes) => sorted::locations_from_bytes(&bytes)
+                        .map_err(|e| IndexError::base(&file, e))?,
+                    None => Vec::new(),
+                };
+                let name = base_file(tree_name(kind));
+                check.expect(&path.join(&name), &name)?;
+                checked.push(Some((base_records, ids, locations)));
+            }
+        } else {
+            checked.extend(RecordKind::ALL.map(|_| None));
+        }
         let sled_path = path.join(SLED_DIR);
         let err = |e| IndexError::sled(&sled_path, e);
         let db = sled::Config::new()
@@ -161,9 +209,12 @@ impl IndexWriter {
             .flush_every_ms(None)
             .open()
             .map_err(err)?;
+        if let Some(check) = check {
+            check.check_entries(&sled_path, &db)?;
+        }
         let meta = db.open_tree("meta").map_err(err)?;
         let mut parts = Vec::new();
-        for kind in RecordKind::ALL {
+        for (kind, checked) in RecordKind::ALL.into_iter().zip(checked) {
             let file_path = path.join(if new {
                 records_file(kind)
             } else {
@@ -183,26 +234,12 @@ impl IndexWriter {
             let dead = dead_tree
                 .iter()
                 .keys()
-                .filter_map(|k| k.ok().and_then(|k| keys::id_of(&k)))
-                .collect();
-            let base_records = if new {
-                None
-            } else {
-                let base_path = path.join(records_file(kind));
-                super::if_exists(File::open(&base_path))
-                    .map_err(|e| IndexError::io(&base_path, e))?
-                    .map(|f| (base_path, f))
-            };
-            let (base_ids, base_locations) = if new {
-                (None, Vec::new())
-            } else {
-                let file = path.join(base_identities_file(kind));
-                let ids = IdentityTable::load(&file).map_err(|e| IndexError::io(&file, e))?;
-                let file = path.join(base_locations_file(kind));
-                let locations =
-                    sorted::load_locations(&file).map_err(|e| IndexError::base(&file, e))?;
-                (ids, locations)
-            };
+                .map(|k| k.map(|k| keys::id_of(&k)))
+                .filter_map(Result::transpose)
+                .collect::<Result<_, _>>()
+                .map_err(err)?;
+            let (base_records, base_ids, base_locations) =
+                checked.unwrap_or((None, None, Vec::new()));
             parts.push(Part {
                 kind,
                 entries: db.open_tree(tree_name(kind)).map_err(err)?,
@@ -235,19 +272,6 @@ impl IndexWriter {
             index_entries: 0,
             key: Vec::new(),
         })
-    }
-
-    fn codec_error(
-        &self,
-        kind: RecordKind,
-        id: u64,
-    ) -> impl Fn(codec::CodecError) -> IndexError + '_ {
-        move |source| IndexError::Codec {
-            path: self.path.clone(),
-            kind,
-            id,
-            source,
-        }
     }
 
     /// Encodes a record and computes its search entries and identity, without the
@@ -362,14 +386,14 @@ impl IndexWriter {
         location: Location,
     ) -> Result<(String, T), IndexError> {
         let part = &mut self.parts[part_index(kind)];
-        let (file, path) = if location.offset & codec::DELTA_OFFSET != 0 {
+        let (file, path, len) = if location.offset & codec::DELTA_OFFSET != 0 {
             part.file
                 .flush()
                 .map_err(|e| IndexError::io(&part.path, e))?;
-            (part.file.get_ref(), &part.path)
+            (part.file.get_ref(), &part.path, part.offset)
         } else {
             match &part.base_records {
-                Some((path, file)) => (file, path),
+                Some((path, file, len)) => (file, path, *len),
                 // A base location without a base file: the index is damaged.
                 None => {
                     return Err(IndexError::Codec {
@@ -381,16 +405,24 @@ impl IndexWriter {
                 }
             }
         };
-        let buf = codec::read_record(file, codec::without_delta_bit(location))
-            .map_err(|e| IndexError::io(path, e))?;
-        let json = codec::decode_record_json(&buf).map_err(self.codec_error(kind, id))?;
-        let summary = codec::decode_record_summary(&buf).map_err(self.codec_error(kind, id))?;
-        Ok((json, summary))
+        let error = |source| IndexError::Codec {
+            path: path.clone(),
+            kind,
+            id,
+            source,
+        };
+        let buf =
+            codec::read_record(file, len, codec::without_delta_bit(location)).map_err(error)?;
+        codec::decode_record(&buf).map_err(error)
     }
 
     /// The stored records with the identity of `record`: in the base (unless dead) and
     /// added by updates.
-    fn stored(&self, kind: RecordKind, record: &ParsedRecord) -> Vec<(u64, Location)> {
+    fn stored(
+        &self,
+        kind: RecordKind,
+        record: &ParsedRecord,
+    ) -> Result<Vec<(u64, Location)>, IndexError> {
         let part = &self.parts[part_index(kind)];
         let prefix = identity::of(kind, &record.summary);
         let base = part.base_ids.iter().flat_map(|table| {
@@ -403,12 +435,21 @@ impl IndexWriter {
                     Some((id, codec::unpack_location(*packed)))
                 })
         });
-        let added = part
-            .ids
-            .scan_prefix(prefix)
-            .filter_map(Result::ok)
-            .filter_map(|(k, v)| Some((keys::id_of(&k)?, codec::decode_location(&v).ok()?)));
-        base.chain(added).collect()
+        let mut found: Vec<(u64, Location)> = base.collect();
+        for entry in part.ids.scan_prefix(prefix) {
+            let (key, value) = entry.map_err(|e| IndexError::sled(&self.path, e))?;
+            let Some(id) = keys::id_of(&key) else {
+                continue;
+            };
+            let location = codec::decode_location(&value).map_err(|source| IndexError::Codec {
+                path: self.path.join(SLED_DIR),
+                kind,
+                id,
+                source,
+            })?;
+            found.push((id, location));
+        }
+        Ok(found)
     }
 
     /// Removes a stored record: a base record is marked dead; an added one loses its
@@ -459,7 +500,7 @@ impl IndexWriter {
             self.apply()?;
         }
         let mut merged = record.clone();
-        for (id, location) in self.stored(kind, record) {
+        for (id, location) in self.stored(kind, record)? {
             let summary: Summary = match kind {
                 RecordKind::Passive => {
                     let (json, old): (String, PassiveSummary) =
@@ -599,15 +640,17 @@ impl IndexWriter {
                 .map_err(|e| IndexError::io(&part.path, e.into_error()))?;
             file.sync_all().map_err(|e| IndexError::io(&part.path, e))?;
             bytes += part.offset;
-            if let Some((path, file)) = &part.base_records {
+            if let Some((path, file, _)) = &part.base_records {
                 bytes += file.metadata().map_err(|e| IndexError::io(path, e))?.len();
             }
         }
+        let (checksum, files) = super::checksum(&self.path, &self.db)?;
         Ok(IndexStats {
             records,
             index_entries: self.index_entries,
             records_bytes: bytes,
-            checksum: super::checksum(&self.path, &self.db)?,
+            checksum,
+            files,
         })
     }
 }
@@ -731,8 +774,8 @@ mod tests {
             .unwrap();
     }
 
-    fn counts(path: &Path) -> Vec<u64> {
-        let reader = IndexReader::open(path, 1 << 20).unwrap();
+    fn counts(path: &Path, stats: &IndexStats) -> Vec<u64> {
+        let reader = IndexReader::open(path, &stats.check(), 1 << 20).unwrap();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let found = reader
             .search(RecordKind::Passive, &[Query::Host(ip)], None)
@@ -765,7 +808,7 @@ mod tests {
         let stats = writer.finish().unwrap();
         assert_eq!(stats.records[&RecordKind::Passive], 3);
         assert!(path.join("passive.idx.fst").is_file());
-        assert_eq!(counts(&path), vec![1, 2, 3]);
+        assert_eq!(counts(&path, &stats), vec![1, 2, 3]);
 
         // A base record accumulated into (it becomes dead, the sum is added) and a new one.
         // Updates leave the base files as they are (a copy shares them by hard links).
@@ -779,7 +822,7 @@ mod tests {
             .map(|f| std::fs::read(p.join(f)).unwrap())
         };
         let before = base_bytes(&path);
-        let mut writer = IndexWriter::append(&path).unwrap();
+        let mut writer = IndexWriter::append(&path, &stats.check()).unwrap();
         let accumulate = MergeMode::Accumulate;
         merge(&mut writer, "b.example.com", 10, accumulate);
         merge(&mut writer, "d.example.com", 4, accumulate);
@@ -787,24 +830,24 @@ mod tests {
         merge(&mut writer, "d.example.com", 5, accumulate);
         let stats = writer.finish().unwrap();
         assert_eq!(stats.records[&RecordKind::Passive], 4);
-        assert_eq!(counts(&path), vec![1, 3, 12, 9]);
+        assert_eq!(counts(&path, &stats), vec![1, 3, 12, 9]);
         assert!(before == base_bytes(&path));
         assert!(path.join("passive.delta.bin").is_file());
 
         // An added record replaced in turn (its sled entries go), and the base one again
         // is not found (it stays dead).
-        let mut writer = IndexWriter::append(&path).unwrap();
+        let mut writer = IndexWriter::append(&path, &stats.check()).unwrap();
         merge(&mut writer, "b.example.com", 7, MergeMode::Replace);
-        writer.finish().unwrap();
-        assert_eq!(counts(&path), vec![1, 3, 9, 7]);
+        let stats = writer.finish().unwrap();
+        assert_eq!(counts(&path, &stats), vec![1, 3, 9, 7]);
 
         // Clearing a kind drops its base too.
-        let mut writer = IndexWriter::append(&path).unwrap();
+        let mut writer = IndexWriter::append(&path, &stats.check()).unwrap();
         writer.clear(RecordKind::Passive).unwrap();
         let stats = writer.finish().unwrap();
         assert_eq!(stats.records[&RecordKind::Passive], 0);
         assert!(!path.join("passive.idx.fst").exists());
-        assert_eq!(counts(&path), Vec::<u64>::new());
+        assert_eq!(counts(&path, &stats), Vec::<u64>::new());
     }
 
     #[test]
@@ -818,7 +861,8 @@ mod tests {
         std::fs::write(&file_path, &bytes).unwrap();
         let file = File::open(&file_path).unwrap();
         let packed = codec::pack_location(Location { offset: 4, len: 0 }).unwrap();
-        let read = codec::read_record(&file, codec::unpack_location(packed)).unwrap();
+        let len = bytes.len() as u64;
+        let read = codec::read_record(&file, len, codec::unpack_location(packed)).unwrap();
         assert_eq!(read, body);
     }
 }

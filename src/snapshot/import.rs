@@ -71,8 +71,8 @@ pub fn import(data: &DataDir, options: &ImportOptions) -> Result<ImportReport, S
     } else {
         None
     };
-    let mut writer = if based_on.is_some() {
-        IndexWriter::append(&builder.index_path())?
+    let mut writer = if let Some((_, manifest)) = &based_on {
+        IndexWriter::append(&builder.index_path(), &manifest.index_check())?
     } else {
         IndexWriter::create(&builder.index_path())?
     };
@@ -114,6 +114,7 @@ pub fn import(data: &DataDir, options: &ImportOptions) -> Result<ImportReport, S
         newest_record: newest,
         index_entries: stats.index_entries,
         checksum: stats.checksum,
+        files: stats.files,
         records_bytes: stats.records_bytes,
         geoip_origin,
         geoip: geo_entries,
@@ -168,7 +169,7 @@ fn copy_geo_files(geo: &Geo, to: &Path) -> Result<Vec<GeoEntry>, SnapshotError> 
         if !dst.exists() {
             fs::copy(&file.path, &dst).map_err(|e| SnapshotError::io(&file.path, e))?;
         }
-        entries.push(GeoEntry::from_file(file));
+        entries.push(GeoEntry::from_file(file, &dst)?);
     }
     Ok(entries)
 }

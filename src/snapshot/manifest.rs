@@ -2,6 +2,7 @@
 
 use super::SnapshotError;
 use crate::geo::GeoFile;
+use crate::index::{codec, IndexCheck, IndexFiles};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -48,11 +49,16 @@ pub struct GeoEntry {
     pub file: String,
     pub database_type: String,
     pub build_epoch: u64,
+    /// Size and CRC-32 of the generation's copy, checked when it is opened.
+    pub bytes: u64,
+    pub crc32: String,
 }
 
 impl GeoEntry {
-    pub fn from_file(f: &GeoFile) -> GeoEntry {
-        GeoEntry {
+    /// The entry of `f`, whose copy in the generation is `copy`.
+    pub fn from_file(f: &GeoFile, copy: &Path) -> Result<GeoEntry, SnapshotError> {
+        let bytes = std::fs::read(copy).map_err(|e| SnapshotError::io(copy, e))?;
+        Ok(GeoEntry {
             role: f.role.to_string(),
             file: f
                 .path
@@ -61,7 +67,9 @@ impl GeoEntry {
                 .unwrap_or_default(),
             database_type: f.database_type.clone(),
             build_epoch: f.build_epoch,
-        }
+            bytes: bytes.len() as u64,
+            crc32: format!("{:08x}", crc32fast::hash(&bytes)),
+        })
     }
 }
 
@@ -89,8 +97,11 @@ pub struct Manifest {
     pub index_entries: u64,
     /// Size of the record file (compressed records).
     pub records_bytes: u64,
-    /// `crc32:<record file>/<search entries>`.
+    /// `crc32:<record and base files>/<sled trees>`.
     pub checksum: String,
+    /// Size and CRC-32 of every file of the index outside sled (checked when the
+    /// generation is opened: see [`crate::index::IndexCheck`]).
+    pub files: IndexFiles,
     /// `imported`, `carried-forward` or `none`.
     pub geoip_origin: String,
     pub geoip: Vec<GeoEntry>,
@@ -99,13 +110,44 @@ pub struct Manifest {
 /// How many rejected lines the manifest lists.
 pub const MAX_REJECTION_SAMPLES: usize = 100;
 
+/// Largest manifest read (it lists at most [`MAX_REJECTION_SAMPLES`] rejections, whose
+/// reasons are short, and a few dozen files).
+pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+
 impl Manifest {
+    /// Reads a manifest: a regular file (not a symbolic link) of at most
+    /// [`MAX_MANIFEST_BYTES`], of this build's format version (another version is
+    /// [`SnapshotError::UnsupportedFormat`], told before any other field is read).
     pub fn read(path: &Path) -> Result<Manifest, SnapshotError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SnapshotError::io(path, e))?;
-        serde_json::from_str(&text).map_err(|e| SnapshotError::BadManifest {
+        let bad = |reason: String| SnapshotError::BadManifest {
             path: path.to_owned(),
-            reason: e.to_string(),
-        })
+            reason,
+        };
+        let bytes = crate::index::read_capped(path, MAX_MANIFEST_BYTES)
+            .map_err(|e| SnapshotError::io(path, e))?;
+        #[derive(Deserialize)]
+        struct Head {
+            format_version: u8,
+            #[serde(default)]
+            generation: String,
+        }
+        let head: Head = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+        if head.format_version != codec::FORMAT_VERSION {
+            return Err(SnapshotError::UnsupportedFormat {
+                name: head.generation.chars().take(80).collect(),
+                found: head.format_version,
+                supported: codec::FORMAT_VERSION,
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))
+    }
+
+    /// What the index is checked against when it is opened.
+    pub fn index_check(&self) -> IndexCheck {
+        IndexCheck {
+            files: self.files.clone(),
+            checksum: self.checksum.clone(),
+        }
     }
 
     pub fn total_records(&self) -> u64 {

@@ -14,6 +14,10 @@ pub mod open;
 mod pipeline;
 pub mod publish;
 pub mod serving;
+pub mod verify;
+
+#[cfg(test)]
+mod integrity_tests;
 
 pub use import::{import, ImportOptions, ImportReport};
 pub use layout::DataDir;
@@ -48,6 +52,13 @@ pub enum SnapshotError {
         name: String,
         found: u8,
         supported: u8,
+    },
+    #[error("generation {name} does not open (checked against {manifest}): {source}")]
+    Open {
+        name: String,
+        manifest: PathBuf,
+        #[source]
+        source: Box<SnapshotError>,
     },
     #[error("generation {name} has no index ({path} is missing)")]
     MissingIndex { name: String, path: PathBuf },

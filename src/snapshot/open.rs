@@ -11,7 +11,7 @@ use super::layout::{self, DataDir};
 use super::manifest::Manifest;
 use super::SnapshotError;
 use crate::geo::Geo;
-use crate::index::{codec, IndexError, IndexReader};
+use crate::index::{IndexError, IndexReader};
 use arc_swap::ArcSwap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -56,7 +56,19 @@ impl std::fmt::Debug for Snapshot {
     }
 }
 
-/// The name `CURRENT` holds.
+/// Largest `CURRENT` file read (it holds one generation name and a new line).
+pub const MAX_CURRENT_BYTES: u64 = 256;
+
+/// `path` is a directory, not a symbolic link to one (the data directory's
+/// `generations/`, a generation, its `index/`): nothing read through it leaves the data
+/// directory.
+pub(crate) fn is_real_dir(path: &Path) -> bool {
+    path.symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_dir())
+}
+
+/// The name `CURRENT` holds: a regular file of at most [`MAX_CURRENT_BYTES`] holding a
+/// generation name (letters, digits, `-` and `_`: no `/`, no `..`).
 pub(crate) fn current_name(data: &DataDir) -> Result<String, SnapshotError> {
     let path = data.current_file();
     if !data.root().is_dir() {
@@ -64,8 +76,8 @@ pub(crate) fn current_name(data: &DataDir) -> Result<String, SnapshotError> {
             root: data.root().to_owned(),
         });
     }
-    let content = match fs::read_to_string(&path) {
-        Ok(c) => c,
+    let content = match crate::index::read_capped(&path, MAX_CURRENT_BYTES) {
+        Ok(c) => String::from_utf8_lossy(&c).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(SnapshotError::NoSnapshot {
                 root: data.root().to_owned(),
@@ -87,7 +99,16 @@ pub(crate) fn current_name(data: &DataDir) -> Result<String, SnapshotError> {
 pub fn current_generation(data: &DataDir) -> Result<(String, PathBuf), SnapshotError> {
     let name = current_name(data)?;
     let dir = data.generation(&name);
-    if !dir.is_dir() {
+    if !is_real_dir(&data.generations()) || !is_real_dir(&dir) {
+        if dir.symlink_metadata().is_ok() {
+            return Err(SnapshotError::io(
+                &dir,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "not a directory of the data directory (a symbolic link?)",
+                ),
+            ));
+        }
         return Err(SnapshotError::MissingGeneration { name, path: dir });
     }
     Ok((name, dir))
@@ -96,12 +117,24 @@ pub fn current_generation(data: &DataDir) -> Result<(String, PathBuf), SnapshotE
 /// Reads and checks the served generation's manifest.
 pub fn current_manifest(data: &DataDir) -> Result<(String, PathBuf, Manifest), SnapshotError> {
     let (name, dir) = current_generation(data)?;
-    let manifest = Manifest::read(&dir.join(layout::MANIFEST))?;
-    if manifest.format_version != codec::FORMAT_VERSION {
-        return Err(SnapshotError::UnsupportedFormat {
-            name,
-            found: manifest.format_version,
-            supported: codec::FORMAT_VERSION,
+    let path = dir.join(layout::MANIFEST);
+    let manifest = Manifest::read(&path).map_err(|e| match e {
+        SnapshotError::UnsupportedFormat {
+            found, supported, ..
+        } => SnapshotError::UnsupportedFormat {
+            name: name.clone(),
+            found,
+            supported,
+        },
+        other => other,
+    })?;
+    if manifest.generation != name {
+        return Err(SnapshotError::BadManifest {
+            path,
+            reason: format!(
+                "it names generation {:?}, not {name}",
+                manifest.generation.chars().take(80).collect::<String>()
+            ),
         });
     }
     Ok((name, dir, manifest))
@@ -125,14 +158,35 @@ impl Snapshot {
 
     fn try_open(data: &DataDir, options: &OpenOptions) -> Result<Snapshot, SnapshotError> {
         let (name, dir, manifest) = current_manifest(data)?;
+        let manifest_path = dir.join(layout::MANIFEST);
+        Snapshot::open_checked(data, options, name.clone(), dir, manifest).map_err(|e| match e {
+            // What a caller retries or tells apart, as it is.
+            e @ (SnapshotError::MissingIndex { .. } | SnapshotError::MissingGeneration { .. }) => e,
+            e => SnapshotError::Open {
+                name,
+                manifest: manifest_path,
+                source: Box::new(e),
+            },
+        })
+    }
+
+    fn open_checked(
+        data: &DataDir,
+        options: &OpenOptions,
+        name: String,
+        dir: PathBuf,
+        manifest: Manifest,
+    ) -> Result<Snapshot, SnapshotError> {
         let index_dir = dir.join(layout::INDEX);
-        if !index_dir.is_dir() {
+        if !is_real_dir(&index_dir) {
             return Err(SnapshotError::MissingIndex {
                 name,
                 path: index_dir,
             });
         }
-        let (index, private_copy) = match IndexReader::open(&index_dir, options.cache_bytes) {
+        let check = manifest.index_check();
+        let (index, private_copy) = match IndexReader::open(&index_dir, &check, options.cache_bytes)
+        {
             Ok(index) => (index, None),
             Err(IndexError::Locked { .. }) if options.private_copy_if_locked => {
                 tracing::info!(generation = %name, "generation is open in another process (the daemon?): reading a private copy");
@@ -145,17 +199,27 @@ impl Snapshot {
                 // Only the sled database locks: copy it, share the record file.
                 let copy_entries = copy.path().join(crate::index::SLED_DIR);
                 copy_dir(&index_dir.join(crate::index::SLED_DIR), &copy_entries)?;
-                let index =
-                    IndexReader::open_parts(&index_dir, &copy_entries, options.cache_bytes)?;
+                let index = IndexReader::open_parts(
+                    &index_dir,
+                    &copy_entries,
+                    &check,
+                    options.cache_bytes,
+                )?;
                 (index, Some(copy))
             }
             Err(e) => return Err(e.into()),
         };
         let geo_dir = dir.join(layout::GEOIP);
-        let geo = if geo_dir.is_dir() {
+        let geo = if is_real_dir(&geo_dir) {
+            check_geo_files(&geo_dir, &manifest)?;
             Geo::open_dir(&geo_dir)?
-        } else {
+        } else if manifest.geoip.is_empty() {
             Geo::empty()
+        } else {
+            return Err(SnapshotError::Index(IndexError::Damaged {
+                path: geo_dir,
+                reason: "missing, the manifest lists MaxMind files".into(),
+            }));
         };
         Ok(Snapshot {
             name,
@@ -171,6 +235,49 @@ impl Snapshot {
     pub fn is_private_copy(&self) -> bool {
         self.private_copy.is_some()
     }
+}
+
+/// The generation's MaxMind files are those the manifest lists, with their size and
+/// CRC-32 (a damaged data section that still parses would otherwise give different
+/// answers).
+fn check_geo_files(geo_dir: &Path, manifest: &Manifest) -> Result<(), SnapshotError> {
+    let damaged = |path: &Path, reason: String| {
+        SnapshotError::Index(IndexError::Damaged {
+            path: path.to_owned(),
+            reason,
+        })
+    };
+    for entry in fs::read_dir(geo_dir).map_err(|e| SnapshotError::io(geo_dir, e))? {
+        let entry = entry.map_err(|e| SnapshotError::io(geo_dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !manifest.geoip.iter().any(|g| g.file == name) {
+            return Err(damaged(
+                &entry.path(),
+                "present but not in the manifest".into(),
+            ));
+        }
+    }
+    for listed in &manifest.geoip {
+        let path = geo_dir.join(&listed.file);
+        if listed.file.contains('/') || listed.file.starts_with('.') {
+            return Err(damaged(&path, "not a file name".into()));
+        }
+        let bytes = crate::index::read_capped(&path, listed.bytes)
+            .map_err(|e| SnapshotError::io(&path, e))?;
+        let crc = format!("{:08x}", crc32fast::hash(&bytes));
+        if bytes.len() as u64 != listed.bytes || crc != listed.crc32 {
+            return Err(damaged(
+                &path,
+                format!(
+                    "{} bytes, CRC-32 {crc}; the manifest says {} bytes, CRC-32 {}",
+                    bytes.len(),
+                    listed.bytes,
+                    listed.crc32
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Copies a directory tree (files and subdirectories).

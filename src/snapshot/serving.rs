@@ -27,12 +27,26 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// A published generation that failed to open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenFailure {
+    pub generation: String,
+    /// The error, naming the file (and record).
+    pub error: String,
+    /// RFC 3339, when it first failed.
+    pub at: String,
+}
+
 /// The served snapshot and how to refresh it.
 pub struct Serving {
     data: DataDir,
     geoip_dir: Option<PathBuf>,
     options: OpenOptions,
     current: ArcSwapOption<Snapshot>,
+    /// The published generation that does not open (cleared by the next swap).
+    failure: std::sync::Mutex<Option<OpenFailure>>,
+    /// Failures so far (each generation and error once).
+    failures: std::sync::atomic::AtomicU64,
 }
 
 impl Serving {
@@ -51,6 +65,8 @@ impl Serving {
             geoip_dir,
             options,
             current: ArcSwapOption::from_pointee(snapshot),
+            failure: Default::default(),
+            failures: Default::default(),
         })
     }
 
@@ -70,6 +86,8 @@ impl Serving {
                     geoip_dir,
                     options,
                     current: ArcSwapOption::empty(),
+                    failure: Default::default(),
+                    failures: Default::default(),
                 })
             }
             other => other,
@@ -82,8 +100,62 @@ impl Serving {
         self.current.load_full()
     }
 
-    /// Swaps to the published generation if it changed; `Ok(true)` when it did.
+    /// The published generation that failed to open, while it is the published one.
+    pub fn open_failure(&self) -> Option<OpenFailure> {
+        self.failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// How many times a published generation failed to open (each generation and
+    /// error once).
+    pub fn open_failures(&self) -> u64 {
+        self.failures.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Swaps to the published generation if it changed; `Ok(true)` when it did. When it
+    /// does not open, the served one stays: the failure is logged (once per generation
+    /// and error), counted and kept for health ([`Serving::open_failure`]), and
+    /// returned.
     pub fn reload(&self) -> Result<bool, SnapshotError> {
+        let result = self.try_reload();
+        match &result {
+            Ok(true) => self.set_failure(None),
+            Ok(false) => {}
+            Err(e) => {
+                let generation = current_name(&self.data).unwrap_or_else(|_| "?".to_owned());
+                let served = self.current.load_full().map(|s| s.name.clone());
+                let error = e.to_string();
+                let known = self
+                    .open_failure()
+                    .is_some_and(|f| f.generation == generation && f.error == error);
+                if known {
+                    tracing::debug!(%generation, %error, "the published generation still does not open");
+                } else {
+                    self.failures
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::error!(
+                        %generation,
+                        %error,
+                        served = served.as_deref().unwrap_or("none"),
+                        "the published generation does not open; still serving the previous one"
+                    );
+                    self.set_failure(Some(OpenFailure {
+                        generation,
+                        error,
+                        at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    }));
+                }
+            }
+        }
+        result
+    }
+
+    fn set_failure(&self, failure: Option<OpenFailure>) {
+        if let Ok(mut slot) = self.failure.lock() {
+            *slot = failure;
+        }
+    }
+
+    fn try_reload(&self) -> Result<bool, SnapshotError> {
         let served = self.current.load_full();
         let name = match current_name(&self.data) {
             Ok(name) => name,
@@ -96,6 +168,8 @@ impl Serving {
             Err(e) => return Err(e),
         };
         if served.as_ref().is_some_and(|s| s.name == name) {
+            // Published again after a failure (a rollback to the served one).
+            self.set_failure(None);
             return Ok(false);
         }
         let snapshot = Snapshot::open_with(&self.data, &self.options)?;
@@ -194,7 +268,8 @@ impl Serving {
             .await;
             match outcome {
                 Ok((Err(e), _)) => {
-                    tracing::error!(error = %e, "cannot open the new snapshot; still serving the previous one")
+                    // Logged by `reload`, once per generation and error.
+                    tracing::debug!(error = %e, "cannot open the new snapshot; still serving the previous one")
                 }
                 Ok((_, Err(e))) => {
                     tracing::error!(error = %e, "cannot load the new MaxMind files; still using the previous ones")
