@@ -7,6 +7,10 @@
 //! read as JSON arrays (`format=json`), so that IVRE 0.9.20's truncated `/cgi/passive`
 //! answers (HTTP 200, body cut when a certificate record crashes the server) fail to parse
 //! and are reported as truncated, never taken as complete.
+//!
+//! Answers are read with a size limit ([`MAX_ANSWER_BYTES`], checked on `Content-Length`
+//! and while the body streams in): a page too large is asked again in smaller pages, down
+//! to one record; a search keeps at most [`MAX_SEARCH_BYTES`] of answers.
 
 use crate::index::Query;
 use crate::ivre::RecordKind;
@@ -19,6 +23,10 @@ use std::time::Duration;
 
 /// Records per page.
 pub const PAGE: usize = 200;
+/// Largest answer body read (one page, or one `ipdata`).
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+/// Most answer bytes one search ([`WebSource::collect`]) keeps in memory.
+pub const MAX_SEARCH_BYTES: usize = 256 * 1024 * 1024;
 
 /// Why the web API did not answer.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +44,8 @@ pub enum WebError {
     },
     #[error("IVRE web API {url} sent a truncated answer (IVRE 0.9.20 /cgi/passive bug with certificate records): {reason}")]
     Truncated { url: String, reason: String },
+    #[error("IVRE web API {url} sent an answer larger than {limit} bytes: not read")]
+    TooLarge { url: String, limit: usize },
 }
 
 impl WebError {
@@ -46,7 +56,7 @@ impl WebError {
             | WebError::RateLimited { .. }
             | WebError::Truncated { .. } => true,
             WebError::Status { status, .. } => *status >= 500,
-            WebError::Url { .. } => false,
+            WebError::Url { .. } | WebError::TooLarge { .. } => false,
         }
     }
 }
@@ -58,6 +68,10 @@ pub struct WebSource {
     base: String,
     /// `base` without credentials, for messages.
     shown: String,
+    /// [`MAX_ANSWER_BYTES`] (smaller in tests).
+    max_answer: usize,
+    /// [`MAX_SEARCH_BYTES`] (smaller in tests).
+    max_search: usize,
 }
 
 impl std::fmt::Debug for WebSource {
@@ -177,7 +191,16 @@ impl WebSource {
             client,
             shown: crate::logging::redact_url(&base),
             base,
+            max_answer: MAX_ANSWER_BYTES,
+            max_search: MAX_SEARCH_BYTES,
         })
+    }
+
+    /// The same source with other answer limits (bytes of one answer, of one search).
+    pub fn with_limits(mut self, max_answer: usize, max_search: usize) -> WebSource {
+        self.max_answer = max_answer;
+        self.max_search = max_search;
+        self
     }
 
     pub fn shown_url(&self) -> &str {
@@ -213,14 +236,46 @@ impl WebSource {
         if status != 200 {
             return Err(WebError::Status { url: shown, status });
         }
-        response.text().await.map_err(|e| WebError::Truncated {
-            url: shown,
-            reason: e.without_url().to_string(),
-        })
+        read_capped(response, &shown, self.max_answer).await
     }
 
-    /// One page of records of `kind` matching `f` (all records when `None`).
+    /// One page of records of `kind` matching `f` (all records when `None`): up to
+    /// `limit` records, fewer only at the end. An answer over the size limit is asked
+    /// again in pages half as large (down to one record: a single record over the limit
+    /// is an error).
     pub async fn page(
+        &self,
+        kind: RecordKind,
+        f: Option<&Value>,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<Value>, WebError> {
+        let mut out = Vec::new();
+        let mut step = limit;
+        while out.len() < limit {
+            let want = step.min(limit - out.len());
+            match self.page_once(kind, f, skip + out.len(), want).await {
+                Ok(records) => {
+                    let end = records.len() < want;
+                    out.extend(records);
+                    if end {
+                        break;
+                    }
+                }
+                Err(WebError::TooLarge { url, limit }) => {
+                    if want <= 1 {
+                        return Err(WebError::TooLarge { url, limit });
+                    }
+                    step = want / 2;
+                    tracing::debug!(url = %url, records = step, "answer over the size limit: asking for smaller pages");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn page_once(
         &self,
         kind: RecordKind,
         f: Option<&Value>,
@@ -273,6 +328,7 @@ impl WebSource {
         limit: Option<usize>,
     ) -> Result<Vec<Value>, WebError> {
         let mut out = Vec::new();
+        let mut bytes = 0;
         loop {
             let want = limit.map_or(PAGE, |l| PAGE.min(l.saturating_sub(out.len())));
             if want == 0 {
@@ -280,6 +336,14 @@ impl WebSource {
             }
             let page = self.page(kind, f, out.len(), want).await?;
             let done = page.len() < want;
+            // The records' size as JSON text: what the answers held.
+            bytes += page.iter().map(json_len).sum::<usize>();
+            if bytes > self.max_search {
+                return Err(WebError::TooLarge {
+                    url: format!("{}/{}", self.shown, route(kind)),
+                    limit: self.max_search,
+                });
+            }
             out.extend(page);
             if done {
                 break;
@@ -300,6 +364,55 @@ impl WebSource {
             }),
         }
     }
+}
+
+/// The length of `value` as compact JSON, without building the text.
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
+/// Reads an answer body, at most `limit` bytes: refused at once when `Content-Length`
+/// says more, and stopped as soon as the streamed body passes it.
+async fn read_capped(
+    mut response: reqwest::Response,
+    shown: &str,
+    limit: usize,
+) -> Result<String, WebError> {
+    let too_large = || WebError::TooLarge {
+        url: shown.to_owned(),
+        limit,
+    };
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    loop {
+        let chunk = response.chunk().await.map_err(|e| WebError::Truncated {
+            url: shown.to_owned(),
+            reason: e.without_url().to_string(),
+        })?;
+        let Some(chunk) = chunk else { break };
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|e| WebError::Truncated {
+        url: shown.to_owned(),
+        reason: format!("not UTF-8: {e}"),
+    })
 }
 
 #[cfg(test)]
@@ -341,5 +454,79 @@ mod tests {
         assert!(!format!("{s:?}").contains("secret"));
         assert!(WebSource::new("ftp://x", Duration::from_secs(1)).is_err());
         assert_eq!(percent_decode("k%20y"), "k y");
+    }
+
+    /// A real HTTP server paging `total` records of ~1 KB (record `huge` of 100 KB).
+    async fn paging_server(total: usize, huge: usize) -> String {
+        use axum::routing::get;
+        let app = axum::Router::new().route(
+            "/cgi/scans",
+            get(
+                move |uri: axum::http::Uri| async move {
+                    let q = uri
+                        .query()
+                        .unwrap_or_default()
+                        .split('&')
+                        .find_map(|kv| kv.strip_prefix("q="))
+                        .map(|v| percent_decode(&v.replace('+', " ")))
+                        .unwrap_or_default();
+                    let num = |key: &str| -> usize {
+                        q.split(' ')
+                            .find_map(|t| t.strip_prefix(key))
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or(0)
+                    };
+                    let (skip, limit) = (num("skip:"), num("limit:"));
+                    let records: Vec<Value> = (skip..(skip + limit).min(total))
+                        .map(|i| {
+                            let pad = if i == huge { 100_000 } else { 1_000 };
+                            json!({"addr": format!("192.0.2.{}", i % 256), "n": i, "pad": "x".repeat(pad)})
+                        })
+                        .collect();
+                    Value::Array(records).to_string()
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/cgi")
+    }
+
+    #[tokio::test]
+    async fn answers_are_read_within_a_size_limit() {
+        let base = paging_server(300, 250).await;
+        let source = WebSource::new(&base, Duration::from_secs(10))
+            .unwrap()
+            .with_limits(20_000, 1 << 30);
+        // 200 records of 1 KB do not fit in 20 KB: asked again in smaller pages, the
+        // page is complete and in order.
+        let page = source.page(RecordKind::Scan, None, 0, PAGE).await.unwrap();
+        assert_eq!(page.len(), PAGE);
+        assert!(page.iter().enumerate().all(|(i, r)| r["n"] == i));
+        // A single record over the limit is an error, not a buffered answer.
+        let err = source
+            .page(RecordKind::Scan, None, 200, PAGE)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, WebError::TooLarge { limit: 20_000, .. }),
+            "{err}"
+        );
+        assert!(!err.is_transient());
+        // A search keeps at most its byte limit.
+        let source = WebSource::new(&base, Duration::from_secs(10))
+            .unwrap()
+            .with_limits(1 << 20, 50_000);
+        let err = source
+            .collect(RecordKind::Scan, None, Some(100))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("larger than 50000 bytes"), "{err}");
+        let few = source
+            .collect(RecordKind::Scan, None, Some(20))
+            .await
+            .unwrap();
+        assert_eq!(few.len(), 20);
     }
 }

@@ -226,6 +226,7 @@ pub async fn pull_once(
                 .into(),
             ),
             watermark: true,
+            ..Default::default()
         };
         let data = data.clone();
         tokio::task::spawn_blocking(move || snapshot::import(&data, &options))

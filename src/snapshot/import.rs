@@ -5,6 +5,7 @@
 
 use super::layout::{self, DataDir};
 use super::manifest::{GeoEntry, Manifest, Source};
+use super::ndjson::InputLimits;
 use super::open::current_generation;
 use super::publish::GenerationBuilder;
 use super::SnapshotError;
@@ -38,6 +39,11 @@ pub struct ImportOptions {
     /// For pulls: record the newest record as the watermark the next incremental pull
     /// starts from.
     pub watermark: bool,
+    /// Line length and decompression limits of the inputs.
+    pub limits: InputLimits,
+    /// Inputs must be regular files, opened without following a symlink (the drop
+    /// folder); otherwise a path is opened as given (`ivre-sync import <(zcat …)` works).
+    pub regular_files_only: bool,
 }
 
 /// The outcome of an import.
@@ -54,10 +60,16 @@ pub fn import(data: &DataDir, options: &ImportOptions) -> Result<ImportReport, S
         return Err(SnapshotError::NothingToImport);
     }
     for (_, path) in &options.inputs {
-        fs::metadata(path).map_err(|source| SnapshotError::Input {
+        let input_err = |source| SnapshotError::Input {
             path: path.clone(),
             source,
-        })?;
+        };
+        if options.regular_files_only {
+            // Opened (no symlink followed) and checked: a regular file.
+            super::ndjson::open_input(path, true).map_err(input_err)?;
+        } else {
+            fs::metadata(path).map_err(input_err)?;
+        }
     }
     let builder = GenerationBuilder::start(data)?;
     let (geo, geoip_origin) = resolve_geo(data, options.geoip_dir.as_deref())?;

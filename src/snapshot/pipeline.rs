@@ -8,12 +8,15 @@
 //! `N` parser threads in turn (`N` = the machine's cores, at most 4); each parser parses,
 //! normalizes and, for a full import, encodes its records and computes their search
 //! entries; the writer takes the parsers' chunks back in the same turn, so records keep
-//! their input order. Channels are bounded ([`CHANNEL_CHUNKS`] chunks each): memory stays
-//! bounded whatever the input. A parser that meets a bad line in strict mode, or a writer
+//! their input order. Channels are bounded ([`CHANNEL_CHUNKS`] chunks each), a chunk ends
+//! at [`CHUNK`] lines or [`CHUNK_BYTES`] bytes, and the text of all chunks between the
+//! reader and the writer is capped at [`IN_FLIGHT_BYTES`] (a chunk waits for room; one
+//! chunk always passes, so a line up to the line limit still goes through): memory stays
+//! bounded in bytes whatever the input. A parser that meets a bad line in strict mode, or a writer
 //! that fails, stops the others: their channels close.
 
 use super::manifest::{Rejection, SourceFile, MAX_REJECTION_SAMPLES};
-use super::ndjson::LineReader;
+use super::ndjson::{self, LineReader};
 use super::publish::pause_point;
 use super::{ImportOptions, SnapshotError};
 use crate::geo::Geo;
@@ -22,11 +25,73 @@ use crate::index::{IndexStats, IndexWriter};
 use crate::ivre::{self, ParsedRecord, RecordKind, Summary, Timestamp};
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Condvar, Mutex, PoisonError};
 
 /// Lines per chunk.
 const CHUNK: usize = 1024;
+/// Bytes of line text per chunk (a chunk ends at whichever limit comes first).
+const CHUNK_BYTES: usize = 8 * 1024 * 1024;
 /// Chunks in flight on each channel.
 const CHANNEL_CHUNKS: usize = 4;
+/// Bytes of line text read but not yet written, all chunks together.
+const IN_FLIGHT_BYTES: usize = 256 * 1024 * 1024;
+
+/// The bytes of line text between the reader and the writer: the reader takes room
+/// for a chunk before sending it, the writer gives it back once the chunk is written.
+struct Budget {
+    state: Mutex<(usize, bool)>,
+    changed: Condvar,
+    max: usize,
+}
+
+impl Budget {
+    fn new(max: usize) -> Budget {
+        Budget {
+            state: Mutex::new((0, false)),
+            changed: Condvar::new(),
+            max,
+        }
+    }
+
+    /// Waits for room for `n` bytes (always granted when nothing is in flight);
+    /// `false` once the writer stopped.
+    fn take(&self, n: usize) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        while !state.1 && state.0 > 0 && state.0 + n > self.max {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        if state.1 {
+            return false;
+        }
+        state.0 += n;
+        true
+    }
+
+    fn give_back(&self, n: usize) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.0 = state.0.saturating_sub(n);
+        self.changed.notify_all();
+    }
+
+    /// The writer stopped: nobody gives room back any more.
+    fn close(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.1 = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Closes the budget when the writer thread ends, however it ends (a panic included).
+struct CloseOnDrop<'a>(&'a Budget);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
 
 /// What the inputs held.
 pub(super) struct Parsed {
@@ -47,11 +112,15 @@ enum Item {
 struct Lines {
     file: usize,
     lines: Vec<(u64, Result<String, String>)>,
+    /// Bytes of line text, taken from the [`Budget`].
+    bytes: usize,
 }
 
 /// A parsed chunk.
 struct Done {
     file: usize,
+    /// The chunk's [`Lines::bytes`], given back once written.
+    bytes: usize,
     items: Vec<Item>,
     records: u64,
     rejected: Vec<(u64, String)>,
@@ -68,6 +137,8 @@ pub(super) fn run(
     let parsers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 4);
+    let budget = Budget::new(IN_FLIGHT_BYTES);
+    let budget = &budget;
     std::thread::scope(|scope| {
         let spawn_err = |e| SnapshotError::io(index_path, e);
         let mut to_parsers = Vec::new();
@@ -86,9 +157,12 @@ pub(super) fn run(
         }
         let writer = std::thread::Builder::new()
             .name("index-writer".into())
-            .spawn_scoped(scope, move || write_chunks(writer, from_parsers))
+            .spawn_scoped(scope, move || {
+                let _close = CloseOnDrop(budget);
+                write_chunks(writer, from_parsers, budget)
+            })
             .map_err(spawn_err)?;
-        let read = read_lines(options, &to_parsers);
+        let read = read_lines(options, &to_parsers, budget);
         drop(to_parsers);
         let written = writer.join().map_err(|_| SnapshotError::WriterStopped)?;
         for handle in handles {
@@ -107,9 +181,16 @@ pub(super) fn run(
 }
 
 /// Reads every input and deals its lines to the parsers in turn.
-fn read_lines(options: &ImportOptions, to: &[SyncSender<Lines>]) -> Result<(), SnapshotError> {
+fn read_lines(
+    options: &ImportOptions,
+    to: &[SyncSender<Lines>],
+    budget: &Budget,
+) -> Result<(), SnapshotError> {
     let mut next = 0;
     let mut send = |chunk: Lines| -> Result<(), SnapshotError> {
+        if !budget.take(chunk.bytes) {
+            return Err(SnapshotError::WriterStopped);
+        }
         to[next % to.len()]
             .send(chunk)
             .map_err(|_| SnapshotError::WriterStopped)?;
@@ -120,11 +201,14 @@ fn read_lines(options: &ImportOptions, to: &[SyncSender<Lines>]) -> Result<(), S
         Ok(())
     };
     for (file, (_, path)) in options.inputs.iter().enumerate() {
-        let mut reader = LineReader::open(path).map_err(|source| SnapshotError::Input {
+        let input_err = |source| SnapshotError::Input {
             path: path.clone(),
             source,
-        })?;
+        };
+        let opened = ndjson::open_input(path, options.regular_files_only).map_err(input_err)?;
+        let mut reader = LineReader::from_file(path, opened, options.limits).map_err(input_err)?;
         let mut lines = Vec::with_capacity(CHUNK);
+        let mut bytes = 0;
         let mut last_line = 0;
         loop {
             let next = reader
@@ -139,14 +223,19 @@ fn read_lines(options: &ImportOptions, to: &[SyncSender<Lines>]) -> Result<(), S
                 return Err(SnapshotError::NotNdjson { path: path.clone() });
             }
             last_line = line_no;
+            bytes += line.as_ref().map_or(0, |l| l.len());
             lines.push((line_no, line.map(str::to_owned).map_err(|e| e.to_string())));
-            if lines.len() >= CHUNK {
+            if lines.len() >= CHUNK || bytes >= CHUNK_BYTES {
                 let full = std::mem::replace(&mut lines, Vec::with_capacity(CHUNK));
-                send(Lines { file, lines: full })?;
+                send(Lines {
+                    file,
+                    lines: full,
+                    bytes: std::mem::take(&mut bytes),
+                })?;
             }
         }
         if !lines.is_empty() {
-            send(Lines { file, lines })?;
+            send(Lines { file, lines, bytes })?;
         }
     }
     Ok(())
@@ -172,6 +261,7 @@ fn parse_chunk(options: &ImportOptions, geo: &Geo, chunk: Lines) -> Result<Done,
     let (kind, path) = &options.inputs[chunk.file];
     let mut done = Done {
         file: chunk.file,
+        bytes: chunk.bytes,
         items: Vec::with_capacity(chunk.lines.len()),
         records: 0,
         rejected: Vec::new(),
@@ -215,6 +305,7 @@ fn parse_chunk(options: &ImportOptions, geo: &Geo, chunk: Lines) -> Result<Done,
 fn write_chunks(
     mut writer: IndexWriter,
     from: Vec<Receiver<Result<Done, SnapshotError>>>,
+    budget: &Budget,
 ) -> Result<(Vec<Done>, IndexStats), SnapshotError> {
     let mut tallies = Vec::new();
     for next in 0.. {
@@ -230,6 +321,7 @@ fn write_chunks(
             }
         }
         chunk.items = Vec::new();
+        budget.give_back(chunk.bytes);
         tallies.push(chunk);
     }
     Ok((tallies, writer.finish()?))
@@ -274,4 +366,74 @@ fn summarize(options: &ImportOptions, chunks: Vec<Done>) -> Parsed {
         tracing::info!(file = %file.path, kind = %file.kind, records = file.records, rejected = file.rejected, "read");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::ndjson::InputLimits;
+    use crate::snapshot::DataDir;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn the_budget_holds_chunks_back_until_room_is_given() {
+        let budget = Arc::new(Budget::new(100));
+        assert!(budget.take(60));
+        // One chunk larger than the whole budget passes when nothing else is in flight.
+        let b = budget.clone();
+        let waiting = std::thread::spawn(move || b.take(60));
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!waiting.is_finished(), "took room that was not there");
+        budget.give_back(60);
+        assert!(waiting.join().unwrap());
+        budget.give_back(60);
+        assert!(budget.take(500));
+        // A writer that stopped releases a waiting reader, which then stops.
+        let b = budget.clone();
+        let waiting = std::thread::spawn(move || b.take(10));
+        std::thread::sleep(Duration::from_millis(50));
+        budget.close();
+        assert!(!waiting.join().unwrap());
+    }
+
+    /// Lines of a fixture, one over the line limit: that one is a rejected line named by
+    /// file and line, the others are imported.
+    #[test]
+    fn a_line_over_the_limit_is_a_rejected_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = format!(
+            "{}/tests/data/ivre-0.9.20/ipinfo.jsonl",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(fixture).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        let total = lines.len();
+        let mut long: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+        long["infos"] = serde_json::json!({"padding": "x".repeat(200_000)});
+        lines[1] = long.to_string();
+        let input = dir.path().join("passive.jsonl");
+        std::fs::write(&input, lines.join("\n")).unwrap();
+        let data = DataDir::new(dir.path().join("data"));
+        let report = crate::snapshot::import(
+            &data,
+            &ImportOptions {
+                inputs: vec![(RecordKind::Passive, input.clone())],
+                limits: InputLimits {
+                    max_line_bytes: 100_000,
+                    ..InputLimits::default()
+                },
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let m = &report.manifest;
+        assert_eq!(m.rejected, 1);
+        assert_eq!(m.rejected_samples[0].line, 2);
+        assert_eq!(m.rejected_samples[0].file, input.display().to_string());
+        assert!(m.rejected_samples[0]
+            .reason
+            .contains("longer than 100000 bytes"));
+        assert_eq!(m.counts["passive"], total as u64 - 1);
+    }
 }

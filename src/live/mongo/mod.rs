@@ -21,7 +21,7 @@ pub use filters::{filter, passive_asn_filter};
 
 use crate::ivre::RecordKind;
 use crate::net::NetSettings;
-use futures_util::{Stream, StreamExt, TryStreamExt};
+use futures_util::{Stream, StreamExt};
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::error::ErrorKind;
 use mongodb::options::{ClientOptions, Tls};
@@ -54,7 +54,18 @@ pub enum MongoError {
         collection: String,
         reason: String,
     },
+    /// The documents of one search passed [`MAX_SEARCH_BYTES`].
+    #[error("MongoDB query on {url} (collection `{collection}`) returned more than {limit} bytes of documents: not read further")]
+    TooLarge {
+        url: String,
+        collection: String,
+        limit: usize,
+    },
 }
+
+/// Most bytes of BSON documents one [`MongoSource::search`] keeps (each document is at
+/// most 16 MiB, MongoDB's own limit; [`MongoSource::stream`] keeps one batch at a time).
+pub const MAX_SEARCH_BYTES: usize = 256 * 1024 * 1024;
 
 /// A connection to IVRE's MongoDB database. Cheap to clone (the driver's client is
 /// shared).
@@ -69,6 +80,8 @@ pub struct MongoSource {
     /// IVRE's `maxtime` URL parameter, applied to [`MongoSource::search`].
     max_time: Option<Duration>,
     secrets: Arc<[String]>,
+    /// [`MAX_SEARCH_BYTES`] (smaller in tests).
+    max_search: usize,
 }
 
 impl fmt::Debug for MongoSource {
@@ -172,6 +185,7 @@ impl MongoSource {
             passive: parsed.passive,
             max_time: parsed.max_time,
             secrets: parsed.secrets.into(),
+            max_search: MAX_SEARCH_BYTES,
         };
         let bound = selection.saturating_add(connection).saturating_mul(2);
         Ok((source, bound))
@@ -214,12 +228,34 @@ impl MongoSource {
         if let Some(max_time) = self.max_time {
             find = find.max_time(max_time);
         }
-        let cursor = find.await.map_err(|e| self.query_error(kind, e))?;
-        cursor
-            .map_ok(document_to_json)
-            .try_collect()
+        let mut cursor = find.await.map_err(|e| self.query_error(kind, e))?;
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        while cursor
+            .advance()
             .await
-            .map_err(|e| self.query_error(kind, e))
+            .map_err(|e| self.query_error(kind, e))?
+        {
+            bytes += cursor.current().as_bytes().len();
+            if bytes > self.max_search {
+                return Err(MongoError::TooLarge {
+                    url: self.display.clone(),
+                    collection: self.collection_name(kind).to_owned(),
+                    limit: self.max_search,
+                });
+            }
+            let doc: Document = cursor
+                .deserialize_current()
+                .map_err(|e| self.query_error(kind, e))?;
+            out.push(document_to_json(doc));
+        }
+        Ok(out)
+    }
+
+    /// The same source with another limit on one search's documents, in bytes.
+    pub fn with_max_search_bytes(mut self, limit: usize) -> MongoSource {
+        self.max_search = limit;
+        self
     }
 
     /// Every document of `kind` matching `filter`, read through a cursor in batches of
