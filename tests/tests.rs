@@ -60,3 +60,8 @@ mod replicas;
 /// Scale-out: `ivre-sync publish` / `fetch` / `--publish` through moto's S3 server and a
 /// `file://` store; tampered archives refused.
 mod distribute;
+
+/// Faults, with nothing lost: SIGKILLs at random points, the broker restarted under load,
+/// the platform and IVRE's web API failing, a full disk, malformed messages
+/// (`docs/reliability/faults.md`; long versions: `scripts/faults`).
+mod faults;
