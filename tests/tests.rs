@@ -64,3 +64,8 @@ mod distribute;
 // A damaged generation published into a running daemon: it stays on the previous one and
 // says so in its logs, metrics and health (docs/reliability/integrity.md).
 mod integrity;
+
+/// Faults, with nothing lost: SIGKILLs at random points, the broker restarted under load,
+/// the platform and IVRE's web API failing, a full disk, malformed messages
+/// (`docs/reliability/faults.md`; long versions: `scripts/faults`).
+mod faults;

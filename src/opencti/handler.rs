@@ -45,7 +45,7 @@ pub const TLP_REFUSED: &str = "Do not send any data, TLP of the observable is gr
 enum Failure {
     /// A business failure: reported to the work, message acknowledged.
     Report(String, MessageResult),
-    /// A passing failure: the message is requeued once.
+    /// A passing failure (platform or broker down): the message is requeued.
     Transient(String),
 }
 
@@ -101,6 +101,20 @@ impl Handler {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(error = %e, "invalid message acknowledged and dropped");
+                // Reported to its work when the body names one, so the work ends.
+                if let (Some((work, draft)), true) = (
+                    super::message::work_of_invalid(body),
+                    self.settings.send_to_queue,
+                ) {
+                    let text = format!("invalid message: {e}");
+                    if let Err(e) = self
+                        .api
+                        .work_processed(&work, &text, true, draft.as_deref())
+                        .await
+                    {
+                        tracing::error!(work_id = %work, error = %e, "cannot report to the work");
+                    }
+                }
                 self.metrics.message(MessageResult::Invalid);
                 return Disposition::Ack;
             }
@@ -139,15 +153,17 @@ impl Handler {
                 self.reported(&message, &marker, &text, result, redelivered)
                     .await
             }
-            Err(Failure::Transient(text)) if redelivered => {
-                tracing::error!(entity_id = ?message.entity_id, error = %text, "enrichment failed again after a redelivery; reported and dropped");
-                self.metrics.error();
-                self.reported(&message, &marker, &text, MessageResult::Redelivered, true)
-                    .await
-            }
             Err(Failure::Transient(text)) => {
-                tracing::warn!(entity_id = ?message.entity_id, error = %text, "enrichment interrupted; the message is requeued once");
+                // The platform or the broker is down: the message was not processed and
+                // must not be acknowledged. The attempt ended (no crash), so it does not
+                // count for the redelivery guard; waiting before the requeue keeps a long
+                // outage from spinning through the queue.
+                tracing::warn!(entity_id = ?message.entity_id, error = %text, "enrichment interrupted by a passing failure; the message is requeued");
                 self.metrics.error();
+                if redelivered {
+                    let _ = std::fs::remove_file(&marker);
+                }
+                tokio::time::sleep(self.settings.reconnect_delay).await;
                 Disposition::Requeue
             }
         }

@@ -79,6 +79,21 @@ fn json_field(field: &'static str, value: Option<Value>) -> Result<Option<Value>
     }
 }
 
+/// The `internal.work_id` and `internal.draft_id` of a body that is JSON but not a valid
+/// message (best effort, so its failure can still be reported to its work).
+pub fn work_of_invalid(body: &[u8]) -> Option<(String, Option<String>)> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let internal = value.get("internal")?;
+    let text = |key: &str| {
+        internal
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    Some((text("work_id")?, text("draft_id")))
+}
+
 impl Message {
     pub fn parse(body: &[u8]) -> Result<Message, MessageError> {
         let raw: RawMessage =
@@ -158,5 +173,26 @@ mod tests {
         assert!(l.stix_entity.is_none() && l.entity_type.is_none());
         assert!(Message::parse(b"{not json").is_err());
         assert!(Message::parse(br#"{"event": {"stix_entity": "{broken"}}"#).is_err());
+    }
+
+    #[test]
+    fn the_work_of_an_invalid_message_is_found_when_it_can_be() {
+        let bad = br#"{"internal": {"work_id": "w1", "draft_id": 7}, "event": "not an object"}"#;
+        assert!(Message::parse(bad).is_err());
+        assert_eq!(work_of_invalid(bad), Some(("w1".to_owned(), None)));
+        let draft =
+            br#"{"internal": {"work_id": "w2", "draft_id": "d"}, "event": {"entity_id": 3}}"#;
+        assert_eq!(
+            work_of_invalid(draft),
+            Some(("w2".to_owned(), Some("d".to_owned())))
+        );
+        for none in [
+            &b"{not json"[..],
+            b"[]",
+            br#"{"internal": {"work_id": 5}}"#,
+            b"{}",
+        ] {
+            assert_eq!(work_of_invalid(none), None);
+        }
     }
 }

@@ -199,6 +199,15 @@ pub fn generation_dirs(data: &Path) -> Vec<String> {
 /// The OpenCTI platform double (GraphQL over HTTP, RabbitMQ topology, push consumer).
 pub mod opencti_double;
 
+/// Switchable outages of the platform double (`PlatformDouble::set_fault`).
+pub mod double_faults;
+
+/// A fault-injecting proxy in front of the real IVRE web API.
+pub mod web_faults;
+
+/// Seeded randomness and run scales of the fault-injection tests.
+pub mod faults;
+
 /// The lab's IVRE is shared by the tests of one run: readers hold this lock shared; a
 /// test that changes IVRE's data holds it exclusively and puts the data back.
 static IVRE_LAB: std::sync::RwLock<()> = std::sync::RwLock::new(());

@@ -85,6 +85,9 @@ pub struct DoubleOptions {
     pub token: String,
     /// The connector id (`CONNECTOR_ID`); the queue names derive from it.
     pub connector_id: String,
+    /// The broker; `None`: the one of `IVRE_TEST_AMQP_URL` (a test's private RabbitMQ node
+    /// otherwise).
+    pub amqp_url: Option<String>,
 }
 
 impl Default for DoubleOptions {
@@ -94,6 +97,7 @@ impl Default for DoubleOptions {
             queue_prefix: Some("tst".to_owned()),
             token: format!("test-token-{}", fresh_uuid()),
             connector_id: fresh_uuid(),
+            amqp_url: None,
         }
     }
 }
@@ -260,7 +264,7 @@ impl PlatformDouble {
     /// Declares the topology on the broker of `IVRE_TEST_AMQP_URL` (panics if unset) and
     /// starts the GraphQL server.
     pub async fn start(options: DoubleOptions) -> PlatformDouble {
-        let amqp_url = amqp_url_from_env();
+        let amqp_url = options.amqp_url.clone().unwrap_or_else(amqp_url_from_env);
         let version = Version::parse(&options.version);
         let names =
             QueueNames::for_connector(options.queue_prefix.as_deref(), &options.connector_id);
@@ -289,6 +293,7 @@ impl PlatformDouble {
             names,
             broker,
             state: Mutex::new(DoubleState::default()),
+            fault: Default::default(),
             calls_tx,
         });
 
@@ -593,6 +598,16 @@ impl PlatformDouble {
     /// `"toProcessed"`) is `operation` fail. Rejections queue up in order.
     pub fn reject_next(&self, operation: &str, how: Reject) {
         self.shared.lock().rejects.push((operation.to_owned(), how));
+    }
+
+    /// Starts (`Some`) or ends (`None`) an outage of the GraphQL endpoint.
+    pub fn set_fault(&self, fault: Option<super::double_faults::PlatformFault>) {
+        self.shared.fault.set(fault);
+    }
+
+    /// How many requests met an outage.
+    pub fn fault_hits(&self) -> u64 {
+        self.shared.fault.hits()
     }
 
     /// The JWKS string `registerConnector` returns on 7.x.
@@ -1041,6 +1056,8 @@ struct Shared {
     names: QueueNames,
     broker: Broker,
     state: Mutex<DoubleState>,
+    /// An outage of the GraphQL endpoint (`super::double_faults`).
+    fault: super::double_faults::FaultSwitch,
     /// Bumped after each recorded call (for [`PlatformDouble::wait_for`]).
     calls_tx: watch::Sender<usize>,
 }
@@ -1319,6 +1336,13 @@ async fn handle_http(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    match shared.fault.take() {
+        Some(super::double_faults::PlatformFault::Status(status)) => {
+            return Answer::text(status, format!("double: outage, HTTP {status}")).into_response()
+        }
+        Some(super::double_faults::PlatformFault::Slow(delay)) => tokio::time::sleep(delay).await,
+        None => {}
+    }
     shared
         .answer(&method, uri.path(), &headers, &body)
         .into_response()
