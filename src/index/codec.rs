@@ -44,8 +44,14 @@ pub enum CodecError {
     NotUtf8,
 }
 
-fn config() -> bincode::config::Configuration {
-    bincode::config::standard()
+/// The most bytes one decoded value may claim (strings, byte vectors): bincode allocates a
+/// declared length before reading it, so without a limit a corrupt length asks for exabytes
+/// (found by fuzzing, target `codec`). Summaries hold a few KiB; [`encode_record`] refuses
+/// a summary over the limit, so that every value written can be read.
+pub const MAX_DECODED_BYTES: usize = 64 << 20;
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_DECODED_BYTES>()
 }
 
 /// Encodes `value`, appending to `out` (cleared first).
@@ -95,6 +101,11 @@ pub fn encode_record<T: Serialize>(
         plain.extend_from_slice(&len.to_le_bytes());
         plain.extend_from_slice(json.as_bytes());
         bincode::serde::encode_into_std_write(summary, plain, config())?;
+        if plain.len() - 4 - json.len() > MAX_DECODED_BYTES {
+            return Err(CodecError::Encode(bincode::error::EncodeError::Other(
+                "record summary larger than MAX_DECODED_BYTES",
+            )));
+        }
         let compressed = COMPRESSOR.with_borrow_mut(|slot| {
             let compressor = match slot {
                 Some(c) => c,
@@ -110,6 +121,10 @@ pub fn encode_record<T: Serialize>(
     })
 }
 
+/// The most a zstd frame can expand: each block has a header of 3 bytes and decodes to
+/// at most 128 KiB (2^17 / 3 < 2^16 bytes per byte of frame).
+const MAX_EXPANSION: u64 = 1 << 16;
+
 /// Decompresses a stored record and hands its JSON and encoded summary to `f`.
 fn with_record_parts<R>(
     bytes: &[u8],
@@ -123,6 +138,12 @@ fn with_record_parts<R>(
         .ok()
         .flatten()
         .ok_or(CodecError::Truncated)?;
+    // The declared size comes from the file: bound it by what the frame can hold before
+    // allocating it (a block, at least 3 bytes, decodes to at most 128 KiB; found by
+    // fuzzing: a flipped size byte asked for exabytes).
+    if size > (frame.len() as u64).saturating_mul(MAX_EXPANSION) {
+        return Err(CodecError::Truncated);
+    }
     let plain = DECOMPRESSOR.with_borrow_mut(|slot| {
         let decompressor = match slot {
             Some(d) => d,
@@ -286,6 +307,57 @@ mod tests {
         assert!(matches!(
             decode_record_json(&out),
             Err(CodecError::Version { found: 0 })
+        ));
+    }
+
+    /// Fuzzing (`fuzz/`, target `codec`): a frame header declaring exabytes of content
+    /// made the decoder allocate that much (and abort) before reading the frame.
+    #[test]
+    fn declared_size_is_bounded_by_the_frame() {
+        // Magic, single segment with an 8-byte content size of 2^60, no block.
+        let mut frame = vec![FORMAT_VERSION, 0x28, 0xb5, 0x2f, 0xfd, 0xe0];
+        frame.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        assert!(matches!(
+            decode_record_json(&frame),
+            Err(CodecError::Truncated)
+        ));
+        // A real record still decodes: its frame declares what it holds.
+        let json = "{}".repeat(50_000);
+        let mut out = Vec::new();
+        encode_record(&json, &0u8, &mut out).unwrap();
+        assert!(out.len() < 1000, "{}", out.len());
+        assert_eq!(decode_record_json(&out).unwrap(), json);
+    }
+
+    /// Fuzzing (`fuzz/`, target `codec`, input in `fuzz/corpus/codec`): a string whose
+    /// declared length was 1441203719096313859 bytes aborted the process (allocation
+    /// failure) instead of being an error.
+    #[test]
+    fn declared_lengths_are_bounded() {
+        let crash = hex::decode(
+            "0220fd0328b58d252f0014055e0000007b2261646472223a22376666663a66222c22666972737473\
+             65656e223a31652b3330302c2272656372223a22376666663a66222c2266697273747365656e223a\
+             31652b3330302c227265636f6e74797065223a223e4e535f6e2621e41206",
+        )
+        .unwrap();
+        assert!(matches!(
+            decode::<Vec<String>>(&crash),
+            Err(CodecError::Decode(_))
+        ));
+        // The same length inside a record's summary.
+        let mut summary = Vec::new();
+        encode_record("{}", &vec![String::from("x")], &mut summary).unwrap();
+        assert_eq!(
+            decode_record_summary::<Vec<String>>(&summary).unwrap(),
+            ["x"]
+        );
+        let mut plain = vec![2, 0, 0, 0, b'{', b'}', 1, 0xfd];
+        plain.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        let mut forged = vec![FORMAT_VERSION];
+        forged.extend_from_slice(&zstd::bulk::compress(&plain, 1).unwrap());
+        assert!(matches!(
+            decode_record_summary::<Vec<String>>(&forged),
+            Err(CodecError::Decode(_))
         ));
     }
 

@@ -257,7 +257,9 @@ fn processing_error() -> Response {
 }
 
 /// Checks `Authorization: Bearer <x>`; the reason of a refusal never contains the token.
-fn authorize(auth: &CallbackAuth, headers: &HeaderMap) -> Result<(), String> {
+/// Public for the fuzz targets (`fuzz/`).
+#[doc(hidden)]
+pub fn authorize(auth: &CallbackAuth, headers: &HeaderMap) -> Result<(), String> {
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or("no Authorization header")?

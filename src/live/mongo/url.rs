@@ -17,7 +17,7 @@ use std::time::Duration;
 
 /// A parsed IVRE MongoDB URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct IvreUrl {
+pub struct IvreUrl {
     /// The URL for the driver. Holds the credentials: never log it.
     pub driver_url: String,
     /// The URL as given, safe to print.
@@ -34,7 +34,7 @@ pub(crate) struct IvreUrl {
 
 /// Parses `url`; the error is a reason that quotes nothing of the URL but parameter
 /// names and the database name.
-pub(crate) fn parse(url: &str) -> Result<IvreUrl, String> {
+pub fn parse(url: &str) -> Result<IvreUrl, String> {
     let url = url.trim();
     let (scheme, rest) = url
         .split_once("://")
@@ -48,8 +48,12 @@ pub(crate) fn parse(url: &str) -> Result<IvreUrl, String> {
             ))
         }
     };
-    // IVRE's URLs carry no fragment; drop one rather than give it to the driver.
-    let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
+    // IVRE's URLs carry no fragment; drop one rather than give it to the driver (and the
+    // blanks before it, as those at the end of a URL without one; found by fuzzing).
+    let rest = rest
+        .split_once('#')
+        .map_or(rest, |(before, _)| before)
+        .trim_end();
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, rest) = rest.split_at(authority_end);
     let (path, query) = match rest.split_once('?') {
@@ -126,7 +130,7 @@ pub(crate) fn parse(url: &str) -> Result<IvreUrl, String> {
 
 /// `url` with its credentials hidden: `user:pass@` → `***:***@` (see
 /// [`crate::logging::redact_url`]) and the values of `*password*` options → `***`.
-pub(crate) fn display(url: &str) -> String {
+pub fn display(url: &str) -> String {
     let redacted = crate::logging::redact_url(url.trim());
     let Some((base, query)) = redacted.split_once('?') else {
         return redacted;
@@ -144,7 +148,7 @@ pub(crate) fn display(url: &str) -> String {
 }
 
 /// Replaces every secret of `url` in a driver message by `***`.
-pub(crate) fn scrub(message: &str, secrets: &[String]) -> String {
+pub fn scrub(message: &str, secrets: &[String]) -> String {
     let mut out = message.to_owned();
     // Longest first, so that a secret containing another is hidden whole.
     let mut sorted: Vec<&String> = secrets.iter().collect();
@@ -286,6 +290,19 @@ mod tests {
             scrub(msg, &u.secrets),
             "auth of ivre@corp with *** failed (***)"
         );
+    }
+
+    /// Fuzzing (`fuzz/`, target `mongo_url`): blanks before a fragment stayed in the
+    /// driver URL (here in a parameter, or in the database name, refused).
+    #[test]
+    fn blanks_before_a_fragment_are_dropped() {
+        let u = parse("mongodb:///ivre?maxtime=5&readPreference=secondary    #note").unwrap();
+        assert_eq!(
+            u.driver_url,
+            "mongodb://localhost/ivre?readPreference=secondary"
+        );
+        assert_eq!(parse(&u.driver_url).unwrap().driver_url, u.driver_url);
+        assert_eq!(parse("mongodb://h/scans \t#x").unwrap().database, "scans");
     }
 
     #[test]
