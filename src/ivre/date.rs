@@ -19,19 +19,64 @@ pub struct Timestamp {
     pub micros: i64,
 }
 
+/// Why a value that has the form of a date cannot be one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DateError {
+    /// Outside Python's `datetime` range (years 1 to 9999), as IVRE itself could not
+    /// have written it; also NaN and infinite epochs.
+    #[error("date out of range (years 1 to 9999): {0}")]
+    OutOfRange(String),
+    /// A MongoDB `{"$date": …}` wrapper (or a number wrapper in a date field) whose
+    /// content is not a date.
+    #[error("invalid date: {0}")]
+    Invalid(String),
+}
+
 impl Timestamp {
-    /// From epoch seconds, as the web API sends them.
-    pub fn from_epoch_seconds(secs: f64) -> Option<Self> {
-        if !secs.is_finite() || secs.abs() > 1.0e13 {
-            return None;
-        }
-        Some(Timestamp {
-            micros: (secs * 1_000_000.0).round() as i64,
-        })
+    /// `0001-01-01T00:00:00Z` (Python's `datetime.min`), in microseconds.
+    pub const MIN_MICROS: i64 = -62_135_596_800_000_000;
+    /// `9999-12-31T23:59:59.999999Z` (Python's `datetime.max`), in microseconds.
+    pub const MAX_MICROS: i64 = 253_402_300_799_999_999;
+
+    /// From microseconds, when within years 1 to 9999.
+    pub fn from_micros(micros: i64) -> Option<Self> {
+        (Self::MIN_MICROS..=Self::MAX_MICROS)
+            .contains(&micros)
+            .then_some(Timestamp { micros })
     }
 
-    /// Parses any textual form IVRE or MongoDB uses.
+    /// From epoch seconds, as the web API sends them; `None` when not finite or
+    /// outside years 1 to 9999.
+    pub fn from_epoch_seconds(secs: f64) -> Option<Self> {
+        Self::from_epoch_scaled(secs, 1_000_000.0)
+    }
+
+    /// From epoch milliseconds (MongoDB `$date`); `None` as [`Self::from_epoch_seconds`].
+    pub fn from_epoch_millis(ms: f64) -> Option<Self> {
+        Self::from_epoch_scaled(ms, 1_000.0)
+    }
+
+    fn from_epoch_scaled(value: f64, micros_per_unit: f64) -> Option<Self> {
+        if !value.is_finite() {
+            return None;
+        }
+        let micros = (value * micros_per_unit).round();
+        // Compared as floats first: `as i64` saturates, and a value past the range
+        // must be refused, not clamped.
+        if micros < Self::MIN_MICROS as f64 || micros > Self::MAX_MICROS as f64 {
+            return None;
+        }
+        Self::from_micros(micros as i64)
+    }
+
+    /// Parses any textual form IVRE or MongoDB uses (years 1 to 9999).
     pub fn parse_str(s: &str) -> Option<Self> {
+        Self::parse_str_any(s).and_then(|t| Self::from_micros(t.micros))
+    }
+
+    /// [`Self::parse_str`] without the range check (a time zone can carry a date past
+    /// year 9999).
+    fn parse_str_any(s: &str) -> Option<Self> {
         let s = s.trim();
         if let Some(t) = Self::parse_plain(s) {
             return Some(t);
@@ -89,21 +134,94 @@ impl Timestamp {
         ))
     }
 
-    /// Parses a JSON value in any of IVRE's forms; `None` when it is not a date.
+    /// Parses a JSON value in any of IVRE's forms; `None` when it is not a date, or an
+    /// impossible one (see [`Self::from_json_checked`]).
     pub fn from_json(v: &Value) -> Option<Self> {
+        Self::from_json_checked(v).ok().flatten()
+    }
+
+    /// Parses a JSON value in any of IVRE's forms: `Ok(None)` when it has no date form
+    /// (a string that is not a date, a boolean…: read as absent), an error when it has
+    /// one but cannot be a date IVRE wrote: epoch seconds or a `$date` outside years 1
+    /// to 9999, NaN or infinite (MongoDB's `$numberDouble`), a `$date` wrapper holding
+    /// something else.
+    pub fn from_json_checked(v: &Value) -> Result<Option<Self>, DateError> {
+        let out_of_range = || DateError::OutOfRange(v.to_string());
         match v {
-            Value::String(s) => Self::parse_str(s),
-            Value::Number(n) => n.as_f64().and_then(Self::from_epoch_seconds),
-            Value::Object(map) => match map.get("$date")? {
-                Value::String(s) => Self::parse_str(s),
-                Value::Number(n) => n.as_i64().map(|ms| Timestamp { micros: ms * 1000 }),
-                Value::Object(inner) => inner
-                    .get("$numberLong")
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.parse::<i64>().ok())
-                    .map(|ms| Timestamp { micros: ms * 1000 }),
-                _ => None,
+            Value::String(s) => match Self::parse_str_any(s) {
+                Some(t) => Self::from_micros(t.micros)
+                    .map(Some)
+                    .ok_or_else(out_of_range),
+                None => Ok(None),
             },
+            Value::Number(n) => match n.as_f64() {
+                Some(secs) => Self::from_epoch_seconds(secs)
+                    .map(Some)
+                    .ok_or_else(out_of_range),
+                None => Err(out_of_range()),
+            },
+            Value::Object(map) => {
+                if let Some(date) = map.get("$date") {
+                    return match Self::from_mongo_date(date) {
+                        Some(t) => Ok(Some(t)),
+                        None => Err(match date {
+                            Value::String(s) if Self::parse_str_any(s).is_none() => {
+                                DateError::Invalid(v.to_string())
+                            }
+                            Value::Object(inner)
+                                if inner
+                                    .get("$numberLong")
+                                    .and_then(Value::as_str)
+                                    .and_then(|s| s.trim().parse::<i64>().ok())
+                                    .is_none() =>
+                            {
+                                DateError::Invalid(v.to_string())
+                            }
+                            Value::Number(_) | Value::Object(_) | Value::String(_) => {
+                                out_of_range()
+                            }
+                            _ => DateError::Invalid(v.to_string()),
+                        }),
+                    };
+                }
+                // Epoch seconds still wrapped: `$numberDouble` NaN / Infinity, which
+                // have no plain JSON form, or an integer wrapper.
+                let (key, inner) = match map.iter().next() {
+                    Some(kv) if map.len() == 1 => kv,
+                    _ => return Ok(None),
+                };
+                if !matches!(
+                    key.as_str(),
+                    "$numberDouble" | "$numberLong" | "$numberInt" | "$numberDecimal"
+                ) {
+                    return Ok(None);
+                }
+                match inner.as_str().and_then(|s| s.trim().parse::<f64>().ok()) {
+                    Some(secs) => Self::from_epoch_seconds(secs)
+                        .map(Some)
+                        .ok_or_else(out_of_range),
+                    None => Err(DateError::Invalid(v.to_string())),
+                }
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The content of a MongoDB `{"$date": …}` wrapper: an ISO string, or epoch
+    /// milliseconds (a number or `{"$numberLong": "…"}`).
+    fn from_mongo_date(date: &Value) -> Option<Self> {
+        match date {
+            Value::String(s) => Self::parse_str(s),
+            Value::Number(n) => match n.as_i64() {
+                Some(ms) => ms.checked_mul(1000).and_then(Self::from_micros),
+                None => n.as_f64().and_then(Self::from_epoch_millis),
+            },
+            Value::Object(inner) => inner
+                .get("$numberLong")
+                .and_then(Value::as_str)
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .and_then(|ms| ms.checked_mul(1000))
+                .and_then(Self::from_micros),
             _ => None,
         }
     }
@@ -234,6 +352,59 @@ mod tests {
                 .to_ivre_string(),
             "2026-11-28 21:19:42.500000"
         );
+    }
+
+    #[test]
+    fn impossible_dates_are_errors_not_wrapped_values() {
+        for v in [
+            json!({"$date": 9.0e18}),
+            json!({"$date": -9.0e18}),
+            json!({"$date": 9_000_000_000_000_000_000i64}),
+            json!({"$date": i64::MIN}),
+            json!({"$date": {"$numberLong": "9000000000000000000"}}),
+            json!({"$date": {"$numberLong": "-9223372036854775808"}}),
+            json!({"$date": "10000-01-01T00:00:00Z"}),
+            json!({"$date": "9999-12-31T23:59:59-01:00"}),
+            json!({"$date": {"$numberLong": "soon"}}),
+            json!({"$date": true}),
+            json!(1.0e13),
+            json!(253402300800u64),
+            json!(-62135596801i64),
+            json!(f64::MAX),
+            json!(u64::MAX),
+            json!({"$numberDouble": "NaN"}),
+            json!({"$numberDouble": "Infinity"}),
+            json!({"$numberDouble": "-Infinity"}),
+            json!("9999-12-31 23:59:59-01:00"),
+        ] {
+            assert!(Timestamp::from_json_checked(&v).is_err(), "{v}");
+            assert_eq!(Timestamp::from_json(&v), None, "{v}");
+        }
+        // The bounds themselves are dates.
+        let max = Timestamp::from_json_checked(&json!("9999-12-31 23:59:59.999999"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(max.micros, Timestamp::MAX_MICROS);
+        assert_eq!(max.to_ivre_string(), "9999-12-31 23:59:59.999999");
+        let min = Timestamp::from_json_checked(&json!(-62135596800i64))
+            .unwrap()
+            .unwrap();
+        assert_eq!(min.to_ivre_string(), "0001-01-01 00:00:00");
+        assert_eq!(
+            Timestamp::from_json_checked(&json!({"$date": 253402300799999i64}))
+                .unwrap()
+                .map(|t| t.to_ivre_string()),
+            Some("9999-12-31 23:59:59.999000".to_owned())
+        );
+        // Not a date form at all: absent, not an error.
+        for v in [
+            json!("yesterday"),
+            json!(true),
+            json!({"a": 1}),
+            json!(null),
+        ] {
+            assert_eq!(Timestamp::from_json_checked(&v), Ok(None), "{v}");
+        }
     }
 
     #[test]

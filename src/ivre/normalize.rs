@@ -10,7 +10,7 @@
 //!   `addresses.mac` as `[{"addr": …, "manuf": …}]`;
 //! - `scan2db -t`: time-zone-aware dates (`+00:00`).
 
-use super::date::Timestamp;
+use super::date::{DateError, Timestamp};
 use super::RecordKind;
 use base64::Engine;
 use serde_json::{Map, Value};
@@ -23,42 +23,60 @@ pub enum NormalizeError {
     NotAnObject,
     #[error("invalid address in `{field}`: {value}")]
     BadAddress { field: String, value: String },
+    #[error("invalid date in `{field}`: {error}")]
+    BadDate { field: String, error: DateError },
 }
 
 /// Converts `value` in place to export form.
 pub fn to_export_form(kind: RecordKind, value: &mut Value) -> Result<(), NormalizeError> {
-    unwrap_extended_json(value);
+    unwrap_extended_json(value, "")?;
     let record = value.as_object_mut().ok_or(NormalizeError::NotAnObject)?;
     record.remove("_id");
     record.remove("scanid");
     join_address(record, "addr")?;
     match kind {
         RecordKind::Scan | RecordKind::View => normalize_host(record)?,
-        RecordKind::Passive => normalize_passive(record),
+        RecordKind::Passive => normalize_passive(record)?,
     }
     Ok(())
 }
 
-/// Recursively replaces Extended JSON wrappers by plain values.
-fn unwrap_extended_json(value: &mut Value) {
+/// Recursively replaces Extended JSON wrappers by plain values; a `$date` that cannot
+/// be a date (out of years 1 to 9999, garbage) fails the record, naming its field.
+fn unwrap_extended_json(value: &mut Value, field: &str) -> Result<(), NormalizeError> {
     match value {
-        Value::Array(items) => items.iter_mut().for_each(unwrap_extended_json),
+        Value::Array(items) => {
+            for item in items.iter_mut() {
+                unwrap_extended_json(item, field)?;
+            }
+        }
         Value::Object(map) => {
-            if let Some(plain) = extended_json_scalar(map) {
+            if map.len() == 1 && map.contains_key("$date") {
+                let t = Timestamp::from_json_checked(value).map_err(|error| {
+                    NormalizeError::BadDate {
+                        field: field.to_owned(),
+                        error,
+                    }
+                })?;
+                if let Some(t) = t {
+                    *value = Value::String(t.to_ivre_string());
+                }
+            } else if let Some(plain) = extended_json_scalar(map) {
                 *value = plain;
             } else {
-                map.values_mut().for_each(unwrap_extended_json);
+                for (key, inner) in map.iter_mut() {
+                    unwrap_extended_json(inner, key)?;
+                }
             }
         }
         _ => {}
     }
+    Ok(())
 }
 
 fn extended_json_scalar(map: &Map<String, Value>) -> Option<Value> {
     let (key, inner) = map.iter().next()?;
     match (key.as_str(), map.len()) {
-        ("$date", 1) => Timestamp::from_json(&Value::Object(map.clone()))
-            .map(|t| Value::String(t.to_ivre_string())),
         ("$numberLong" | "$numberInt", 1) => inner.as_str()?.parse::<i64>().ok().map(Value::from),
         ("$numberDouble" | "$numberDecimal", 1) => inner
             .as_str()?
@@ -136,17 +154,25 @@ pub fn ip_to_halves(ip: IpAddr) -> (i64, i64) {
     )
 }
 
-fn normalize_date(map: &mut Map<String, Value>, field: &str) {
+/// Brings a date field to IVRE's form; a value with a date's form that cannot be a
+/// date (epoch out of years 1 to 9999, NaN, infinite) fails the record. A value of
+/// another type stays as it is (read as absent).
+fn normalize_date(map: &mut Map<String, Value>, field: &str) -> Result<(), NormalizeError> {
     if let Some(v) = map.get_mut(field) {
-        if let Some(t) = Timestamp::from_json(v) {
+        let t = Timestamp::from_json_checked(v).map_err(|error| NormalizeError::BadDate {
+            field: field.to_owned(),
+            error,
+        })?;
+        if let Some(t) = t {
             *v = Value::String(t.to_ivre_string());
         }
     }
+    Ok(())
 }
 
 fn normalize_host(record: &mut Map<String, Value>) -> Result<(), NormalizeError> {
-    normalize_date(record, "starttime");
-    normalize_date(record, "endtime");
+    normalize_date(record, "starttime")?;
+    normalize_date(record, "endtime")?;
     if let Some(Value::Object(infos)) = record.get_mut("infos") {
         geojson_to_coordinates(infos);
     }
@@ -165,11 +191,12 @@ fn normalize_host(record: &mut Map<String, Value>) -> Result<(), NormalizeError>
             };
             for script in scripts.iter_mut().filter_map(Value::as_object_mut) {
                 match script.get_mut("ssl-cert") {
-                    Some(Value::Array(certs)) => certs
-                        .iter_mut()
-                        .filter_map(Value::as_object_mut)
-                        .for_each(normalize_cert_dates),
-                    Some(Value::Object(cert)) => normalize_cert_dates(cert),
+                    Some(Value::Array(certs)) => {
+                        for cert in certs.iter_mut().filter_map(Value::as_object_mut) {
+                            normalize_cert_dates(cert)?;
+                        }
+                    }
+                    Some(Value::Object(cert)) => normalize_cert_dates(cert)?,
                     _ => {}
                 }
             }
@@ -187,9 +214,9 @@ fn normalize_host(record: &mut Map<String, Value>) -> Result<(), NormalizeError>
     Ok(())
 }
 
-fn normalize_cert_dates(cert: &mut Map<String, Value>) {
-    normalize_date(cert, "not_before");
-    normalize_date(cert, "not_after");
+fn normalize_cert_dates(cert: &mut Map<String, Value>) -> Result<(), NormalizeError> {
+    normalize_date(cert, "not_before")?;
+    normalize_date(cert, "not_after")
 }
 
 /// MongoDB stores `coordinates` as GeoJSON `infos.loc` (`[lon, lat]`).
@@ -209,9 +236,9 @@ fn geojson_to_coordinates(infos: &mut Map<String, Value>) {
     }
 }
 
-fn normalize_passive(record: &mut Map<String, Value>) {
-    normalize_date(record, "firstseen");
-    normalize_date(record, "lastseen");
+fn normalize_passive(record: &mut Map<String, Value>) -> Result<(), NormalizeError> {
+    normalize_date(record, "firstseen")?;
+    normalize_date(record, "lastseen")?;
     for (full, short) in [("fullvalue", "value"), ("fulltargetval", "targetval")] {
         if let Some(v) = record.remove(full) {
             record.insert(short.to_owned(), v);
@@ -225,7 +252,7 @@ fn normalize_passive(record: &mut Map<String, Value>) {
         }
     }
     if let Some(Value::Object(infos)) = record.get_mut("infos") {
-        normalize_cert_dates(infos);
+        normalize_cert_dates(infos)?;
     }
     // A raw binary value decoded by a tool into bytes arrives as an array of numbers.
     if let Some(Value::Array(bytes)) = record.get("value") {
@@ -238,6 +265,7 @@ fn normalize_passive(record: &mut Map<String, Value>) {
             record.insert("value".to_owned(), Value::String(b64));
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -357,6 +385,114 @@ mod tests {
                 assert!(!text.contains(marker), "{name} still has {marker}");
             }
             assert!(doc["addr"].is_string(), "{name} has no addr");
+        }
+    }
+}
+
+#[cfg(test)]
+mod date_range_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!(
+            "{}/tests/data/ivre-0.9.20/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// Real-shaped records (the fixtures) with one date made impossible: each is a
+    /// rejected record whose reason names the field, never a panic or a wrapped date.
+    #[test]
+    fn out_of_range_dates_reject_the_record() {
+        let cases: Vec<(RecordKind, &str, Vec<&str>, Value)> = vec![
+            (
+                RecordKind::Scan,
+                "mongo-raw-host.json",
+                vec!["starttime"],
+                json!({"$date": {"$numberLong": "9000000000000000000"}}),
+            ),
+            (
+                RecordKind::Scan,
+                "mongo-raw-host.json",
+                vec!["endtime"],
+                json!({"$date": -9.0e18}),
+            ),
+            (
+                RecordKind::Scan,
+                "mongo-raw-host.json",
+                vec!["starttime"],
+                json!({"$date": "10000-01-01T00:00:00Z"}),
+            ),
+            (
+                RecordKind::Scan,
+                "mongo-raw-host.json",
+                vec!["endtime"],
+                json!(1.0e13),
+            ),
+            (
+                RecordKind::Scan,
+                "mongo-raw-host.json",
+                vec!["starttime"],
+                json!({"$numberDouble": "NaN"}),
+            ),
+            (
+                RecordKind::Scan,
+                "mongo-raw-host.json",
+                vec!["endtime"],
+                json!({"$numberDouble": "-Infinity"}),
+            ),
+            (
+                RecordKind::View,
+                "mongo-raw-view.json",
+                vec!["starttime"],
+                json!({"$date": 9_000_000_000_000_000_000i64}),
+            ),
+            (
+                RecordKind::Passive,
+                "mongo-raw-passive-ssl.json",
+                vec!["firstseen"],
+                json!({"$date": {"$numberLong": "-9223372036854775808"}}),
+            ),
+            (
+                RecordKind::Passive,
+                "mongo-raw-passive-ssl.json",
+                vec!["lastseen"],
+                json!(253402300800u64),
+            ),
+            (
+                RecordKind::Passive,
+                "mongo-raw-passive-ssl.json",
+                vec!["infos", "not_after"],
+                json!({"$date": 9.0e18}),
+            ),
+        ];
+        for (kind, name, path, bad) in cases {
+            let mut doc = fixture(name);
+            let mut target = &mut doc;
+            for key in &path {
+                target = target
+                    .get_mut(*key)
+                    .unwrap_or_else(|| panic!("{name}: no {key}"));
+            }
+            *target = bad.clone();
+            let line = doc.to_string();
+            let err = crate::ivre::parse_line(kind, &line)
+                .err()
+                .unwrap_or_else(|| panic!("{name} {path:?} = {bad}: accepted"))
+                .to_string();
+            let field = path.last().unwrap();
+            assert!(err.contains(field), "{name}: {err}");
+            assert!(err.contains("date"), "{name}: {err}");
+        }
+        // The untouched fixtures still parse.
+        for (kind, name) in [
+            (RecordKind::Scan, "mongo-raw-host.json"),
+            (RecordKind::View, "mongo-raw-view.json"),
+            (RecordKind::Passive, "mongo-raw-passive-ssl.json"),
+        ] {
+            crate::ivre::parse_line(kind, &fixture(name).to_string()).unwrap();
         }
     }
 }
