@@ -84,7 +84,7 @@ pub fn parse(url: &str) -> Result<IvreUrl, String> {
     ];
     let mut max_time = None;
     let mut driver_params = Vec::new();
-    for param in query.split('&').filter(|p| !p.is_empty()) {
+    for param in query.split('&').map(str::trim).filter(|p| !p.is_empty()) {
         let (key, value) = param.split_once('=').unwrap_or((param, ""));
         if let Some((_, name)) = names.iter_mut().find(|(k, _)| *k == key) {
             *name = check_collection(key, value)?;
@@ -292,8 +292,8 @@ mod tests {
         );
     }
 
-    /// Fuzzing (`fuzz/`, target `mongo_url`): blanks before a fragment stayed in the
-    /// driver URL (here in a parameter, or in the database name, refused).
+    /// Fuzzing (`fuzz/`, target `mongo_url`): blanks before a fragment or around a
+    /// parameter stayed in the driver URL (in a parameter, or in the database name, refused).
     #[test]
     fn blanks_before_a_fragment_are_dropped() {
         let u = parse("mongodb:///ivre?maxtime=5&readPreference=secondary    #note").unwrap();
@@ -303,6 +303,9 @@ mod tests {
         );
         assert_eq!(parse(&u.driver_url).unwrap().driver_url, u.driver_url);
         assert_eq!(parse("mongodb://h/scans \t#x").unwrap().database, "scans");
+        // Blanks around parameters (the last one ended the driver URL).
+        let u = parse("mongodb://h/ivre?w=1 & readPreference=nearest   &  ").unwrap();
+        assert_eq!(u.driver_url, "mongodb://h/ivre?w=1&readPreference=nearest");
     }
 
     #[test]
