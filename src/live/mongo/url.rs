@@ -171,7 +171,11 @@ fn add_secret(secrets: &mut Vec<String>, raw: &str) {
 
 /// MongoDB database names: no `/\. "$`, NUL, and at most 63 bytes.
 fn check_database(db: &str) -> Result<String, String> {
-    if db.len() > 63 || db.contains(['/', '\\', '.', ' ', '"', '$', '\0']) {
+    // Nor other blanks or control characters (found by fuzzing: a trailing `\r` was kept).
+    if db.len() > 63
+        || db.contains(['/', '\\', '.', '"', '$'])
+        || db.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(format!("invalid database name `{db}` in the URL path"));
     }
     Ok(db.to_owned())
@@ -303,6 +307,8 @@ mod tests {
         );
         assert_eq!(parse(&u.driver_url).unwrap().driver_url, u.driver_url);
         assert_eq!(parse("mongodb://h/scans \t#x").unwrap().database, "scans");
+        assert!(parse("mongodb:///ivre\r\r?w=1").is_err());
+        assert!(parse("mongodb:///iv\tre").is_err());
         // Blanks around parameters (the last one ended the driver URL).
         let u = parse("mongodb://h/ivre?w=1 & readPreference=nearest   &  ").unwrap();
         assert_eq!(u.driver_url, "mongodb://h/ivre?w=1&readPreference=nearest");
