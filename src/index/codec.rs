@@ -411,6 +411,51 @@ mod tests {
         ));
     }
 
+    /// Fuzzing (`fuzz/`, target `codec`): a frame header declaring exabytes of content
+    /// made the decoder allocate that much (and abort) before reading the frame.
+    #[test]
+    fn declared_size_is_bounded_by_the_frame() {
+        // Magic, single segment with an 8-byte content size of 2^60, no block.
+        let mut frame = vec![FORMAT_VERSION, 0x28, 0xb5, 0x2f, 0xfd, 0xe0];
+        frame.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        assert!(decode_record_json(&frame).is_err());
+        // A real record still decodes: its frame declares what it holds.
+        let json = "{}".repeat(50_000);
+        let mut out = Vec::new();
+        encode_record(&json, &0u8, &mut out).unwrap();
+        assert!(out.len() < 1000, "{}", out.len());
+        assert_eq!(decode_record_json(&out).unwrap(), json);
+    }
+
+    /// Fuzzing (`fuzz/`, target `codec`, input in `fuzz/corpus/codec`): a string whose
+    /// declared length was 1441203719096313859 bytes aborted the process (allocation
+    /// failure) instead of being an error.
+    #[test]
+    fn declared_lengths_are_bounded() {
+        let crash = hex::decode(
+            "0220fd0328b58d252f0014055e0000007b2261646472223a22376666663a66222c22666972737473\
+             65656e223a31652b3330302c2272656372223a22376666663a66222c2266697273747365656e223a\
+             31652b3330302c227265636f6e74797065223a223e4e535f6e2621e41206",
+        )
+        .unwrap();
+        assert!(matches!(
+            decode::<Vec<String>>(&crash),
+            Err(CodecError::Decode(_))
+        ));
+        // The same length inside a record's summary.
+        let mut summary = Vec::new();
+        encode_record("{}", &vec![String::from("x")], &mut summary).unwrap();
+        assert_eq!(
+            decode_record_summary::<Vec<String>>(&summary).unwrap(),
+            ["x"]
+        );
+        let mut plain = vec![2, 0, 0, 0, b'{', b'}', 1, 0xfd];
+        plain.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        let mut forged = vec![FORMAT_VERSION];
+        forged.extend_from_slice(&zstd::bulk::compress(&plain, 1).unwrap());
+        assert!(decode_record_summary::<Vec<String>>(&forged).is_err());
+    }
+
     #[test]
     fn locations_round_trip() {
         let loc = Location {

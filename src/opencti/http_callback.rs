@@ -282,6 +282,7 @@ fn processing_error() -> Response {
 
 /// Checks `Authorization: Bearer <x>`; the reason of a refusal never contains the token.
 /// Pure (no I/O): the fuzz target of the callback's request path calls it.
+#[doc(hidden)]
 pub fn authorize(auth: &CallbackAuth, headers: &HeaderMap) -> Result<(), String> {
     let value = headers
         .get(header::AUTHORIZATION)

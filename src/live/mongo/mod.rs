@@ -15,7 +15,8 @@
 //! indexes for these filters.
 
 pub mod filters;
-mod url;
+#[doc(hidden)]
+pub mod url;
 
 pub use filters::{filter, passive_asn_filter};
 

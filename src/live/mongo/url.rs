@@ -17,7 +17,7 @@ use std::time::Duration;
 
 /// A parsed IVRE MongoDB URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct IvreUrl {
+pub struct IvreUrl {
     /// The URL for the driver. Holds the credentials: never log it.
     pub driver_url: String,
     /// The URL as given, safe to print.
@@ -34,7 +34,7 @@ pub(crate) struct IvreUrl {
 
 /// Parses `url`; the error is a reason that quotes nothing of the URL but parameter
 /// names and the database name.
-pub(crate) fn parse(url: &str) -> Result<IvreUrl, String> {
+pub fn parse(url: &str) -> Result<IvreUrl, String> {
     let url = url.trim();
     let (scheme, rest) = url
         .split_once("://")
@@ -48,8 +48,12 @@ pub(crate) fn parse(url: &str) -> Result<IvreUrl, String> {
             ))
         }
     };
-    // IVRE's URLs carry no fragment; drop one rather than give it to the driver.
-    let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
+    // IVRE's URLs carry no fragment; drop one rather than give it to the driver (and the
+    // blanks before it, as those at the end of a URL without one; found by fuzzing).
+    let rest = rest
+        .split_once('#')
+        .map_or(rest, |(before, _)| before)
+        .trim_end();
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, rest) = rest.split_at(authority_end);
     let (path, query) = match rest.split_once('?') {
@@ -80,7 +84,7 @@ pub(crate) fn parse(url: &str) -> Result<IvreUrl, String> {
     ];
     let mut max_time = None;
     let mut driver_params = Vec::new();
-    for param in query.split('&').filter(|p| !p.is_empty()) {
+    for param in query.split('&').map(str::trim).filter(|p| !p.is_empty()) {
         let (key, value) = param.split_once('=').unwrap_or((param, ""));
         if let Some((_, name)) = names.iter_mut().find(|(k, _)| *k == key) {
             *name = check_collection(key, value)?;
@@ -126,12 +130,12 @@ pub(crate) fn parse(url: &str) -> Result<IvreUrl, String> {
 
 /// `url` with its secrets hidden: [`crate::redact::url`] (user-info, `*password*`,
 /// `auth*` and other secret-looking options).
-pub(crate) fn display(url: &str) -> String {
+pub fn display(url: &str) -> String {
     crate::redact::url(url.trim())
 }
 
 /// Replaces every secret of `url` in a driver message by `***`.
-pub(crate) fn scrub(message: &str, secrets: &[String]) -> String {
+pub fn scrub(message: &str, secrets: &[String]) -> String {
     let mut out = message.to_owned();
     // Longest first, so that a secret containing another is hidden whole.
     let mut sorted: Vec<&String> = secrets.iter().collect();
@@ -154,7 +158,11 @@ fn add_secret(secrets: &mut Vec<String>, raw: &str) {
 
 /// MongoDB database names: no `/\. "$`, NUL, and at most 63 bytes.
 fn check_database(db: &str) -> Result<String, String> {
-    if db.len() > 63 || db.contains(['/', '\\', '.', ' ', '"', '$', '\0']) {
+    // Nor other blanks or control characters (found by fuzzing: a trailing `\r` was kept).
+    if db.len() > 63
+        || db.contains(['/', '\\', '.', '"', '$'])
+        || db.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(format!("invalid database name `{db}` in the URL path"));
     }
     Ok(db.to_owned())
@@ -273,6 +281,24 @@ mod tests {
             scrub(msg, &u.secrets),
             "auth of ivre@corp with *** failed (***)"
         );
+    }
+
+    /// Fuzzing (`fuzz/`, target `mongo_url`): blanks before a fragment or around a
+    /// parameter stayed in the driver URL (in a parameter, or in the database name, refused).
+    #[test]
+    fn blanks_before_a_fragment_are_dropped() {
+        let u = parse("mongodb:///ivre?maxtime=5&readPreference=secondary    #note").unwrap();
+        assert_eq!(
+            u.driver_url,
+            "mongodb://localhost/ivre?readPreference=secondary"
+        );
+        assert_eq!(parse(&u.driver_url).unwrap().driver_url, u.driver_url);
+        assert_eq!(parse("mongodb://h/scans \t#x").unwrap().database, "scans");
+        assert!(parse("mongodb:///ivre\r\r?w=1").is_err());
+        assert!(parse("mongodb:///iv\tre").is_err());
+        // Blanks around parameters (the last one ended the driver URL).
+        let u = parse("mongodb://h/ivre?w=1 & readPreference=nearest   &  ").unwrap();
+        assert_eq!(u.driver_url, "mongodb://h/ivre?w=1&readPreference=nearest");
     }
 
     #[test]
