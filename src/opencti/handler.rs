@@ -388,21 +388,22 @@ impl Handler {
         // GraphQL objectMarking definitions; the most restrictive counts.
         // Markings that cannot be read fail closed: the message is reported, never
         // enriched as if it had no markings.
-        let marking_refs: Vec<String> =
-            match entity.get("object_marking_refs") {
-                None | Some(Value::Null) => Vec::new(),
-                Some(Value::Array(refs)) if refs.iter().all(Value::is_string) => refs
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect(),
-                Some(other) => return Err(Failure::Report(
+        let marking_refs: Vec<String> = match entity.get("object_marking_refs") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(refs)) if refs.iter().all(Value::is_string) => refs
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            Some(other) => {
+                return Err(Failure::Report(
                     format!(
                         "`object_marking_refs` of the entity is not a list of marking ids: {other}"
                     ),
                     MessageResult::Error,
-                )),
-            };
+                ))
+            }
+        };
         let mut tlp = Tlp::most_restrictive(marking_refs.iter().map(String::as_str));
         match self.api.read_markings(&entity_id, draft).await {
             Ok(Some(definitions)) => {
