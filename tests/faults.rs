@@ -793,11 +793,11 @@ fn a_full_disk_fails_the_build_and_keeps_the_served_generation() {
         r
     };
     build(Some(0));
-    let served = current(&data);
     let expected = served_answers(&data);
     let mut failed = 0;
     let leaves = [0u64, 4 << 10, 32 << 10, 128 << 10];
     for leave in leaves {
+        let served = current(&data);
         let filler = fill(disk.path(), leave);
         let r = build(None);
         if r.code != 0 {
@@ -845,7 +845,7 @@ fn a_full_disk_fails_the_build_and_keeps_the_served_generation() {
 /// (requeued meanwhile, never acknowledged unprocessed), its bundle pushed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graphql_down_requeues_and_loses_nothing() {
-    use crate::util::double_faults::PlatformFault;
+    use crate::util::opencti_double::faults::PlatformFault;
     let outage = Duration::from_secs(scale("OUTAGE_SECS", 6));
     let count = scale("OUTAGE_MESSAGES", 12) as usize;
     let started_at = Instant::now();

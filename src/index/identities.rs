@@ -55,7 +55,7 @@ impl IdentityTable {
 
     /// The table a `.sorted` file holds.
     pub fn from_bytes(bytes: Vec<u8>) -> std::io::Result<IdentityTable> {
-        if bytes.len() % ROW == 0 {
+        if bytes.len().is_multiple_of(ROW) {
             Ok(IdentityTable { bytes })
         } else {
             Err(std::io::Error::new(

@@ -182,7 +182,7 @@ pub fn load_locations(path: &Path) -> Result<Vec<u64>, SortedError> {
 
 /// The packed locations a `.loc` file holds.
 pub fn locations_from_bytes(bytes: &[u8]) -> Result<Vec<u64>, SortedError> {
-    if bytes.len() % 8 != 0 {
+    if !bytes.len().is_multiple_of(8) {
         return Err(SortedError::BadLocations);
     }
     Ok(bytes

@@ -183,7 +183,7 @@ impl IndexWriter {
                 let file = path.join(&name);
                 let ids = check
                     .read_file(&file, &name)?
-                    .map(|bytes| IdentityTable::from_bytes(bytes))
+                    .map(IdentityTable::from_bytes)
                     .transpose()
                     .map_err(|e| IndexError::io(&file, e))?;
                 let name = base_locations_file(kind);

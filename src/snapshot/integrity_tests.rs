@@ -33,6 +33,8 @@ fn options(inputs: Vec<(RecordKind, PathBuf)>, update: Option<MergeMode>) -> Imp
         source_url: None,
         source_mode: None,
         watermark: false,
+        limits: Default::default(),
+        regular_files_only: false,
     }
 }
 

@@ -171,7 +171,7 @@ pub fn manifest_problems(m: &Manifest, name: &str) -> Vec<String> {
             );
         }
     }
-    for (kind, _) in &m.counts {
+    for kind in m.counts.keys() {
         if !RecordKind::ALL.iter().any(|k| k.as_str() == kind) {
             bad("counts", format!("unknown kind {kind:?}"));
         }

@@ -199,9 +199,6 @@ pub fn generation_dirs(data: &Path) -> Vec<String> {
 /// The OpenCTI platform double (GraphQL over HTTP, RabbitMQ topology, push consumer).
 pub mod opencti_double;
 
-/// Switchable outages of the platform double (`PlatformDouble::set_fault`).
-pub mod double_faults;
-
 /// A fault-injecting proxy in front of the real IVRE web API.
 pub mod web_faults;
 

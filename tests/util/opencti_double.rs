@@ -44,6 +44,10 @@ use serde_json::{json, Map, Value};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+/// Switchable outages of the GraphQL endpoint ([`PlatformDouble::set_fault`]).
+#[path = "double_faults.rs"]
+pub mod faults;
+
 use self::gql::{AstValue, Document, Field, Operation, OperationKind, Selection, Type};
 
 /// The version a double advertises unless told otherwise.
@@ -601,7 +605,7 @@ impl PlatformDouble {
     }
 
     /// Starts (`Some`) or ends (`None`) an outage of the GraphQL endpoint.
-    pub fn set_fault(&self, fault: Option<super::double_faults::PlatformFault>) {
+    pub fn set_fault(&self, fault: Option<faults::PlatformFault>) {
         self.shared.fault.set(fault);
     }
 
@@ -1056,8 +1060,8 @@ struct Shared {
     names: QueueNames,
     broker: Broker,
     state: Mutex<DoubleState>,
-    /// An outage of the GraphQL endpoint (`super::double_faults`).
-    fault: super::double_faults::FaultSwitch,
+    /// An outage of the GraphQL endpoint (`faults`).
+    fault: faults::FaultSwitch,
     /// Bumped after each recorded call (for [`PlatformDouble::wait_for`]).
     calls_tx: watch::Sender<usize>,
 }
@@ -1337,10 +1341,10 @@ async fn handle_http(
     body: Bytes,
 ) -> Response {
     match shared.fault.take() {
-        Some(super::double_faults::PlatformFault::Status(status)) => {
+        Some(faults::PlatformFault::Status(status)) => {
             return Answer::text(status, format!("double: outage, HTTP {status}")).into_response()
         }
-        Some(super::double_faults::PlatformFault::Slow(delay)) => tokio::time::sleep(delay).await,
+        Some(faults::PlatformFault::Slow(delay)) => tokio::time::sleep(delay).await,
         None => {}
     }
     shared
