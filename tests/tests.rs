@@ -60,3 +60,7 @@ mod replicas;
 /// Scale-out: `ivre-sync publish` / `fetch` / `--publish` through moto's S3 server and a
 /// `file://` store; tampered archives refused.
 mod distribute;
+
+/// The network edges: the daemon's HTTP servers under 2,000 idle connections, TLS with
+/// private CAs, the warning when verification is off.
+mod network;
