@@ -69,3 +69,7 @@ mod integrity;
 /// the platform and IVRE's web API failing, a full disk, malformed messages
 /// (`docs/reliability/faults.md`; long versions: `scripts/faults`).
 mod faults;
+
+/// The network edges: the daemon's HTTP servers under 2,000 idle connections, TLS with
+/// private CAs, the warning when verification is off.
+mod network;
