@@ -60,8 +60,10 @@ pub fn classify(path: &Path) -> Result<Dropped> {
         return Ok(Dropped::Mmdb);
     }
     let delta = name.ends_with(".delta.jsonl") || name.ends_with(".delta.jsonl.gz");
-    let mut reader =
-        LineReader::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file = crate::snapshot::ndjson::open_input(path, true)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut reader = LineReader::from_file(path, file, Default::default())
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let Some((line_no, line)) = reader
         .next_line()
         .with_context(|| format!("cannot read {}", path.display()))?
@@ -98,6 +100,7 @@ fn apply(data: &DataDir, path: &Path) -> Result<String> {
     let mut options = ImportOptions {
         strict: false,
         source_kind: Some("drop".into()),
+        regular_files_only: true,
         ..Default::default()
     };
     match dropped {
@@ -169,15 +172,71 @@ fn process(data: &DataDir, drop_dir: &Path, path: &Path) -> Outcome {
         Err(e) => {
             tracing::error!(file = %path.display(), error = format!("{e:#}"), "dropped file failed; nothing published");
             let failed = drop_dir.join("failed");
-            let _ = std::fs::write(
-                failed.join(format!("{}.error.txt", name.to_string_lossy())),
-                format!("{e:#}\n"),
-            );
+            if let Err(report) = write_report(&failed, &name.to_string_lossy(), &format!("{e:#}\n"))
+            {
+                tracing::error!(dir = %failed.display(), error = %report, "cannot write the error report");
+            }
+            // rename() moves a symlink itself, never what it points to.
             let _ = std::fs::rename(path, failed.join(&name));
         }
     }
     let _ = std::fs::remove_file(marker);
     outcome
+}
+
+/// Writes `<name>.error.txt` (or `<name>.<n>.error.txt` when taken) in `dir` with
+/// `create_new` and `O_NOFOLLOW`: never through an existing path, a symlink planted
+/// there included.
+fn write_report(dir: &Path, name: &str, text: &str) -> std::io::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    for n in 0..100 {
+        let file_name = if n == 0 {
+            format!("{name}.error.txt")
+        } else {
+            format!("{name}.{n}.error.txt")
+        };
+        let path = dir.join(file_name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        {
+            Ok(mut file) => {
+                file.write_all(text.as_bytes())?;
+                return Ok(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        "100 error reports of that name already exist",
+    ))
+}
+
+/// Creates `dir` (the watcher's `done/` or `failed/`), or checks that the existing one
+/// is a real directory: a symlink there is refused, never followed.
+fn own_dir(dir: &Path) -> Result<()> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let meta = std::fs::symlink_metadata(dir)
+                .with_context(|| format!("cannot check {}", dir.display()))?;
+            if meta.file_type().is_dir() {
+                Ok(())
+            } else {
+                bail!(
+                    "{} is not a directory (a symbolic link or a file): remove it, the watcher creates it",
+                    dir.display()
+                )
+            }
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", dir.display())),
+    }
 }
 
 /// The files of the folder to import now: with a marker, or all (`initial`).
@@ -186,6 +245,7 @@ fn ready_files(drop_dir: &Path, initial: bool) -> Vec<PathBuf> {
         .into_iter()
         .flatten()
         .flatten()
+        // DirEntry::file_type does not follow symlinks: links, FIFOs, devices are left.
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -209,8 +269,7 @@ pub fn watch(
     mut on_file: impl FnMut(&Path, &Outcome),
 ) -> Result<()> {
     for sub in ["done", "failed"] {
-        std::fs::create_dir_all(drop_dir.join(sub))
-            .with_context(|| format!("cannot create {}", drop_dir.join(sub).display()))?;
+        own_dir(&drop_dir.join(sub))?;
     }
     std::fs::create_dir_all(data.tmp())
         .with_context(|| format!("cannot create {}", data.tmp().display()))?;
@@ -257,10 +316,96 @@ pub fn watch(
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        if path.is_file() {
+        // lstat: a symlink renamed in is not followed (open_input checks again).
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file()) {
             let outcome = process(data, drop_dir, &path);
             on_file(&path, &outcome);
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        PathBuf::from(format!(
+            "{}/tests/data/ivre-0.9.20/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+    }
+
+    /// Symlinks (to a valid export) and FIFOs are never imported: each fails with
+    /// "not a regular file", nothing is published, a FIFO does not block; a symlink
+    /// planted at the error report's path is not followed.
+    #[test]
+    fn only_regular_files_are_imported_and_reports_never_follow_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let drop_dir = dir.path().join("drop");
+        std::fs::create_dir(&drop_dir).unwrap();
+        for sub in ["done", "failed"] {
+            own_dir(&drop_dir.join(sub)).unwrap();
+        }
+        let data = DataDir::new(dir.path().join("data"));
+        std::fs::create_dir_all(data.tmp()).unwrap();
+        let outside = dir.path().join("outside.jsonl");
+        std::fs::copy(fixture("ipinfo.jsonl"), &outside).unwrap();
+
+        let link = drop_dir.join("linked.jsonl");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let fifo = drop_dir.join("fifo.jsonl");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // A symlink planted where the report of `linked.jsonl` goes.
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, "untouched").unwrap();
+        std::os::unix::fs::symlink(&victim, drop_dir.join("failed/linked.jsonl.error.txt"))
+            .unwrap();
+
+        // Neither is listed at start-up.
+        assert!(ready_files(&drop_dir, true).is_empty());
+        for path in [&link, &fifo] {
+            let err = format!("{:#}", process(&data, &drop_dir, path).unwrap_err());
+            assert!(err.contains("not a regular file"), "{err}");
+        }
+        assert!(
+            snapshot::open::current_generation(&data).is_err(),
+            "something was published"
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+        let report =
+            std::fs::read_to_string(drop_dir.join("failed/linked.jsonl.1.error.txt")).unwrap();
+        assert!(report.contains("symbolic link"), "{report}");
+        // The link itself was moved, its target left where it was.
+        assert!(
+            std::fs::symlink_metadata(drop_dir.join("failed/linked.jsonl"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert!(outside.is_file());
+
+        // A regular file is imported.
+        let real = drop_dir.join("real.jsonl");
+        std::fs::copy(fixture("ipinfo.jsonl"), &real).unwrap();
+        process(&data, &drop_dir, &real).unwrap();
+        assert!(drop_dir.join("done/real.jsonl").is_file());
+    }
+
+    #[test]
+    fn a_symlinked_report_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let failed = dir.path().join("failed");
+        std::os::unix::fs::symlink(&elsewhere, &failed).unwrap();
+        let err = own_dir(&failed).unwrap_err().to_string();
+        assert!(err.contains("not a directory"), "{err}");
+        own_dir(&dir.path().join("done")).unwrap();
+        own_dir(&dir.path().join("done")).unwrap();
+    }
 }
