@@ -24,15 +24,21 @@ pub struct Rejection {
     pub reason: String,
 }
 
+/// The values of [`Source::kind`] the tools write (`index verify` refuses others).
+pub const SOURCE_KINDS: [&str; 5] = ["ndjson", "pull", "drop", "mongodb", "web-api"];
+/// The values of [`Source::mode`] the tools write.
+pub const SOURCE_MODES: [&str; 5] = ["full", "incremental", "replace", "delta", "geo"];
+
 /// Where the records came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
-    /// `ndjson` (files), `mongodb` or `web-api` (pulls), `drop` (drop folder).
+    /// `ndjson` (files), `pull` (live IVRE: MongoDB or web API), `drop` (drop folder);
+    /// `mongodb` and `web-api` are accepted as older names of pulls.
     pub kind: String,
     /// The IVRE URLs pulled from, without credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// `full` or `incremental` (pulls), `replace` or `delta` (drops).
+    /// `full` or `incremental` (pulls), `replace`, `delta` or `geo` (drops).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
     /// The generation this one updates.

@@ -155,11 +155,11 @@ pub fn manifest_problems(m: &Manifest, name: &str) -> Vec<String> {
     if m.tool.trim().is_empty() {
         bad("tool", "empty".into());
     }
-    if !["ndjson", "mongodb", "web-api", "drop"].contains(&m.source.kind.as_str()) {
+    if !super::manifest::SOURCE_KINDS.contains(&m.source.kind.as_str()) {
         bad("source.kind", format!("unknown kind {:?}", m.source.kind));
     }
     if let Some(mode) = &m.source.mode {
-        if !["full", "incremental", "replace", "delta"].contains(&mode.as_str()) {
+        if !super::manifest::SOURCE_MODES.contains(&mode.as_str()) {
             bad("source.mode", format!("unknown mode {mode:?}"));
         }
     }
