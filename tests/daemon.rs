@@ -151,6 +151,13 @@ fn work_calls(double: &PlatformDouble, work: &str) -> Vec<GraphqlCall> {
 }
 
 pub(crate) async fn processed(double: &PlatformDouble, work: &str) -> GraphqlCall {
+    wait_processed(double, work)
+        .await
+        .unwrap_or_else(|| panic!("no toProcessed for {work}"))
+}
+
+/// The `toProcessed` call of `work`, if it comes within [`WAIT`].
+pub(crate) async fn wait_processed(double: &PlatformDouble, work: &str) -> Option<GraphqlCall> {
     let w = work.to_owned();
     double
         .wait_for(
@@ -162,7 +169,6 @@ pub(crate) async fn processed(double: &PlatformDouble, work: &str) -> GraphqlCal
             WAIT,
         )
         .await
-        .unwrap_or_else(|| panic!("no toProcessed for {work}"))
 }
 
 fn header<'a>(call: &'a GraphqlCall, name: &str) -> Option<&'a str> {

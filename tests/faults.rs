@@ -5,7 +5,7 @@
 //! Each test runs at a short scale here; `scripts/faults` runs the long versions through
 //! the `IVRE_TEST_FAULTS_*` variables (`tests/util/faults.rs`).
 
-use crate::daemon::{free_port, ipv4, manual, processed, started, Daemon, WAIT};
+use crate::daemon::{free_port, ipv4, manual, processed, started, wait_processed, Daemon, WAIT};
 use crate::upkeep::{wait_health, web_url};
 use crate::util::faults::{figures, scale, Rng};
 use crate::util::opencti_double::{DoubleOptions, PlatformDouble};
@@ -629,23 +629,12 @@ async fn malformed_platform_messages_are_acknowledged_and_reported() {
             continue;
         }
         let work = format!("work_bad_{name}");
-        let w = work.clone();
-        let call = double
-            .wait_for(
-                move |c| {
-                    c.field == "workEdit"
-                        && c.work_op.as_deref() == Some("toProcessed")
-                        && c.variables["id"] == w.as_str()
-                },
-                WAIT,
+        let call = wait_processed(&double, &work).await.unwrap_or_else(|| {
+            panic!(
+                "{name}: no toProcessed for {work}; daemon logs:\n{}",
+                daemon.logs().join("\n")
             )
-            .await
-            .unwrap_or_else(|| {
-                panic!(
-                    "{name}: no toProcessed for {work}; daemon logs:\n{}",
-                    daemon.logs().join("\n")
-                )
-            });
+        });
         assert_eq!(
             call.variables["inError"], true,
             "{name}: {}",
