@@ -3,7 +3,9 @@
 //! # Layout
 //!
 //! - [`config`]: every setting (one table), where the data directory and configuration come from.
-//! - [`net`]: proxies and extra CA certificates of outgoing connections.
+//! - [`net`]: proxies and extra CA certificates of outgoing connections; the bounded
+//!   accept loop of the daemon's HTTP servers.
+//! - [`redact`]: URLs with their secrets hidden, for logs, manifests and errors.
 //! - [`observable`]: parsing `TYPE:VALUE` observables as the CLI and the platform give them.
 //! - [`ivre`]: IVRE 0.9.20 records (scan and view hosts, passive records) in every shape IVRE
 //!   writes them, normalized to the `ivre ... --json` export form.
