@@ -33,7 +33,7 @@ pub struct LookupResult {
 pub fn queries(observable: &Observable) -> (Vec<Query>, Vec<Query>) {
     match observable {
         Observable::Ipv4(_) | Observable::Ipv6(_) => {
-            let ip = observable.ip().map(Query::Host);
+            let ip = observable.lookup_ip().map(Query::Host);
             (ip.clone().into_iter().collect(), ip.into_iter().collect())
         }
         Observable::Domain(name) => (
@@ -77,7 +77,7 @@ pub fn lookup(
     Ok(LookupResult {
         observable: observable.to_string(),
         data: observable
-            .ip()
+            .lookup_ip()
             .and_then(|ip| snapshot.geo.load().infos_byip(ip)),
         passive,
         scans,

@@ -76,9 +76,12 @@ pub mod names {
     pub const SNAPSHOT_OPEN_FAILURES: &str = "snapshot_open_failures_total";
     /// Gauge: 1 while `CURRENT` names a generation that fails to open.
     pub const SNAPSHOT_OPEN_FAILED: &str = "snapshot_open_failed";
+    /// Counter: IVRE record values skipped while building bundles (not valid domain
+    /// names, MAC addresses or certificate fields).
+    pub const SKIPPED_VALUES: &str = "skipped_values_total";
 
     /// Every name above.
-    pub const ALL: [&str; 19] = [
+    pub const ALL: [&str; 20] = [
         BUNDLES_SENT,
         RECORDS_SENT,
         RUNS,
@@ -98,6 +101,7 @@ pub mod names {
         SYNC_LAST_SUCCESS,
         SNAPSHOT_OPEN_FAILURES,
         SNAPSHOT_OPEN_FAILED,
+        SKIPPED_VALUES,
     ];
 }
 
@@ -292,6 +296,7 @@ struct Inner {
     sync_last_success: Gauge,
     snapshot_open_failures: IntCounter,
     snapshot_open_failed: IntGauge,
+    skipped_values: IntCounter,
 }
 
 /// Checks a namespace or subsystem.
@@ -495,6 +500,11 @@ impl Metrics {
             ))?,
         )?;
 
+        let skipped_values = counter(
+            names::SKIPPED_VALUES,
+            "IVRE record values skipped while building bundles (not valid names or fields)",
+        )?;
+
         Ok(Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -518,6 +528,7 @@ impl Metrics {
                 sync_last_success,
                 snapshot_open_failures,
                 snapshot_open_failed,
+                skipped_values,
             }),
         })
     }
@@ -557,6 +568,11 @@ impl Metrics {
     pub fn bundle_sent(&self, records: u64) {
         self.inner.bundles_sent.inc();
         self.inner.records_sent.inc_by(records);
+    }
+
+    /// Record values skipped while building one bundle.
+    pub fn skipped_values(&self, count: u64) {
+        self.inner.skipped_values.inc_by(count);
     }
 
     /// One run (pycti's `run_count`).

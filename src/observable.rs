@@ -112,7 +112,7 @@ impl Observable {
         if let Some(hash) = parse_cert(value) {
             return Ok(Observable::Cert(hash));
         }
-        if value.contains('.') {
+        if value.contains(['.', '\u{3002}', '\u{ff0e}', '\u{ff61}']) {
             return parse_domain(value).map(Observable::Domain);
         }
         Err(ObservableError::Undetected(value.to_owned()))
@@ -148,6 +148,19 @@ impl Observable {
             Observable::Ipv4(ip) => Some(IpAddr::V4(*ip)),
             Observable::Ipv6(ip) => Some(IpAddr::V6(*ip)),
             _ => None,
+        }
+    }
+
+    /// The address IVRE files the observable's records under: the IPv4 address of an
+    /// IPv4-mapped IPv6 address (`::ffff:192.0.2.1` → `192.0.2.1`, as IVRE stores
+    /// addresses), else [`Observable::ip`].
+    pub fn lookup_ip(&self) -> Option<IpAddr> {
+        match self {
+            Observable::Ipv6(ip) => Some(match ip.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(*ip),
+            }),
+            _ => self.ip(),
         }
     }
 }
@@ -194,39 +207,102 @@ fn parse_cert(value: &str) -> Option<CertHash> {
     }
 }
 
-/// Lower-cases and drops a trailing dot, as the Python connector does; rejects what
-/// cannot be a DNS name.
-fn parse_domain(value: &str) -> Result<String, ObservableError> {
-    let name = value.trim().trim_end_matches('.').to_lowercase();
+/// Why a value is not a domain name (see [`normalize_domain`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomainError {
+    /// The value is dotted numbers (or ends in a number, as a browser reads it): an IPv4
+    /// address, and not a valid one since it did not parse as one.
+    Ipv4Like,
+    /// Not a DNS name; the reason.
+    Invalid(&'static str),
+}
+
+impl DomainError {
+    /// The reason, for messages and logs.
+    pub fn reason(self) -> &'static str {
+        match self {
+            DomainError::Ipv4Like => {
+                "expected an IPv4 address of four decimal numbers 0-255 such as 192.0.2.10"
+            }
+            DomainError::Invalid(reason) => reason,
+        }
+    }
+}
+
+/// True when the last label is a number (decimal, or `0x` hex), as the WHATWG URL
+/// standard decides that a host is an IPv4 address: `192.0.2.256`, `192.0.2`,
+/// `0300.0000.0002.0012`, `0x7f.1`.
+fn ends_in_a_number(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let last = name.rsplit('.').next().unwrap_or(name);
+    if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) {
+        return true;
+    }
+    last.strip_prefix("0x")
+        .or_else(|| last.strip_prefix("0X"))
+        .is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The one check and normalisation of domain names, for observables given by users or
+/// the platform and for the names IVRE records hold (host names, DNS values and
+/// targets): trims, drops a trailing dot, maps the name as a browser does (UTS #46:
+/// Unicode compatibility normalisation, case folding, full-width dots, then IDNA to
+/// punycode: `BÜCHER.example` → `xn--bcher-kva.example`) and rejects what cannot be a
+/// DNS name: control characters, spaces, NUL, more than 253 bytes, empty labels, labels
+/// over 63 bytes, characters other than letters, digits, `-`, `_` and `*`, and dotted
+/// numbers (an IPv4 address, never a name).
+pub fn normalize_domain(value: &str) -> Result<String, DomainError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(DomainError::Invalid("empty name"));
+    }
+    if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(DomainError::Invalid(
+            "control characters and spaces are not allowed in names",
+        ));
+    }
+    // Checked before the mapping too: IDNA would happily map a 10 MB value.
+    if value.len() > 4 * 253 {
+        return Err(DomainError::Invalid("longer than 253 bytes"));
+    }
+    let ascii = idna::domain_to_ascii(value)
+        .map_err(|_| DomainError::Invalid("not a valid internationalised name (IDNA)"))?;
+    let name = ascii.strip_suffix('.').unwrap_or(&ascii).to_owned();
     if name.is_empty() {
-        return Err(invalid("domain-name", value, "empty name"));
+        return Err(DomainError::Invalid("empty name"));
+    }
+    if ends_in_a_number(&name) {
+        return Err(DomainError::Ipv4Like);
     }
     if name.len() > 253 {
-        return Err(invalid("domain-name", value, "longer than 253 characters"));
+        return Err(DomainError::Invalid("longer than 253 bytes"));
     }
     for label in name.split('.') {
         if label.is_empty() {
-            return Err(invalid("domain-name", value, "empty label"));
+            return Err(DomainError::Invalid("empty label"));
         }
         if label.len() > 63 {
-            return Err(invalid(
-                "domain-name",
-                value,
-                "label longer than 63 characters",
-            ));
+            return Err(DomainError::Invalid("label longer than 63 bytes"));
         }
         let ok = label
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '-' || c == '_' || c == '*');
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'*');
         if !ok {
-            return Err(invalid(
-                "domain-name",
-                value,
+            return Err(DomainError::Invalid(
                 "only letters, digits, `-` and `_` are allowed in labels",
             ));
         }
     }
     Ok(name)
+}
+
+/// A domain observable: [`normalize_domain`], dotted numbers being an invalid IPv4
+/// address rather than a name.
+fn parse_domain(value: &str) -> Result<String, ObservableError> {
+    normalize_domain(value).map_err(|e| match e {
+        DomainError::Ipv4Like => invalid("ipv4-addr", value.trim(), e.reason()),
+        DomainError::Invalid(reason) => invalid("domain-name", value.trim(), reason),
+    })
 }
 
 #[cfg(test)]
@@ -293,5 +369,100 @@ mod tests {
             Observable::parse("url:http://x").unwrap_err(),
             ObservableError::UnknownType("url".into())
         );
+    }
+
+    #[test]
+    fn dotted_numbers_are_invalid_ipv4_addresses_not_names() {
+        for bad in [
+            "192.0.2.256",
+            "192.0.2",
+            "0300.0000.0002.0012",
+            "1.2.3.4.5",
+            "0x7f.1",
+            "192.0.2.1.",
+            "domain-name:192.0.2.256",
+            "ipv4-addr:192.0.2.256",
+            "ipv4-addr:0300.0000.0002.0012",
+        ] {
+            match Observable::parse(bad) {
+                Err(ObservableError::Invalid { kind, value, .. }) => {
+                    assert_eq!(kind, "ipv4-addr", "{bad}");
+                    assert!(bad.ends_with(&value), "{bad}: the error names `{value}`");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let err = Observable::parse("192.0.2.256").unwrap_err().to_string();
+        assert!(
+            err.contains("`192.0.2.256` is not a valid ipv4-addr"),
+            "{err}"
+        );
+        // A name with a numeric label that is not the last one is still a name.
+        assert_eq!(s("1.2.example.com"), "domain-name:1.2.example.com");
+        assert_eq!(s("3com.com"), "domain-name:3com.com");
+    }
+
+    #[test]
+    fn internationalised_names_are_normalised_as_a_browser_does() {
+        assert_eq!(s("BÜCHER.example"), "domain-name:xn--bcher-kva.example");
+        assert_eq!(
+            s("domain-name:BÜCHER.example"),
+            "domain-name:xn--bcher-kva.example"
+        );
+        // Full-width letters and dot (NFKC), ideographic full stop.
+        assert_eq!(s("ｅｘａｍｐｌｅ．ｃｏｍ"), "domain-name:example.com");
+        assert_eq!(s("example\u{3002}com"), "domain-name:example.com");
+        assert_eq!(
+            s("xn--bcher-kva.example"),
+            "domain-name:xn--bcher-kva.example"
+        );
+        assert_eq!(s("_dmarc.example.com"), "domain-name:_dmarc.example.com");
+        assert_eq!(s("*.example.com"), "domain-name:*.example.com");
+    }
+
+    #[test]
+    fn record_names_that_are_not_domain_names_are_refused() {
+        let long_label = "a".repeat(64);
+        let long_name = format!("{}.example", ["abcdefghi"; 30].join("."));
+        assert!(long_name.len() > 253);
+        for bad in [
+            "",
+            ".",
+            "a\0b.example",
+            "a b.example",
+            "a\tb.example",
+            "a\u{7f}b.example",
+            "a..b",
+            ".example.com",
+            long_label.as_str(),
+            &format!("{long_label}.example"),
+            long_name.as_str(),
+            &"x".repeat(300),
+            "exa%mple.com",
+            "a/b.example",
+            "192.0.2.1",
+        ] {
+            assert!(normalize_domain(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            normalize_domain(" WWW.Example.COM. ").as_deref(),
+            Ok("www.example.com")
+        );
+        assert_eq!(
+            normalize_domain(&format!("{}.example", "a".repeat(63))).map(|n| n.len()),
+            Ok(71)
+        );
+    }
+
+    #[test]
+    fn ipv4_mapped_ipv6_is_an_ipv6_observable_looked_up_as_ipv4() {
+        let o = Observable::parse("::ffff:192.0.2.1").unwrap();
+        assert_eq!(o.to_string(), "ipv6-addr:::ffff:192.0.2.1");
+        assert_eq!(o.ip(), Some("::ffff:192.0.2.1".parse().unwrap()));
+        assert_eq!(o.lookup_ip(), Some("192.0.2.1".parse().unwrap()));
+        let plain = Observable::parse("2001:db8::53").unwrap();
+        assert_eq!(plain.lookup_ip(), plain.ip());
+        let v4 = Observable::parse("192.0.2.1").unwrap();
+        assert_eq!(v4.lookup_ip(), v4.ip());
     }
 }

@@ -20,6 +20,10 @@ mod cli;
 /// validity (OASIS validator, stix2 library), determinism, provenance, switches, TLP gate.
 mod enrich;
 
+/// Record values that cannot be STIX values are skipped and counted; IPv4-mapped IPv6
+/// observables.
+mod record_values;
+
 /// The OpenCTI platform double itself, on the real RabbitMQ.
 mod platform_double;
 

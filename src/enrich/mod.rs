@@ -67,6 +67,10 @@ pub struct Enrichment {
     pub scan_records: usize,
     /// `IVRE_MAX_RECORDS` cut some records.
     pub truncated: bool,
+    /// Record values skipped because they could not be STIX values: names that are not
+    /// valid domain names, MAC addresses that are not, certificate fields with control
+    /// characters (see [`context::Context::checked_name`]).
+    pub skipped_values: usize,
 }
 
 /// The STIX object of a bare observable (deterministic id, no author: it is the
@@ -145,13 +149,19 @@ pub fn build(
         mut builder,
         passive_records,
         scan_records,
+        skipped_values,
         ..
     } = ctx;
     let content = format!(
-        "{}: {} passive and {} scan record(s) used{}.",
+        "{}: {} passive and {} scan record(s) used{}{}.",
         origin.description,
         passive_records,
         scan_records,
+        if skipped_values > 0 {
+            format!("; {skipped_values} record value(s) skipped as not valid names or fields")
+        } else {
+            String::new()
+        },
         if records.truncated {
             format!(
                 "; more records matched, cut at IVRE_MAX_RECORDS={} per search",
@@ -180,5 +190,6 @@ pub fn build(
         passive_records,
         scan_records,
         truncated: records.truncated,
+        skipped_values,
     }
 }

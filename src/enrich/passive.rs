@@ -1,9 +1,9 @@
 //! The `passive` purpose.
 
-use super::context::{normalize_name, Context};
+use super::context::Context;
 use super::labels;
 use crate::ivre::PassiveSummary;
-use crate::observable::Observable;
+use crate::observable::{normalize_domain, Observable};
 use crate::stix::Seen;
 
 fn seen(record: &PassiveSummary) -> Seen {
@@ -20,6 +20,15 @@ fn seen(record: &PassiveSummary) -> Seen {
                 .unwrap_or_default()
         ),
     }
+}
+
+/// Names a passive record in logs.
+fn describe(record: &PassiveSummary) -> String {
+    format!(
+        "passive {} record{}",
+        record.recontype,
+        record.addr.map(|a| format!(" of {a}")).unwrap_or_default()
+    )
 }
 
 /// Adds what the passive records show.
@@ -40,8 +49,15 @@ fn record_to_stix(ctx: &mut Context<'_>, record: &PassiveSummary) {
         if ctx.observable_name().is_none() || record.recontype != "DNS_ANSWER" {
             return;
         }
-        let value_id = ctx.domain_in_context(&record.value);
-        let target_id = ctx.domain_in_context(target);
+        let what = describe(record);
+        let Some(value) = ctx.checked_name(&record.value, &what) else {
+            return;
+        };
+        let Some(target) = ctx.checked_name(target, &what) else {
+            return;
+        };
+        let value_id = ctx.checked_domain_in_context(&value);
+        let target_id = ctx.checked_domain_in_context(&target);
         ctx.builder
             .relate("resolves-to", &value_id, &target_id, Some(seen_at));
         return;
@@ -74,15 +90,21 @@ fn record_to_stix(ctx: &mut Context<'_>, record: &PassiveSummary) {
         }
         Observable::Domain(name) => {
             let name = name.clone();
-            let value = normalize_name(&record.value);
-            let target = record.targetval.as_deref().map(normalize_name);
+            let Some(value) = ctx.checked_name(&record.value, &describe(record)) else {
+                return;
+            };
+            // Only compared, never pushed: an invalid target just does not match.
+            let target = record
+                .targetval
+                .as_deref()
+                .and_then(|t| normalize_domain(t).ok());
             if value == name || value.ends_with(&format!(".{name}")) {
-                let value_id = ctx.domain_in_context(&value);
+                let value_id = ctx.checked_domain_in_context(&value);
                 ctx.builder
                     .relate("resolves-to", &value_id, &address_id, Some(seen_at));
             } else if target.as_deref() == Some(name.as_str()) {
                 // Found by the reverse search: `value` resolves to the enriched domain.
-                let value_id = ctx.add_domain(&value);
+                let value_id = ctx.checked_domain_in_context(&value);
                 ctx.builder
                     .relate("resolves-to", &value_id, &observable_id, Some(seen_at));
             } else {
@@ -95,7 +117,9 @@ fn record_to_stix(ctx: &mut Context<'_>, record: &PassiveSummary) {
     // The observable is an address, or an AS (a set of addresses).
     match record.recontype.as_str() {
         "DNS_ANSWER" => {
-            let name_id = ctx.add_domain(&record.value);
+            let Some(name_id) = ctx.add_domain(&record.value, &describe(record)) else {
+                return;
+            };
             ctx.builder
                 .relate("resolves-to", &name_id, &address_id, Some(seen_at));
         }
@@ -105,7 +129,9 @@ fn record_to_stix(ctx: &mut Context<'_>, record: &PassiveSummary) {
             }
         }
         "MAC_ADDRESS" => {
-            let mac_id = ctx.add_mac(&record.value);
+            let Some(mac_id) = ctx.add_mac(&record.value, &describe(record)) else {
+                return;
+            };
             ctx.builder
                 .relate("resolves-to", &address_id, &mac_id, Some(seen_at));
         }

@@ -94,7 +94,7 @@ pub fn from_snapshot(
     let mut records = Records::default();
     if use_data {
         records.data = observable
-            .ip()
+            .lookup_ip()
             .and_then(|ip| snapshot.geo.load().infos_byip(ip));
     }
     let mut search = |kind: RecordKind, queries: &[Query]| -> Result<Vec<_>, IndexError> {

@@ -50,7 +50,10 @@ fn host_to_stix(ctx: &mut Context<'_>, host: &HostSummary) {
         if !RESOLVING_TYPES.contains(&hostname.kind.as_str()) {
             continue;
         }
-        let name_id = ctx.domain_in_context(&hostname.name);
+        let record = format_args!("scan record of {} (hostname)", host.addr);
+        let Some(name_id) = ctx.domain_in_context(&hostname.name, &record) else {
+            continue;
+        };
         ctx.builder
             .relate("resolves-to", &name_id, &address_id, Some(seen_at.clone()));
     }

@@ -547,7 +547,7 @@ impl Fallback {
         }
         if use_data {
             if let (Some(ip), Ok(Some(source))) = (
-                observable.ip(),
+                observable.lookup_ip(),
                 self.source(&self.data, &self.settings.data_url).await,
             ) {
                 match source.ipdata(ip).await {

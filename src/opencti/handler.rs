@@ -490,6 +490,8 @@ impl Handler {
             )
         })?;
         self.metrics.lookup(outcome);
+        self.metrics
+            .skipped_values(enrichment.skipped_values as u64);
         let objects = enrichment.bundle["objects"].as_array().map_or(0, Vec::len);
         Ok(Output::Bundle {
             bundle: enrichment.bundle,
@@ -629,6 +631,38 @@ mod tests {
         );
         assert!(observable_of("x509-certificate", &obj(json!({"serial_number": "1"}))).is_err());
         assert!(observable_of("ipv4-addr", &obj(json!({"value": "not an ip"}))).is_err());
+    }
+
+    #[test]
+    fn platform_observables_follow_the_platform_syntax() {
+        let obj = |v: Value| v.as_object().cloned().unwrap();
+        for (ty, value) in [
+            ("ipv4-addr", "192.0.2.256"),
+            ("ipv4-addr", "0300.0000.0002.0012"),
+            ("domain-name", "192.0.2"),
+            ("domain-name", "a..b"),
+            ("domain-name", "bad\u{0}name.example"),
+        ] {
+            let err = observable_of(ty, &obj(json!({ "value": value }))).unwrap_err();
+            assert!(err.contains(&format!("`{value}`")), "{err}");
+        }
+        let of = |ty: &str, value: &str| {
+            observable_of(ty, &obj(json!({ "value": value })))
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            of("domain-name", "BÜCHER.example"),
+            "domain-name:xn--bcher-kva.example"
+        );
+        assert_eq!(
+            of("domain-name", "ｅｘａｍｐｌｅ．ｃｏｍ"),
+            "domain-name:example.com"
+        );
+        let mapped =
+            observable_of("ipv6-addr", &obj(json!({"value": "::ffff:192.0.2.10"}))).unwrap();
+        assert_eq!(mapped.type_name(), "ipv6-addr");
+        assert_eq!(mapped.lookup_ip(), Some("192.0.2.10".parse().unwrap()));
     }
 
     #[test]
