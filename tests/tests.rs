@@ -77,3 +77,8 @@ mod faults;
 /// The network edges: the daemon's HTTP servers under 2,000 idle connections, TLS with
 /// private CAs, the warning when verification is off.
 mod network;
+
+/// Secrets never written out: every command of both binaries with secrets in the OpenCTI
+/// and IVRE URLs, failing sources and `-vv`; outputs and files searched
+/// (`docs/reliability/secrets.md`).
+mod secrets;

@@ -10,7 +10,7 @@ use std::time::Duration;
 /// (`IVRE_SNAPSHOT_PUBLISH`, `IVRE_SNAPSHOT_SOURCE`; parsed by the distribution module).
 pub use crate::distribute::StoreUrl as SnapshotLocation;
 
-/// `IVRE_SYNC_*`, `IVRE_DROP_DIR`, `IVRE_SNAPSHOT_*`.
+/// `IVRE_SYNC_*`, `IVRE_DROP_*`, `IVRE_SNAPSHOT_*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncSettings {
     /// Incremental pull period (`IVRE_SYNC_INTERVAL`, default 1 h); `None` (`off`): the
@@ -20,6 +20,9 @@ pub struct SyncSettings {
     pub full_interval: Duration,
     /// The watched drop folder (`IVRE_DROP_DIR`).
     pub drop_dir: Option<PathBuf>,
+    /// Whether a dropped file waits for its `<name>.ready` marker, at start-up too
+    /// (`IVRE_DROP_READY_MARKER`, default false).
+    pub drop_ready_marker: bool,
     /// Where built generations are published (`IVRE_SNAPSHOT_PUBLISH`).
     pub publish: Option<SnapshotLocation>,
     /// Where a replica fetches generations (`IVRE_SNAPSHOT_SOURCE`).
@@ -35,6 +38,7 @@ impl Default for SyncSettings {
             interval: Some(Duration::from_secs(3600)),
             full_interval: Duration::from_secs(86400),
             drop_dir: None,
+            drop_ready_marker: false,
             publish: None,
             source: None,
             poll: Duration::from_secs(60),
@@ -71,6 +75,10 @@ impl SyncSettings {
                 d.full_interval,
             ),
             drop_dir: config.path(&table::IVRE_DROP_DIR),
+            drop_ready_marker: problems.take(
+                config.flag(&table::IVRE_DROP_READY_MARKER),
+                d.drop_ready_marker,
+            ),
             publish,
             source,
             poll: problems.take(config.duration(&table::IVRE_SNAPSHOT_POLL), d.poll),

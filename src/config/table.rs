@@ -761,6 +761,15 @@ pub const IVRE_DROP_DIR: Setting = Setting {
     group: Group::SnapshotSync,
     ..BASE
 };
+pub const IVRE_DROP_READY_MARKER: Setting = Setting {
+    env: "IVRE_DROP_READY_MARKER",
+    yaml: Some(("ivre", "drop_ready_marker")),
+    kind: Kind::Bool,
+    default: Some("false"),
+    description: "Import a dropped file only once its `<name>.ready` marker exists, at start-up too (false: a file renamed into the folder, or present at start-up, counts as complete).",
+    group: Group::SnapshotSync,
+    ..BASE
+};
 pub const IVRE_SNAPSHOT_PUBLISH: Setting = Setting {
     env: "IVRE_SNAPSHOT_PUBLISH",
     yaml: Some(("ivre", "snapshot_publish")),
@@ -933,6 +942,7 @@ pub static SETTINGS: &[&Setting] = &[
     &IVRE_SYNC_INTERVAL,
     &IVRE_SYNC_FULL_INTERVAL,
     &IVRE_DROP_DIR,
+    &IVRE_DROP_READY_MARKER,
     &IVRE_SNAPSHOT_PUBLISH,
     &IVRE_SNAPSHOT_SOURCE,
     &IVRE_SNAPSHOT_POLL,

@@ -51,6 +51,8 @@ pub struct UpkeepPlan {
     pub pull: Option<PullPlan>,
     /// `IVRE_DROP_DIR`.
     pub drop_dir: Option<PathBuf>,
+    /// `IVRE_DROP_READY_MARKER`: dropped files wait for their `.ready` marker.
+    pub drop_ready_marker: bool,
     /// `IVRE_SNAPSHOT_SOURCE` and `IVRE_SNAPSHOT_POLL`: a replica fetching the generations
     /// another process publishes (no pulls then).
     pub fetch: Option<(Store, Duration)>,
@@ -106,6 +108,7 @@ impl UpkeepPlan {
         Ok(UpkeepPlan {
             pull,
             drop_dir: sync.drop_dir.clone(),
+            drop_ready_marker: sync.drop_ready_marker,
             fetch,
             publish,
         })
@@ -154,8 +157,15 @@ pub fn spawn(
         )));
     }
     if let Some(dir) = plan.drop_dir {
+        let ready_marker = plan.drop_ready_marker;
         tasks.push(tokio::spawn(drop_loop(
-            dir, data, serving, health, publish, shutdown,
+            dir,
+            ready_marker,
+            data,
+            serving,
+            health,
+            publish,
+            shutdown,
         )));
     }
     tasks
@@ -314,6 +324,7 @@ async fn pull_loop(
 
 async fn drop_loop(
     dir: PathBuf,
+    ready_marker: bool,
     data: DataDir,
     serving: Arc<Serving>,
     health: Arc<Health>,
@@ -334,7 +345,7 @@ async fn drop_loop(
         );
         // Returns when stopped, or when the folder cannot be watched.
         let result = tokio::task::spawn_blocking(move || {
-            refresh::watch::watch(&d, &dd, &stop, |path, outcome| {
+            refresh::watch::watch(&d, &dd, ready_marker, &stop, |path, outcome| {
                 h.run_started(SyncSource::Drop);
                 let name = path.display();
                 let outcome = match outcome {

@@ -5,7 +5,11 @@
 //!
 //! - Complete files only: a file renamed into the folder (write elsewhere or under a
 //!   hidden/`.tmp`/`.part` name, then rename), or any file with a `<name>.ready` marker
-//!   next to it. Files present when the watcher starts are taken as complete.
+//!   next to it. Files present when the watcher starts are taken as complete, unless
+//!   the marker convention is required (`IVRE_DROP_READY_MARKER`, `ivre-sync watch
+//!   --ready-marker`): then a file is imported only once its marker exists, at start-up
+//!   and for events alike (a file still being written when the watcher starts waits for
+//!   its marker); the marker is removed once the file is moved to `done/` or `failed/`.
 //! - The kind comes from the records: passive records have `recontype`; hosts have an
 //!   address, ports or host names (`source` a list: view, else scans); `.mmdb` files are
 //!   MaxMind data.
@@ -239,8 +243,17 @@ fn own_dir(dir: &Path) -> Result<()> {
     }
 }
 
-/// The files of the folder to import now: with a marker, or all (`initial`).
-fn ready_files(drop_dir: &Path, initial: bool) -> Vec<PathBuf> {
+/// Whether `path` has its `<name>.ready` marker next to it (the marker itself is looked
+/// at with `lstat`: any kind of entry counts, nothing is followed).
+fn has_marker(path: &Path) -> bool {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(MARKER);
+    std::fs::symlink_metadata(path.with_file_name(name)).is_ok()
+}
+
+/// The files of the folder to import now: those with a marker; at start-up (`initial`)
+/// all of them, unless `ready_marker` requires the marker.
+fn ready_files(drop_dir: &Path, initial: bool, ready_marker: bool) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(drop_dir)
         .into_iter()
         .flatten()
@@ -252,8 +265,8 @@ fn ready_files(drop_dir: &Path, initial: bool) -> Vec<PathBuf> {
             if ignored(&name) {
                 return None;
             }
-            let has_marker = drop_dir.join(format!("{name}{MARKER}")).exists();
-            (initial || has_marker).then(|| e.path())
+            let path = e.path();
+            ((initial && !ready_marker) || has_marker(&path)).then_some(path)
         })
         .collect();
     out.sort();
@@ -261,10 +274,12 @@ fn ready_files(drop_dir: &Path, initial: bool) -> Vec<PathBuf> {
 }
 
 /// Watches `drop_dir` until `stop` is cancelled (checked twice a second), calling
-/// `on_file` with the outcome of each file imported.
+/// `on_file` with the outcome of each file imported. With `ready_marker`, a file is
+/// imported only once its `<name>.ready` marker exists (see the module documentation).
 pub fn watch(
     data: &DataDir,
     drop_dir: &Path,
+    ready_marker: bool,
     stop: &CancellationToken,
     mut on_file: impl FnMut(&Path, &Outcome),
 ) -> Result<()> {
@@ -302,8 +317,8 @@ pub fn watch(
     .context("cannot watch files")?;
     notify::Watcher::watch(&mut watcher, drop_dir, RecursiveMode::NonRecursive)
         .with_context(|| format!("cannot watch {}", drop_dir.display()))?;
-    tracing::info!(dir = %drop_dir.display(), "watching the drop folder");
-    for path in ready_files(drop_dir, true) {
+    tracing::info!(dir = %drop_dir.display(), ready_marker, "watching the drop folder");
+    for path in ready_files(drop_dir, true, ready_marker) {
         if stop.is_cancelled() {
             return Ok(());
         }
@@ -316,6 +331,10 @@ pub fn watch(
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
         };
+        if ready_marker && !has_marker(&path) {
+            tracing::debug!(file = %path.display(), "waiting for its .ready marker");
+            continue;
+        }
         // lstat: a symlink renamed in is not followed (open_input checks again).
         if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file()) {
             let outcome = process(data, drop_dir, &path);
@@ -367,7 +386,7 @@ mod tests {
             .unwrap();
 
         // Neither is listed at start-up.
-        assert!(ready_files(&drop_dir, true).is_empty());
+        assert!(ready_files(&drop_dir, true, false).is_empty());
         for path in [&link, &fifo] {
             let err = format!("{:#}", process(&data, &drop_dir, path).unwrap_err());
             assert!(err.contains("not a regular file"), "{err}");
@@ -394,6 +413,82 @@ mod tests {
         std::fs::copy(fixture("ipinfo.jsonl"), &real).unwrap();
         process(&data, &drop_dir, &real).unwrap();
         assert!(drop_dir.join("done/real.jsonl").is_file());
+    }
+
+    /// With the `.ready` convention required, a file present at start-up without its
+    /// marker (still being written: here, half of an export) is left alone, and so is a
+    /// file renamed in without one; each is imported once its marker appears, and the
+    /// marker goes with it. Without the setting, start-up files are taken as complete.
+    #[test]
+    fn with_ready_markers_required_files_wait_for_their_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let drop_dir = dir.path().join("drop");
+        std::fs::create_dir(&drop_dir).unwrap();
+        let data = DataDir::new(dir.path().join("data"));
+        let export = std::fs::read_to_string(fixture("ipinfo.jsonl")).unwrap();
+        let lines: Vec<&str> = export.lines().collect();
+        assert!(lines.len() >= 4, "the fixture is too small");
+        let half = lines[..lines.len() / 2].join("\n") + "\n";
+        // Being written at start-up: half the lines, no marker.
+        let partial = drop_dir.join("partial.jsonl");
+        std::fs::write(&partial, &half).unwrap();
+        // Complete, with its marker.
+        let complete = drop_dir.join("complete.jsonl");
+        std::fs::write(&complete, &export).unwrap();
+        std::fs::write(drop_dir.join("complete.jsonl.ready"), "").unwrap();
+
+        // Without the setting, both are taken at start-up; with it, only the marked one.
+        assert_eq!(
+            ready_files(&drop_dir, true, false),
+            vec![complete.clone(), partial.clone()]
+        );
+        assert_eq!(ready_files(&drop_dir, true, true), vec![complete.clone()]);
+        assert_eq!(ready_files(&drop_dir, false, true), vec![complete.clone()]);
+
+        let stop = CancellationToken::new();
+        let (tx, rx) = std::sync::mpsc::channel::<(PathBuf, bool)>();
+        std::thread::scope(|scope| {
+            let watcher = scope.spawn(|| {
+                watch(&data, &drop_dir, true, &stop, |path, outcome| {
+                    tx.send((path.to_owned(), outcome.is_ok())).unwrap();
+                })
+            });
+            let next = || rx.recv_timeout(Duration::from_secs(60)).unwrap();
+            let quiet = || rx.recv_timeout(Duration::from_millis(1500)).is_err();
+            assert_eq!(next(), (complete.clone(), true));
+            assert!(!drop_dir.join("complete.jsonl.ready").exists());
+            assert!(drop_dir.join("done/complete.jsonl").is_file());
+            // The half-written file is not taken, even when written to again.
+            assert!(quiet(), "a file without its marker was imported");
+            std::fs::write(&partial, &export).unwrap();
+            // A file renamed in without its marker waits too.
+            let staged = dir.path().join("renamed.jsonl");
+            std::fs::write(&staged, &export).unwrap();
+            let renamed = drop_dir.join("renamed.jsonl");
+            std::fs::rename(&staged, &renamed).unwrap();
+            assert!(quiet(), "a file without its marker was imported");
+            assert!(partial.is_file() && renamed.is_file());
+            // Markers: each file is imported whole.
+            std::fs::write(drop_dir.join("partial.jsonl.ready"), "").unwrap();
+            assert_eq!(next(), (partial.clone(), true));
+            std::fs::write(drop_dir.join("renamed.jsonl.ready"), "").unwrap();
+            assert_eq!(next(), (renamed.clone(), true));
+            stop.cancel();
+            watcher.join().unwrap().unwrap();
+        });
+        for name in ["partial.jsonl", "renamed.jsonl"] {
+            assert!(drop_dir.join("done").join(name).is_file(), "{name}");
+            assert!(!drop_dir.join(format!("{name}.ready")).exists(), "{name}");
+        }
+        // The last import replaced the passive records with the whole export.
+        let manifest = snapshot::open::current_generation(&data).unwrap().1;
+        let manifest = std::fs::read_to_string(manifest.join("manifest.json")).unwrap();
+        let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+        assert_eq!(
+            manifest["counts"]["passive"].as_u64().unwrap() as usize,
+            lines.len(),
+            "{manifest}"
+        );
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub enum Command {
     Watch {
         #[arg(long, value_name = "DIR")]
         drop_dir: PathBuf,
+        /// Import a file only once its `<name>.ready` marker exists, files already there
+        /// at start-up included [default: IVRE_DROP_READY_MARKER, ivre.drop_ready_marker]
+        #[arg(long)]
+        ready_marker: bool,
         /// Also upload each published generation to this store (s3://BUCKET/PREFIX or
         /// file:///DIR) [default: IVRE_SNAPSHOT_PUBLISH, ivre.snapshot_publish]
         #[arg(long, value_name = "URL")]
@@ -95,11 +99,19 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<i32> {
     let (config, data) = cli.global.load()?;
     match cli.command {
-        Command::Watch { drop_dir, publish } => {
+        Command::Watch {
+            drop_dir,
+            ready_marker,
+            publish,
+        } => {
             set_publish_target(publish, &config)?;
+            let ready_marker = ready_marker
+                || config
+                    .flag(&ivre_connector::config::table::IVRE_DROP_READY_MARKER)
+                    .context("cannot read the drop folder settings")?;
             // Stops on Ctrl-C / SIGTERM like the rest of the command line: the process ends.
             let stop = tokio_util::sync::CancellationToken::new();
-            refresh::watch::watch(&data, &drop_dir, &stop, |_, outcome| {
+            refresh::watch::watch(&data, &drop_dir, ready_marker, &stop, |_, outcome| {
                 if outcome.is_ok() {
                     crate::distribute::after_publish(&data);
                 }
