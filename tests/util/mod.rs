@@ -216,3 +216,36 @@ pub fn ivre_lab_shared() -> std::sync::RwLockReadGuard<'static, ()> {
 pub fn ivre_lab_exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
     IVRE_LAB.write().unwrap_or_else(|e| e.into_inner())
 }
+
+/// The Python of target/test-venv (or `IVRE_TEST_PYTHON`), with the OASIS STIX validator.
+fn stix_python() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("IVRE_TEST_PYTHON") {
+        return std::path::PathBuf::from(p);
+    }
+    let venv = repo().join("target/test-venv/bin/python");
+    assert!(
+        venv.is_file(),
+        "the STIX validator is not installed: run `bash scripts/test` (it creates target/test-venv)"
+    );
+    venv
+}
+
+/// Runs the OASIS STIX 2.1 validator over bundle files (one bundle per line) and asserts
+/// that it read `bundles` bundles and found no problem.
+pub fn validate_stix(files: &[std::path::PathBuf], bundles: usize) {
+    let mut cmd = std::process::Command::new(stix_python());
+    cmd.arg(repo().join("tests/python/validate_stix.py"))
+        .args(files);
+    let r = run(&mut cmd);
+    assert_eq!(
+        r.code, 0,
+        "STIX validation failed:\n{}{}",
+        r.stdout, r.stderr
+    );
+    assert!(
+        r.stdout
+            .contains(&format!("{bundles} bundle(s), 0 problem(s)")),
+        "{}",
+        r.stdout
+    );
+}
