@@ -245,8 +245,8 @@ async fn fetch_loop(
 /// When the served snapshot was last fully pulled from these targets, if it was.
 fn last_full_pull(data: &DataDir, targets: &Targets) -> Option<Instant> {
     let (_, _, manifest) = snapshot::open::current_manifest(data).ok()?;
-    let same =
-        manifest.source.kind == "pull" && manifest.source.url.as_deref() == Some(targets.label());
+    let same = manifest.source.kind == crate::snapshot::manifest::SOURCE_PULL
+        && manifest.source.url.as_deref() == Some(targets.label());
     if !same {
         return None;
     }

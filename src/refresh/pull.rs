@@ -16,6 +16,7 @@ use crate::live::mongo::MongoSource;
 use crate::live::source::Source;
 use crate::live::web;
 use crate::net::NetSettings;
+use crate::snapshot::manifest::SOURCE_PULL;
 use crate::snapshot::{self, DataDir, ImportOptions, ImportReport};
 use anyhow::{bail, Context, Result};
 use futures_util::StreamExt;
@@ -186,7 +187,7 @@ pub async fn pull_once(
     let watermark = served
         .as_ref()
         .filter(|m| {
-            m.source.kind == "pull" && m.source.url.as_deref() == Some(targets.label.as_str())
+            m.source.kind == SOURCE_PULL && m.source.url.as_deref() == Some(targets.label.as_str())
         })
         .and_then(|m| m.watermark.as_deref())
         .and_then(Timestamp::parse_str);
@@ -215,7 +216,7 @@ pub async fn pull_once(
             strict: false,
             update: since.map(|_| MergeMode::Replace),
             replace_kinds: Vec::new(),
-            source_kind: Some("pull".into()),
+            source_kind: Some(SOURCE_PULL.into()),
             source_url: Some(targets.label.clone()),
             source_mode: Some(
                 if since.is_some() {

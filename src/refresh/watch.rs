@@ -20,6 +20,7 @@
 
 use crate::index::writer::MergeMode;
 use crate::ivre::RecordKind;
+use crate::snapshot::manifest::SOURCE_DROP;
 use crate::snapshot::ndjson::LineReader;
 use crate::snapshot::{self, DataDir, ImportOptions};
 use anyhow::{bail, Context, Result};
@@ -103,7 +104,7 @@ fn apply(data: &DataDir, path: &Path) -> Result<String> {
     let served = snapshot::open::current_generation(data).ok();
     let mut options = ImportOptions {
         strict: false,
-        source_kind: Some("drop".into()),
+        source_kind: Some(SOURCE_DROP.into()),
         regular_files_only: true,
         ..Default::default()
     };

@@ -109,7 +109,7 @@ pub fn import(data: &DataDir, options: &ImportOptions) -> Result<ImportReport, S
             kind: options
                 .source_kind
                 .clone()
-                .unwrap_or_else(|| "ndjson".to_owned()),
+                .unwrap_or_else(|| super::manifest::SOURCE_NDJSON.to_owned()),
             url: options.source_url.clone(),
             mode: options.source_mode.clone(),
             based_on: based_on.as_ref().map(|(name, _)| name.clone()),

@@ -24,8 +24,21 @@ pub struct Rejection {
     pub reason: String,
 }
 
-/// The values of [`Source::kind`] the tools write (`index verify` refuses others).
-pub const SOURCE_KINDS: [&str; 5] = ["ndjson", "pull", "drop", "mongodb", "web-api"];
+/// [`Source::kind`] of an import of NDJSON files.
+pub const SOURCE_NDJSON: &str = "ndjson";
+/// [`Source::kind`] of a pull from live IVRE.
+pub const SOURCE_PULL: &str = "pull";
+/// [`Source::kind`] of a drop-folder import.
+pub const SOURCE_DROP: &str = "drop";
+/// The values of [`Source::kind`] `index verify` accepts: the three the tools write, and
+/// `mongodb` and `web-api`, older names of pulls.
+pub const SOURCE_KINDS: [&str; 5] = [
+    SOURCE_NDJSON,
+    SOURCE_PULL,
+    SOURCE_DROP,
+    "mongodb",
+    "web-api",
+];
 /// The values of [`Source::mode`] the tools write.
 pub const SOURCE_MODES: [&str; 5] = ["full", "incremental", "replace", "delta", "geo"];
 
