@@ -495,4 +495,19 @@ mod date_range_tests {
             crate::ivre::parse_line(kind, &fixture(name).to_string()).unwrap();
         }
     }
+
+    /// Fuzz finding 4 (docs/reliability/fuzz.md): an integer too large for i64 is read as a
+    /// float; without serde_json's `float_roundtrip` its printed form parsed back 1 ULP off,
+    /// so the export form was not a fixed point.
+    #[test]
+    fn a_long_float_survives_a_second_pass() {
+        // The fuzz input: a selector byte (2: passive), then the line.
+        let input = include_bytes!("../../fuzz/findings/normalize-float-roundtrip");
+        let line = std::str::from_utf8(&input[1..]).unwrap();
+        let kind = crate::ivre::RecordKind::Passive;
+        let first = crate::ivre::parse_line(kind, line).unwrap();
+        let again = crate::ivre::parse_line(kind, &first.json).unwrap();
+        assert_eq!(again.json, first.json, "export form changed");
+        assert_eq!(again.summary, first.summary, "summary changed");
+    }
 }
