@@ -244,6 +244,12 @@ async fn registers_with_the_fields_the_platform_knows_and_pings() {
         // JSON logs in pycti's shape, and the token never in them.
         let logs = daemon.logs();
         assert!(!logs.is_empty());
+        // `CONNECTOR_PUSH_STRATEGY=auto`: whole bundles from 6.4 on.
+        assert!(
+            logs.iter()
+                .any(|l| l.contains("as one message each (the platform's worker splits them)")),
+            "{version}: {logs:?}"
+        );
         for line in &logs {
             let v: Value =
                 serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
@@ -255,10 +261,41 @@ async fn registers_with_the_fields_the_platform_knows_and_pings() {
     }
 }
 
-/// §C4, §C7, §C8, §C12–§C16: a manual enrichment end to end over AMQP.
+/// The push strategies (`CONNECTOR_PUSH_STRATEGY`); the tests of pushed bundles run once
+/// with each (the double's worker splits a whole bundle as the platform's does).
+pub(crate) const PUSH_STRATEGIES: [&str; 2] = ["bundle", "pieces"];
+
+/// `running`, with `CONNECTOR_PUSH_STRATEGY=strategy` besides `env`.
+async fn running_with(
+    strategy: &str,
+    env: &[(&str, &str)],
+) -> (tempfile::TempDir, PlatformDouble, Daemon) {
+    let mut env = env.to_vec();
+    env.push(("CONNECTOR_PUSH_STRATEGY", strategy));
+    running(DoubleOptions::default(), &env).await
+}
+
+/// §C4, §C7, §C8, §C12–§C16: a manual enrichment end to end over AMQP, with each push
+/// strategy, and a bundle too large for one message (the test hook lowers the limit): sent
+/// as pieces in bundle mode too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enriches_over_amqp_and_reports_the_work() {
-    let (_data, double, _daemon) = running(DoubleOptions::default(), &[]).await;
+    for strategy in PUSH_STRATEGIES {
+        enriches_over_amqp(strategy, &[], strategy == "bundle").await;
+    }
+    #[cfg(feature = "test-hooks")]
+    enriches_over_amqp(
+        "bundle",
+        &[("IVRE_CONNECTOR_TEST_PUSH_MAX_BYTES", "1000")],
+        false,
+    )
+    .await;
+}
+
+/// One run of [`enriches_over_amqp_and_reports_the_work`]: `whole` when the bundle is
+/// expected as one message.
+async fn enriches_over_amqp(strategy: &str, env: &[(&str, &str)], whole: bool) {
+    let (_data, double, _daemon) = running_with(strategy, env).await;
     let org = "identity--8cb00c79-ab20-5ed4-b37d-337241b96a29";
     let mut entity = ipv4("192.0.2.10", &[GREEN]);
     entity["x_opencti_granted_refs"] = json!([org]);
@@ -278,15 +315,32 @@ async fn enriches_over_amqp_and_reports_the_work() {
         .filter(|c| c.work_op.as_deref() == Some("addExpectations"))
         .map(|c| c.variables["expectations"].as_i64().unwrap())
         .sum();
+    let work = double.work("work_1").unwrap();
+    assert!(pushed.len() > 3, "{strategy}: {} objects", pushed.len());
     assert_eq!(
-        expectations as usize,
-        pushed.len(),
-        "one expectation per message"
+        (work.expectations, work.imported),
+        (pushed.len() as i64, pushed.len() as i64),
+        "{strategy}: one expectation per object imported"
     );
+    if whole {
+        // One message: the worker split it and announced the expectations.
+        assert_eq!(expectations, 0, "no addExpectations from the connector");
+        assert_eq!(work.split_by_worker, 1);
+        assert!(pushed.iter().all(|p| p.split_by_worker));
+    } else {
+        assert_eq!(
+            expectations as usize,
+            pushed.len(),
+            "{strategy}: one expectation per message"
+        );
+        assert_eq!(work.split_by_worker, 0);
+    }
     let mut seen: HashSet<String> = HashSet::new();
     for (i, p) in pushed.iter().enumerate() {
         assert_eq!(p.delivery_mode, Some(2));
-        assert_eq!(p.body["action_sequence"], i + 1);
+        assert_eq!(p.body["action_sequence"], if whole { 1 } else { i + 1 });
+        // The double advertises 7.261026: the worker reads `no_split`.
+        assert_eq!(p.body["no_split"], false);
         assert_eq!(p.body["work_id"], "work_1");
         assert!(p.body["applicant_id"].is_string());
         assert!(p.body["entities_types"].is_array() && p.body["update"].is_boolean());
@@ -384,7 +438,13 @@ async fn refuses_observables_above_the_max_tlp() {
 /// shows (a TLP and a PAP) are carried on every object sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn markings_fail_closed_and_platform_markings_are_carried() {
-    let (_data, double, _daemon) = running(DoubleOptions::default(), &[]).await;
+    for strategy in PUSH_STRATEGIES {
+        markings_fail_closed(strategy).await;
+    }
+}
+
+async fn markings_fail_closed(strategy: &str) {
+    let (_data, double, _daemon) = running_with(strategy, &[]).await;
     let unknown = "marking-definition--5db1a05c-6a7f-4e91-8cd3-4e5f60718293";
     let unresolvable = ipv4("198.51.100.8", &[GREEN, unknown]);
     double.add_entity(unresolvable.clone(), &["TLP:GREEN"]);
@@ -609,7 +669,13 @@ async fn playbooks_get_the_bundle_back() {
 /// work, out-of-scope types are reported, and the daemon goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_messages_are_handled_and_consuming_goes_on() {
-    let (_data, double, daemon) = running(DoubleOptions::default(), &[]).await;
+    for strategy in PUSH_STRATEGIES {
+        odd_messages(strategy).await;
+    }
+}
+
+async fn odd_messages(strategy: &str) {
+    let (_data, double, daemon) = running_with(strategy, &[]).await;
     double.publish_raw(b"{this is not json").await;
     // Legacy shape (no stix_entity): the entity is read through GraphQL; with a draft.
     let entity = ipv4("203.0.113.99", &[]);
@@ -624,6 +690,7 @@ async fn odd_messages_are_handled_and_consuming_goes_on() {
         assert!(header(&call, "opencti-applicant-id").is_none());
     }
     let pushed = double.pushed_for_work("work_legacy", WAIT).await;
+    assert!(!pushed.is_empty(), "{strategy}");
     assert!(pushed
         .iter()
         .all(|p| p.body["draft_id"] == "draft-9" && p.body["applicant_id"] == "u1"));
@@ -1023,7 +1090,13 @@ pub(crate) fn rabbitmqctl(args: &[&str]) -> String {
 /// consuming and pushing, without registering again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnects_after_the_broker_drops_its_connections() {
-    let (_data, double, _daemon) = running(DoubleOptions::default(), &[]).await;
+    for strategy in PUSH_STRATEGIES {
+        reconnects_after_broker_drops(strategy).await;
+    }
+}
+
+async fn reconnects_after_broker_drops(strategy: &str) {
+    let (_data, double, _daemon) = running_with(strategy, &[]).await;
     let entity = ipv4("192.0.2.10", &[]);
     double.add_entity(entity.clone(), &[]);
     double.publish(&manual(&entity, "work_before")).await;

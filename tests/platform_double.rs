@@ -135,7 +135,19 @@ async fn publish_push(
     sequence: u64,
     bundle: &Value,
 ) {
-    let body = json!({
+    publish_push_split(channel, names, work_id, sequence, bundle, None).await
+}
+
+/// [`publish_push`], with `no_split` when given (7.260515+).
+async fn publish_push_split(
+    channel: &Channel,
+    names: &QueueNames,
+    work_id: &str,
+    sequence: u64,
+    bundle: &Value,
+    no_split: Option<bool>,
+) {
+    let mut body = json!({
         "bundle_type": "QUEUE_BUNDLE",
         "applicant_id": CONNECTOR_USER_ID,
         "action_sequence": sequence,
@@ -145,6 +157,9 @@ async fn publish_push(
         "draft_id": "",
         "work_id": work_id,
     });
+    if let Some(no_split) = no_split {
+        body["no_split"] = no_split.into();
+    }
     channel
         .basic_publish(
             names.push_exchange.as_str().into(),
@@ -271,6 +286,114 @@ async fn raw_push_comes_out_of_next_pushed_decoded() {
         "one message only"
     );
     connection.close(200, "OK".into()).await.unwrap();
+}
+
+/// An ipv4 address, its author and a relationship to an AS, the author last.
+fn three_object_bundle() -> Value {
+    json!({"type": "bundle", "id": "bundle--7d0e2a61-5b8e-4c0f-9d3a-2f6b1c4e8a90", "spec_version": "2.1", "objects": [
+        {"type": "relationship", "id": "relationship--1", "relationship_type": "belongs-to",
+         "source_ref": "ipv4-addr--1", "target_ref": "autonomous-system--9", "created_by_ref": "identity--1"},
+        {"type": "ipv4-addr", "id": "ipv4-addr--1", "value": "192.0.2.1", "x_opencti_created_by_ref": "identity--1"},
+        {"type": "identity", "id": "identity--1", "name": "IVRE"},
+    ]})
+}
+
+/// Like the platform's worker: a multi-object message (no `no_split`, or `false`) is split
+/// by the worker, which adds one expectation per piece and reports each; a 1-object message
+/// is imported and reported once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_splits_multi_object_messages() {
+    let double = PlatformDouble::start(DoubleOptions::default()).await;
+    let names = double.names();
+    let (connection, channel) = broker(&double).await;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let (status, _) = graphql(&double, TO_RECEIVED, json!({"id": "work_m"})).await;
+    assert_eq!(status, 200);
+    publish_push_split(
+        &channel,
+        &names,
+        "work_m",
+        1,
+        &three_object_bundle(),
+        Some(false),
+    )
+    .await;
+    let (status, _) = graphql(
+        &double,
+        TO_PROCESSED,
+        json!({"id": "work_m", "message": "done", "inError": false}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let pieces = double.pushed_for_work("work_m", WAIT).await;
+    let ids: Vec<&str> = pieces
+        .iter()
+        .map(|p| p.bundle["objects"][0]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["identity--1", "ipv4-addr--1", "relationship--1"]);
+    assert!(pieces.iter().all(|p| p.split_by_worker
+        && p.bundle["objects"].as_array().unwrap().len() == 1
+        && p.work_id() == Some("work_m")));
+    let work = double.work("work_m").unwrap();
+    assert_eq!(
+        (work.expectations, work.imported, work.split_by_worker),
+        (3, 3, 1)
+    );
+
+    // One object, announced: imported and reported once, not split.
+    let (status, _) = graphql(
+        &double,
+        ADD_EXPECTATIONS,
+        json!({"id": "work_m", "expectations": 1}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    publish_push(&channel, &names, "work_m", 1, &one_object_bundle("8.8.8.8")).await;
+    let one = double
+        .next_pushed(WAIT)
+        .await
+        .expect("the 1-object message");
+    assert!(!one.split_by_worker);
+    let work = double.work("work_m").unwrap();
+    assert_eq!(
+        (work.expectations, work.imported, work.split_by_worker),
+        (4, 4, 1)
+    );
+    connection.close(200, "OK".into()).await.unwrap();
+}
+
+/// The inconsistent strategy of the protocol: several objects under `no_split:true` after
+/// `addExpectations(1)` are imported whole and over-report; the double fails the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[should_panic(expected = "over-reports: 3 objects imported and reported for 1 expectations")]
+async fn the_worker_rejects_over_reports() {
+    let double = PlatformDouble::start(DoubleOptions::default()).await;
+    let names = double.names();
+    let (_connection, channel) = broker(&double).await;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let (status, _) = graphql(
+        &double,
+        ADD_EXPECTATIONS,
+        json!({"id": "work_x", "expectations": 1}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    publish_push_split(
+        &channel,
+        &names,
+        "work_x",
+        1,
+        &three_object_bundle(),
+        Some(true),
+    )
+    .await;
+    double.next_pushed(WAIT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -122,6 +122,9 @@ async fn replicas_share_the_queue_and_a_killed_one_loses_nothing() {
                 dir.path(),
                 &[
                     ("CONNECTOR_CONCURRENCY", &concurrency),
+                    // The bookkeeping below follows pieces by `action_sequence`; both
+                    // push strategies are covered by `tests/daemon.rs`.
+                    ("CONNECTOR_PUSH_STRATEGY", "pieces"),
                     ("CONNECTOR_LOG_LEVEL", "error"),
                     ("CONNECTOR_PING_INTERVAL", "5"),
                     ("OPENCTI_CUSTOM_HEADERS", &header),

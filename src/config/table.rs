@@ -388,6 +388,14 @@ pub const CONNECTOR_QUEUE_PROTOCOL: Setting = Setting {
         "How bundles go back: amqp (split bundles on RabbitMQ) or api (GraphQL stixBundlePush).",
     ..BASE
 };
+pub const CONNECTOR_PUSH_STRATEGY: Setting = Setting {
+    env: "CONNECTOR_PUSH_STRATEGY",
+    yaml: Some(("connector", "push_strategy")),
+    kind: Kind::Enum(&["auto", "bundle", "pieces"]),
+    default: Some("auto"),
+    description: "How a bundle goes on RabbitMQ (amqp queue protocol): bundle (one message, the platform's worker splits it), pieces (pycti's one object per message, after addExpectations), auto (bundle from platform 6.4 on, else pieces).",
+    ..BASE
+};
 pub const QUEUE_PROTOCOL: Setting = Setting {
     env: "QUEUE_PROTOCOL",
     kind: Kind::Enum(&["amqp", "api"]),
@@ -902,6 +910,7 @@ pub static SETTINGS: &[&Setting] = &[
     &CONNECTOR_LISTEN_PROTOCOL_API_BIND,
     &CONNECTOR_QUEUE_PROTOCOL,
     &QUEUE_PROTOCOL,
+    &CONNECTOR_PUSH_STRATEGY,
     &CONNECTOR_SEND_TO_QUEUE,
     &CONNECTOR_CONCURRENCY,
     &CONNECTOR_PING_INTERVAL,

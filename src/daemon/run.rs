@@ -258,11 +258,22 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
                 settings.concurrency,
             )
         });
+    let push_mode = settings.push_strategy.for_platform(&version);
+    if settings.queue_protocol == QueueProtocol::Amqp {
+        tracing::info!(
+            platform_version = %version,
+            strategy = ?settings.push_strategy,
+            whole_bundles = push_mode.bundle,
+            "bundles go to the push queue {}",
+            if push_mode.bundle { "as one message each (the platform's worker splits them)" } else { "as one message per object" }
+        );
+    }
     let handler = Arc::new(Handler {
         settings: settings.clone(),
         api: api.clone(),
         serving: serving.clone(),
         pusher,
+        push_mode,
         registration: registration.clone(),
         metrics: metrics.clone(),
         inflight_dir: data.root().join("daemon").join("inflight"),

@@ -11,8 +11,9 @@ use super::api::{Api, Registration};
 use super::gate::gated_request;
 use super::graphql::GraphqlError;
 use super::message::Message;
+use super::push::MAX_MESSAGE_BYTES;
 use super::push::{push_body, Piece, PushContext, Pusher};
-use super::settings::{QueueProtocol, Settings};
+use super::settings::{PushMode, QueueProtocol, Settings};
 use super::split;
 use crate::live::fallback::Fallback;
 use crate::metrics::{MessageResult, Metrics};
@@ -77,8 +78,10 @@ pub struct Handler {
     pub api: Api,
     /// The snapshot (swapped when a new one is published).
     pub serving: Arc<Serving>,
-    /// Publisher of split bundles (AMQP queue protocol).
+    /// Publisher of bundles (AMQP queue protocol).
     pub pusher: Option<Pusher>,
+    /// Whole bundles or pieces, for the platform's version (`CONNECTOR_PUSH_STRATEGY`).
+    pub push_mode: PushMode,
     pub registration: Registration,
     pub metrics: Metrics,
     /// Where the redelivery guard keeps its markers.
@@ -344,13 +347,6 @@ impl Handler {
                 Ok(1)
             }
             (QueueProtocol::Amqp, Some(pusher)) => {
-                let pieces = split::split(bundle);
-                if pieces.is_empty() {
-                    return Ok(0);
-                }
-                if let Some(w) = message.work_id() {
-                    self.api.work_expectations(w, pieces.len(), draft).await?;
-                }
                 let ctx = PushContext {
                     applicant_id: message
                         .internal
@@ -359,22 +355,20 @@ impl Handler {
                         .or_else(|| self.registration.connector_user_id.clone()),
                     work_id: message.work_id().map(str::to_owned),
                     draft_id: draft.map(str::to_owned),
+                    no_split_field: self.push_mode.no_split_field,
                 };
-                // Pieces that do not depend on each other are confirmed together.
-                let pieces: Vec<Piece> = pieces
-                    .iter()
-                    .zip(split::batches(&pieces))
-                    .enumerate()
-                    .map(|(i, (p, level))| Piece {
-                        level,
-                        body: push_body(p, i + 1, &ctx),
-                    })
-                    .collect();
+                let plan = plan_messages(bundle, self.push_mode, &ctx, max_message_bytes());
+                if plan.messages.is_empty() {
+                    return Ok(0);
+                }
+                if let (Some(w), Some(n)) = (message.work_id(), plan.expectations) {
+                    self.api.work_expectations(w, n, draft).await?;
+                }
                 pusher
-                    .publish(&pieces)
+                    .publish(&plan.messages)
                     .await
                     .map_err(|e| Failure::Transient(e.to_string()))?;
-                Ok(pieces.len())
+                Ok(plan.messages.len())
             }
         }
     }
@@ -516,6 +510,71 @@ async fn test_delay() {
 /// Without the `test-hooks` feature (release builds): nothing.
 #[cfg(not(feature = "test-hooks"))]
 async fn test_delay() {}
+
+/// The messages of one bundle on the push exchange, and the `addExpectations` the
+/// connector announces first (`None`: none, the worker adds them).
+struct PushPlan {
+    expectations: Option<usize>,
+    messages: Vec<Piece>,
+}
+
+/// What to publish for `bundle`. In bundle mode a bundle of several objects is one
+/// message (`no_split:false` where the platform reads it) and no expectation is announced:
+/// the worker splits it and adds one expectation per object. A bundle of one object, in
+/// both modes, is one message after `addExpectations(1)`: the worker imports it without
+/// announcing anything. pycti's pieces (one object per message, dependencies first,
+/// `addExpectations(<pieces>)`) are used in pieces mode and for a bundle whose message
+/// would be larger than `max_bytes`.
+fn plan_messages(bundle: &Value, mode: PushMode, ctx: &PushContext, max_bytes: usize) -> PushPlan {
+    let objects = bundle["objects"].as_array().map_or(0, Vec::len);
+    if mode.bundle && objects > 1 {
+        let body = push_body(bundle, 1, ctx);
+        if body.len() <= max_bytes {
+            return PushPlan {
+                expectations: None,
+                messages: vec![Piece { level: 0, body }],
+            };
+        }
+        tracing::info!(
+            bytes = body.len(),
+            limit = max_bytes,
+            objects,
+            "bundle too large for one message: sent as one message per object"
+        );
+    }
+    let pieces = split::split(bundle);
+    // Pieces that do not depend on each other are confirmed together.
+    let messages: Vec<Piece> = pieces
+        .iter()
+        .zip(split::batches(&pieces))
+        .enumerate()
+        .map(|(i, (p, level))| Piece {
+            level,
+            body: push_body(p, i + 1, ctx),
+        })
+        .collect();
+    PushPlan {
+        expectations: Some(messages.len()),
+        messages,
+    }
+}
+
+/// Test hook (cargo feature `test-hooks` only): `IVRE_CONNECTOR_TEST_PUSH_MAX_BYTES`
+/// lowers the size of the largest message sent whole, so that a test can send a bundle
+/// that does not fit.
+#[cfg(feature = "test-hooks")]
+fn max_message_bytes() -> usize {
+    std::env::var("IVRE_CONNECTOR_TEST_PUSH_MAX_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(MAX_MESSAGE_BYTES)
+}
+
+/// Without the `test-hooks` feature (release builds): [`MAX_MESSAGE_BYTES`].
+#[cfg(not(feature = "test-hooks"))]
+fn max_message_bytes() -> usize {
+    MAX_MESSAGE_BYTES
+}
 
 /// `YYYY-MM-DDTHH:MM:SS+00:00`, as pycti sends `execution_start`.
 fn execution_start() -> String {
@@ -675,6 +734,69 @@ mod tests {
             merged["objects"],
             json!([{"id": "a", "v": 2}, {"id": "b"}, {"id": "c"}])
         );
+    }
+
+    #[test]
+    fn bundles_go_whole_unless_too_large_or_single() {
+        use base64::Engine;
+        let bundle = json!({"type": "bundle", "id": "bundle--1", "objects": [
+            {"type": "identity", "id": "identity--1"},
+            {"type": "ipv4-addr", "id": "ipv4-addr--1", "created_by_ref": "identity--1"},
+            {"type": "autonomous-system", "id": "autonomous-system--1"},
+            {"type": "relationship", "id": "relationship--1", "source_ref": "ipv4-addr--1", "target_ref": "autonomous-system--1"},
+        ]});
+        let ctx = PushContext {
+            work_id: Some("w".into()),
+            no_split_field: true,
+            ..PushContext::default()
+        };
+        let decode = |p: &Piece| {
+            let body: Value = serde_json::from_slice(&p.body).unwrap();
+            let content = base64::engine::general_purpose::STANDARD
+                .decode(body["content"].as_str().unwrap())
+                .unwrap();
+            (body, serde_json::from_slice::<Value>(&content).unwrap())
+        };
+        let whole = PushMode {
+            bundle: true,
+            no_split_field: true,
+        };
+        let plan = plan_messages(&bundle, whole, &ctx, MAX_MESSAGE_BYTES);
+        assert_eq!(plan.expectations, None, "the worker announces them");
+        assert_eq!(plan.messages.len(), 1);
+        let (body, content) = decode(&plan.messages[0]);
+        assert_eq!(body["no_split"], false);
+        assert_eq!(content, bundle);
+        // Too large for one message: pycti's pieces, announced.
+        let size = plan.messages[0].body.len();
+        let plan = plan_messages(&bundle, whole, &ctx, size - 1);
+        assert_eq!(plan.expectations, Some(4));
+        assert_eq!(plan.messages.len(), 4);
+        assert!(plan
+            .messages
+            .iter()
+            .all(|p| decode(p).1["objects"].as_array().unwrap().len() == 1));
+        assert_eq!(plan_messages(&bundle, whole, &ctx, size).messages.len(), 1);
+        // Pieces mode.
+        let pieces = PushMode {
+            bundle: false,
+            no_split_field: false,
+        };
+        let plan = plan_messages(&bundle, pieces, &ctx, MAX_MESSAGE_BYTES);
+        assert_eq!(plan.expectations, Some(4));
+        assert_eq!(decode(&plan.messages[3]).0["action_sequence"], 4);
+        let older = PushContext {
+            no_split_field: false,
+            ..ctx.clone()
+        };
+        let plan = plan_messages(&bundle, pieces, &older, MAX_MESSAGE_BYTES);
+        assert!(decode(&plan.messages[0]).0.get("no_split").is_none());
+        // One object: one message after addExpectations(1) in both modes.
+        let single = json!({"type": "bundle", "id": "bundle--2", "objects": [{"type": "identity", "id": "identity--1"}]});
+        for mode in [whole, pieces] {
+            let plan = plan_messages(&single, mode, &ctx, MAX_MESSAGE_BYTES);
+            assert_eq!((plan.expectations, plan.messages.len()), (Some(1), 1));
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! Sending bundles to the platform's workers (`OPENCTI-PROTOCOL.md` §6.3): one message
-//! per split piece on the push exchange, persistent, with publisher confirms; a nacked or
-//! failed publish is retried (on a fresh connection after a failure). Pieces that do not
-//! depend on each other are in flight together, and a piece is published only once the
-//! pieces it depends on were confirmed.
+//! Sending bundles to the platform's workers (`ARCHITECTURE.md`, "Pushing bundles"):
+//! messages on the push exchange, persistent, with publisher confirms; a nacked or failed
+//! publish is retried (on a fresh connection after a failure). A bundle goes as one
+//! message (the worker splits it) or as pycti's pieces, one object each: pieces that do
+//! not depend on each other are in flight together, and a piece is published only once
+//! the pieces it depends on were confirmed.
 
 use super::api::Connection as BrokerConnection;
 use super::settings::MqOverrides;
@@ -67,7 +68,13 @@ pub struct PushContext {
     pub applicant_id: Option<String>,
     pub work_id: Option<String>,
     pub draft_id: Option<String>,
+    /// The platform reads `no_split` (7.260515 on): say `false` (the worker may split).
+    pub no_split_field: bool,
 }
+
+/// The largest push message sent whole: RabbitMQ 4's default `max_message_size`
+/// (16 MiB; 3.x allowed 128 MiB). A bundle whose message would be larger goes as pieces.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The JSON body of one push message.
 pub fn push_body(piece: &Value, sequence: usize, ctx: &PushContext) -> Vec<u8> {
@@ -81,8 +88,13 @@ pub fn push_body(piece: &Value, sequence: usize, ctx: &PushContext) -> Vec<u8> {
         "update": false,
         "draft_id": ctx.draft_id.clone().unwrap_or_default(),
     });
-    if let (Some(work), Some(map)) = (&ctx.work_id, body.as_object_mut()) {
-        map.insert("work_id".into(), work.clone().into());
+    if let Some(map) = body.as_object_mut() {
+        if ctx.no_split_field {
+            map.insert("no_split".into(), false.into());
+        }
+        if let Some(work) = &ctx.work_id {
+            map.insert("work_id".into(), work.clone().into());
+        }
     }
     body.to_string().into_bytes()
 }
@@ -391,12 +403,25 @@ mod tests {
                 applicant_id: Some("u".into()),
                 work_id: Some("w".into()),
                 draft_id: None,
+                no_split_field: false,
             },
         ))
         .unwrap();
+        assert!(body.get("no_split").is_none(), "unknown before 7.260515");
         assert_eq!(body["action_sequence"], 3);
         assert_eq!(body["work_id"], "w");
         assert_eq!(body["draft_id"], "");
+        let newer: Value = serde_json::from_slice(&push_body(
+            &json!({"type": "bundle", "objects": []}),
+            1,
+            &PushContext {
+                no_split_field: true,
+                ..PushContext::default()
+            },
+        ))
+        .unwrap();
+        assert_eq!(newer["no_split"], false);
+        assert!(newer.get("work_id").is_none());
         let content = base64::engine::general_purpose::STANDARD
             .decode(body["content"].as_str().unwrap())
             .unwrap();

@@ -32,6 +32,55 @@ pub enum QueueProtocol {
     Api,
 }
 
+/// How a bundle goes on RabbitMQ (`CONNECTOR_PUSH_STRATEGY`, AMQP queue protocol only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushStrategy {
+    /// Per platform version: [`PushStrategy::Bundle`] from 6.4 on, else
+    /// [`PushStrategy::Pieces`] (see [`PushStrategy::for_platform`]).
+    Auto,
+    /// The whole bundle as one message; the platform's worker splits it and adds the
+    /// expectations itself (the connector calls no `addExpectations`).
+    Bundle,
+    /// pycti's: one object per message, after `addExpectations(<messages>)`.
+    Pieces,
+}
+
+/// The strategy chosen for one platform, and what its push messages may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushMode {
+    /// Bundles go as one message (else as pieces).
+    pub bundle: bool,
+    /// The platform's worker reads `no_split` (7.260515 on): messages carry `no_split:false`.
+    pub no_split_field: bool,
+}
+
+/// `major.minor` of a platform version (`6.4.11`, `7.261026.0`), `None` when unreadable.
+pub fn platform_release(version: &str) -> Option<(u64, u64)> {
+    let mut parts = version.trim().split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next().map_or(Some(0), |m| m.parse().ok())?;
+    Some((major, minor))
+}
+
+impl PushStrategy {
+    /// The mode for a platform of `version` (`about { version }`). The worker of every
+    /// platform splits a multi-object message itself at least since 6.4 (its
+    /// `stixBundlePush` hands it whole bundles), so `auto` sends whole bundles from 6.4 on
+    /// and pycti's pieces to older or unreadable versions.
+    pub fn for_platform(self, version: &str) -> PushMode {
+        let release = platform_release(version);
+        let bundle = match self {
+            PushStrategy::Bundle => true,
+            PushStrategy::Pieces => false,
+            PushStrategy::Auto => release.is_some_and(|r| r >= (6, 4)),
+        };
+        PushMode {
+            bundle,
+            no_split_field: release.is_some_and(|r| r >= (7, 260_515)),
+        }
+    }
+}
+
 /// `MQ_*`: local overrides of the broker connection returned at registration.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct MqOverrides {
@@ -96,6 +145,7 @@ pub struct Settings {
     pub listen: ListenProtocol,
     pub api_listen: ApiListen,
     pub queue_protocol: QueueProtocol,
+    pub push_strategy: PushStrategy,
     pub send_to_queue: bool,
     pub mq: MqOverrides,
     pub max_tlp: Tlp,
@@ -130,6 +180,7 @@ impl fmt::Debug for Settings {
             .field("scope", &self.scope)
             .field("listen", &self.listen)
             .field("queue_protocol", &self.queue_protocol)
+            .field("push_strategy", &self.push_strategy)
             .field("max_tlp", &self.max_tlp)
             .field("concurrency", &self.concurrency)
             .field("mq", &self.mq)
@@ -326,6 +377,11 @@ impl Settings {
             Some("api") => QueueProtocol::Api,
             _ => QueueProtocol::Amqp,
         };
+        let push_strategy = match p.take(config.choice(&table::CONNECTOR_PUSH_STRATEGY), None) {
+            Some("bundle") => PushStrategy::Bundle,
+            Some("pieces") => PushStrategy::Pieces,
+            _ => PushStrategy::Auto,
+        };
         let send_to_queue = p.take(config.flag(&table::CONNECTOR_SEND_TO_QUEUE), true);
         let mq = MqOverrides {
             host: config.value(&table::MQ_HOST),
@@ -406,6 +462,7 @@ impl Settings {
                 uri: api_uri,
             },
             queue_protocol,
+            push_strategy,
             send_to_queue,
             mq,
             max_tlp,
@@ -448,6 +505,7 @@ mod tests {
         assert_eq!(s.opencti_url, "http://opencti:8080");
         assert_eq!(s.listen, ListenProtocol::Amqp);
         assert_eq!(s.queue_protocol, QueueProtocol::Amqp);
+        assert_eq!(s.push_strategy, PushStrategy::Auto);
         assert_eq!(s.max_tlp, Tlp::Amber);
         assert_eq!(s.metrics_port, 9095);
         assert_eq!(s.ping_interval, Duration::from_secs(40));
@@ -492,6 +550,38 @@ mod tests {
         assert!(missing_tlp
             .to_string()
             .contains("IVRE_MAX_TLP) is required"));
+    }
+
+    #[test]
+    fn push_strategy_is_read_and_follows_the_platform_version() {
+        let with = |v: &str| {
+            parse(&BASE.replace(
+                "connector:\n",
+                &format!("connector:\n  push_strategy: {v}\n"),
+            ))
+        };
+        assert_eq!(with("Bundle").unwrap().push_strategy, PushStrategy::Bundle);
+        assert_eq!(with("pieces").unwrap().push_strategy, PushStrategy::Pieces);
+        let err = with("split").unwrap_err().to_string();
+        assert!(
+            err.contains("CONNECTOR_PUSH_STRATEGY")
+                && err.contains("split")
+                && err.contains("pieces"),
+            "{err}"
+        );
+        let mode = |s: PushStrategy, v: &str| {
+            let m = s.for_platform(v);
+            (m.bundle, m.no_split_field)
+        };
+        assert_eq!(mode(PushStrategy::Auto, "6.3.9"), (false, false));
+        assert_eq!(mode(PushStrategy::Auto, "6.4.11"), (true, false));
+        assert_eq!(mode(PushStrategy::Auto, "6.9.29"), (true, false));
+        assert_eq!(mode(PushStrategy::Auto, "7.260224.0"), (true, false));
+        assert_eq!(mode(PushStrategy::Auto, "7.260515.0"), (true, true));
+        assert_eq!(mode(PushStrategy::Auto, "not-a-version"), (false, false));
+        assert_eq!(mode(PushStrategy::Auto, ""), (false, false));
+        assert_eq!(mode(PushStrategy::Pieces, "7.261026.0"), (false, true));
+        assert_eq!(mode(PushStrategy::Bundle, "6.0.10"), (true, false));
     }
 
     #[test]

@@ -192,6 +192,9 @@ pub struct Pushed {
     /// Extra: the exchange and routing key it was published with.
     pub exchange: String,
     pub routing_key: String,
+    /// Extra: a piece of a multi-object message, split by the double's worker (the message's
+    /// `body`, one object of its bundle in `bundle`).
+    pub split_by_worker: bool,
 }
 
 impl Pushed {
@@ -215,8 +218,12 @@ pub enum Reject {
 pub struct WorkProgress {
     pub received: u32,
     pub processed: u32,
-    /// Sum of `addExpectations`.
+    /// Sum of `addExpectations`, the connector's and the worker's (for the messages it split).
     pub expectations: i64,
+    /// Objects the worker imported and reported (one `reportExpectation` each).
+    pub imported: i64,
+    /// Multi-object messages the worker split.
+    pub split_by_worker: u32,
     pub reported: u32,
     pub pings: u32,
     /// `inError` of the last `toProcessed`.
@@ -259,6 +266,8 @@ pub struct PlatformDouble {
 #[derive(Default)]
 struct PushReader {
     consumer: Option<(Channel, Consumer)>,
+    /// The pieces of a multi-object message the worker split, not handed out yet.
+    split: VecDeque<Pushed>,
     stash: VecDeque<Pushed>,
     /// How many messages of each work were handed out to the test.
     handed_out: HashMap<String, usize>,
@@ -407,7 +416,7 @@ impl PlatformDouble {
             Some(pushed) => pushed,
             None => {
                 reader
-                    .receive(&self.connection, &self.shared.names, timeout)
+                    .receive(&self.connection, &self.shared, timeout)
                     .await?
             }
         };
@@ -450,10 +459,7 @@ impl PlatformDouble {
                 }
                 (deadline - now).min(PUSH_POLL)
             };
-            match reader
-                .receive(&self.connection, &self.shared.names, wait)
-                .await
-            {
+            match reader.receive(&self.connection, &self.shared, wait).await {
                 Some(pushed) if pushed.work_id() == Some(work_id) => {
                     found.push(pushed);
                     complete_since = None;
@@ -723,8 +729,29 @@ impl PushReader {
         }
     }
 
-    /// Takes one message from the push queue (acks it), waiting at most `wait`.
+    /// Takes one message from the push queue (acks it), waiting at most `wait`, and
+    /// handles it as the platform's worker does ([`work_like_the_worker`]): a
+    /// multi-object message is split, and its pieces come out one by one.
     async fn receive(
+        &mut self,
+        connection: &Connection,
+        shared: &Shared,
+        wait: Duration,
+    ) -> Option<Pushed> {
+        if let Some(piece) = self.split.pop_front() {
+            return Some(piece);
+        }
+        let pushed = self
+            .receive_message(connection, &shared.names, wait)
+            .await?;
+        let mut pieces = work_like_the_worker(shared, pushed).into_iter();
+        let first = pieces.next();
+        self.split.extend(pieces);
+        first
+    }
+
+    /// Takes one message from the push queue (acks it), waiting at most `wait`.
+    async fn receive_message(
         &mut self,
         connection: &Connection,
         names: &QueueNames,
@@ -758,6 +785,118 @@ impl PushReader {
             }
         }
     }
+}
+
+/// What the platform's worker does with a pushed message (`ARCHITECTURE.md`, "Pushing
+/// bundles"), on the double's record of the work: a message of more than one object whose
+/// `no_split` is not `true` is split (dependencies first), the work gets one expectation per
+/// piece, and each piece is then imported; any other message is imported as it is. Each
+/// imported object is reported to the work (a work the double knows); a report beyond the work's expectations
+/// (several objects under `no_split:true` after `addExpectations(1)`, or a message the
+/// connector announced nothing for) is a protocol error: the double panics, failing the
+/// test.
+fn work_like_the_worker(shared: &Shared, pushed: Pushed) -> Vec<Pushed> {
+    let objects = pushed.bundle["objects"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let no_split = pushed.body.get("no_split").and_then(Value::as_bool) == Some(true);
+    let pieces = if objects.len() > 1 && !no_split {
+        let id = pushed.bundle.get("id").cloned().unwrap_or(Value::Null);
+        dependencies_first(objects)
+            .into_iter()
+            .map(|object| Pushed {
+                bundle: json!({"type": "bundle", "id": id, "spec_version": "2.1", "objects": [object]}),
+                split_by_worker: true,
+                ..pushed.clone()
+            })
+            .collect()
+    } else {
+        vec![pushed]
+    };
+    if let Some(work_id) = pieces[0].work_id() {
+        let mut state = shared.lock();
+        // A work the platform never heard of (no `workEdit` yet: raw messages of the
+        // double's own tests) is not accounted.
+        let Some(work) = state.works.get_mut(work_id) else {
+            return pieces;
+        };
+        if pieces[0].split_by_worker {
+            work.expectations += pieces.len() as i64;
+            work.split_by_worker += 1;
+        }
+        for piece in &pieces {
+            work.imported += piece.bundle["objects"].as_array().map_or(0, Vec::len) as i64;
+        }
+        if work.imported > work.expectations {
+            let over = (work.imported, work.expectations);
+            drop(state);
+            panic!(
+                "platform double (worker): work {work_id} over-reports: {} objects imported and reported for {} expectations (a message of several objects with no_split:true after addExpectations(1), or one the connector announced nothing for)",
+                over.0, over.1
+            );
+        }
+    }
+    pieces
+}
+
+/// The worker's split order: each object after the objects of the message it refers to
+/// (`*_ref`, `*_refs`), by the number of its dependencies, ties in message order.
+fn dependencies_first(objects: Vec<Value>) -> Vec<Value> {
+    fn refs(object: &Value) -> Vec<String> {
+        let own = object["id"].as_str().unwrap_or_default();
+        let mut out = Vec::new();
+        for (key, value) in object.as_object().into_iter().flatten() {
+            if key.ends_with("_ref") {
+                out.extend(value.as_str().map(str::to_owned));
+            } else if key.ends_with("_refs") {
+                out.extend(
+                    value
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|v| v.as_str().map(str::to_owned)),
+                );
+            }
+        }
+        out.retain(|r| r != own);
+        out
+    }
+    fn deps(id: &str, by_id: &HashMap<String, Value>, path: &mut Vec<String>) -> u64 {
+        let Some(object) = by_id.get(id) else {
+            return 0;
+        };
+        if path.iter().any(|p| p == id) {
+            return 0;
+        }
+        path.push(id.to_owned());
+        let n = 1 + refs(object)
+            .iter()
+            .map(|r| deps(r, by_id, path))
+            .sum::<u64>();
+        path.pop();
+        n
+    }
+    let by_id: HashMap<String, Value> = objects
+        .iter()
+        .filter_map(|o| Some((o["id"].as_str()?.to_owned(), o.clone())))
+        .collect();
+    let mut ranked: Vec<(u64, Value)> = objects
+        .into_iter()
+        .map(|o| {
+            (
+                deps(
+                    o["id"].as_str().unwrap_or_default(),
+                    &by_id,
+                    &mut Vec::new(),
+                )
+                .max(1),
+                o,
+            )
+        })
+        .collect();
+    ranked.sort_by_key(|(n, _)| *n);
+    ranked.into_iter().map(|(_, o)| o).collect()
 }
 
 async fn start_push_consumer(connection: &Connection, names: &QueueNames) -> (Channel, Consumer) {
@@ -816,6 +955,7 @@ fn decode_pushed(delivery: &Delivery) -> Pushed {
         has_headers: properties.headers().is_some(),
         exchange: delivery.exchange.as_str().to_owned(),
         routing_key: delivery.routing_key.as_str().to_owned(),
+        split_by_worker: false,
     }
 }
 
