@@ -23,7 +23,8 @@ pub const TYPES: [(&str, &str); 6] = [
 ];
 
 /// Written last in a dataset directory: a directory without it is generated again.
-const COMPLETE: &str = "COMPLETE";
+/// (`COMPLETE-2`: datasets with the shapes of real scans.)
+const COMPLETE: &str = "COMPLETE-2";
 
 /// A generated dataset: `<out>/data-<records>-<seed>/`.
 #[derive(Debug, Clone)]
@@ -237,7 +238,8 @@ fn draw(dataset: &Dataset, per_type: usize) -> anyhow::Result<Vec<(String, Vec<S
     for (name, lines) in [(scale_data::SCANS, scans), (scale_data::PASSIVE, passive)] {
         let stride = (lines / (10 * per_type as u64).max(1)).max(1) as usize;
         let file = BufReader::new(std::fs::File::open(dataset.path(name))?);
-        for line in file.lines().step_by(stride) {
+        // The uniform records only: the shapes of real scans follow them.
+        for line in file.lines().take(lines as usize).step_by(stride) {
             let record: Value = serde_json::from_str(&line?)?;
             observables_of(&record, &mut found);
         }
@@ -265,6 +267,24 @@ fn draw(dataset: &Dataset, per_type: usize) -> anyhow::Result<Vec<(String, Vec<S
         out.push((short.to_owned(), values));
     }
     Ok(out)
+}
+
+/// The shapes of real scans of a dataset (`shapes.json`), each with its observables.
+pub fn shapes(dataset: &Dataset) -> anyhow::Result<Vec<(scale_data::Shape, Vec<Observable>)>> {
+    let path = dataset.path(scale_data::SHAPES);
+    let bytes = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
+    let shapes: Vec<scale_data::Shape> = serde_json::from_slice(&bytes)?;
+    shapes
+        .into_iter()
+        .map(|shape| {
+            let observables = shape
+                .values
+                .iter()
+                .map(|v| Observable::parse_typed(&shape.scope, v))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((shape, observables))
+        })
+        .collect()
 }
 
 /// Allocated bytes (`blocks * 512`) and apparent bytes of the files under `dir`, skipping

@@ -80,6 +80,7 @@ pub fn run(suite: &str, args: &Args, report: &mut Report) -> anyhow::Result<()> 
             Ok(())
         }
         "serve-rss" => serve_rss(args),
+        "serving" => serving_only(args, report),
         _ => inproc(args, report),
     }
 }
@@ -380,6 +381,9 @@ fn inproc(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         ),
     );
 
+    // 7. The shapes of real scans: cost per answer and per record.
+    shape_rows(&dataset, &snapshot, &budget, report, &mut histograms)?;
+
     drop(snapshot);
     drop(serving);
     let path = args.out.join("inproc-latency.json");
@@ -426,6 +430,205 @@ fn inproc(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         Some(Target::AtMost(200.0)),
         detail,
     );
+    Ok(())
+}
+
+/// The `serving` suite: import, then only the serving figures (lookups and enrichments
+/// of the probes and of the shapes of real scans), for iterating on the read path.
+fn serving_only(args: &Args, report: &mut Report) -> anyhow::Result<()> {
+    let budget = Budget::of(args);
+    let dataset = data::ensure(&args.out, args.records, args.seed)?;
+    let probes = data::probes(&dataset, budget.probes)?;
+    let snap_dir = snapshot_dir(args);
+    let (full, full_time) = data::import_full(&dataset, &snap_dir)?;
+    report.add(
+        SUITE,
+        "import, full",
+        full.manifest.counts.values().sum::<u64>() as f64 / full_time.as_secs_f64(),
+        "records/s",
+        None,
+        format!(
+            "{:.2} s (machine load: see the full suite)",
+            full_time.as_secs_f64()
+        ),
+    );
+    let snapshot = Snapshot::open(&DataDir::new(&snap_dir))?;
+    let limit = Some(EnrichOptions::default().max_records);
+    let options = EnrichOptions::default();
+    let mut histograms = serde_json::Map::new();
+    let only: Option<Vec<String>> = std::env::var("IVRE_BENCH_ONLY")
+        .ok()
+        .map(|v| v.split(',').map(str::to_owned).collect());
+    for probe in &probes {
+        if only
+            .as_ref()
+            .is_some_and(|o| !o.iter().any(|n| n == probe.name))
+        {
+            continue;
+        }
+        let latency = timed(&probe.observables, &budget, |o| {
+            black_box(lookup::lookup(&snapshot, o, limit)?);
+            Ok(())
+        })?;
+        report.add(
+            SUITE,
+            &format!("lookup {}", probe.name),
+            latency.quantile_us(0.99),
+            "µs",
+            Some(Target::AtMost(20.0)),
+            latency.summary(),
+        );
+        let requests = requests(probe);
+        let latency = timed(&requests, &budget, |r| {
+            black_box(enrich_one(&snapshot, r, &options)?);
+            Ok(())
+        })?;
+        report.add(
+            SUITE,
+            &format!("enrich {}", probe.name),
+            latency.quantile_us(0.99),
+            "µs",
+            Some(Target::AtMost(150.0)),
+            latency.summary(),
+        );
+        let (rate, wall_rate) = throughput(&requests, budget.per_figure, |r| {
+            black_box(enrich_one(&snapshot, r, &options)?);
+            Ok(())
+        })?;
+        report.add(
+            SUITE,
+            &format!("enrich {} throughput", probe.name),
+            rate,
+            "/s",
+            Some(Target::AtLeast(20_000.0)),
+            format!("per CPU second of the thread ({wall_rate:.0}/s per wall-clock second)"),
+        );
+    }
+    if only
+        .as_ref()
+        .is_none_or(|o| o.iter().any(|n| n == "shapes"))
+    {
+        shape_rows(&dataset, &snapshot, &budget, report, &mut histograms)?;
+    }
+    Ok(())
+}
+
+/// Lookup and enrichment of the shapes of real scans (`scale_data::write_shapes`): per
+/// answer (p50, p99 of each operation, timed), per record of the answer (p50 divided by
+/// the records it holds, capped at `IVRE_MAX_RECORDS`), and operations per CPU-second of
+/// one thread (untimed loop). Targets (issue 12): a certificate on 20 hosts enriched in
+/// ≤ 300 µs p99 and ≥ 5,000/s; a single-record answer ≤ 150 µs p99; enrichment
+/// ≥ 20,000/s for answers of one record.
+fn shape_rows(
+    dataset: &Dataset,
+    snapshot: &Snapshot,
+    budget: &Budget,
+    report: &mut Report,
+    histograms: &mut serde_json::Map<String, Value>,
+) -> anyhow::Result<()> {
+    let options = EnrichOptions::default();
+    let limit = Some(options.max_records);
+    // A quarter of the budget per figure: there are many.
+    let budget = Budget {
+        probes: budget.probes,
+        per_figure: budget.per_figure / 4,
+        max_ops: budget.max_ops,
+    };
+    for (shape, observables) in data::shapes(dataset)? {
+        let mut records = 0usize;
+        for o in &observables {
+            let r = lookup::lookup(snapshot, o, limit)?;
+            records += r.passive.len() + r.scans.len() + r.view.len();
+        }
+        let per_answer = records as f64 / observables.len().max(1) as f64;
+        anyhow::ensure!(
+            per_answer >= 1.0,
+            "the shape {:?} found no record: the dataset and the index disagree",
+            shape.name
+        );
+        let lookup_latency = timed(&observables, &budget, |o| {
+            black_box(lookup::lookup(snapshot, o, limit)?);
+            Ok(())
+        })?;
+        let (lookup_rate, _) = throughput(&observables, budget.per_figure, |o| {
+            black_box(lookup::lookup(snapshot, o, limit)?);
+            Ok(())
+        })?;
+        let requests: Vec<EnrichRequest> = observables
+            .iter()
+            .map(|o| EnrichRequest::new(o.clone(), Vec::new()))
+            .collect();
+        let mut objects = 0usize;
+        for r in &requests {
+            objects += enrich::enrich(snapshot, r, &options)?.bundle["objects"]
+                .as_array()
+                .map_or(0, Vec::len);
+        }
+        let enrich_latency = timed(&requests, &budget, |r| {
+            black_box(enrich_one(snapshot, r, &options)?);
+            Ok(())
+        })?;
+        let (enrich_rate, _) = throughput(&requests, budget.per_figure, |r| {
+            black_box(enrich_one(snapshot, r, &options)?);
+            Ok(())
+        })?;
+        let per_record = |l: &Latency| l.quantile_us(0.5) / per_answer;
+        let (p99_target, rate_target) = if shape.name == "certificate on 20 hosts" {
+            (Some(Target::AtMost(300.0)), Some(Target::AtLeast(5_000.0)))
+        } else if per_answer <= 1.0 {
+            (Some(Target::AtMost(150.0)), Some(Target::AtLeast(20_000.0)))
+        } else {
+            (None, None)
+        };
+        let name = format!("{} ({} answers)", shape.name, observables.len());
+        histograms.insert(
+            format!("shape lookup {}", shape.name),
+            lookup_latency.to_json(),
+        );
+        histograms.insert(
+            format!("shape enrich {}", shape.name),
+            enrich_latency.to_json(),
+        );
+        report.add(
+            SUITE,
+            &format!("shape lookup, {name}"),
+            lookup_latency.quantile_us(0.99),
+            "µs",
+            None,
+            format!(
+                "{:.0} records per answer; {}; {:.2} µs per record (p50); {lookup_rate:.0}/s per CPU-second ({:.0} records/s)",
+                per_answer,
+                lookup_latency.summary(),
+                per_record(&lookup_latency),
+                lookup_rate * per_answer
+            ),
+        );
+        report.add(
+            SUITE,
+            &format!("shape enrich, {name}"),
+            enrich_latency.quantile_us(0.99),
+            "µs",
+            p99_target,
+            format!(
+                "{:.0} records and {:.0} objects per answer; {}; {:.2} µs per record (p50)",
+                per_answer,
+                objects as f64 / requests.len().max(1) as f64,
+                enrich_latency.summary(),
+                per_record(&enrich_latency),
+            ),
+        );
+        report.add(
+            SUITE,
+            &format!("shape enrich throughput, {name}"),
+            enrich_rate,
+            "/s",
+            rate_target,
+            format!(
+                "one thread, per CPU-second; {:.0} records/s",
+                enrich_rate * per_answer
+            ),
+        );
+    }
     Ok(())
 }
 

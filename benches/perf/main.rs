@@ -7,7 +7,9 @@
 //!
 //! Suites: `inproc` (lookup, enrichment, import, size, open/swap, RSS: all in process),
 //! `daemon` (end to end through a real RabbitMQ), `live` (the same lookups answered by a
-//! real IVRE web API). `scripts/bench` starts the services the last two need. Figures are
+//! real IVRE web API); `serving` (import, then only the lookups and enrichments of
+//! `inproc`, with the shapes of real scans; `IVRE_BENCH_ONLY=ipv4,certificate,shapes`
+//! narrows it) to iterate on the read path. `scripts/bench` starts the services the last two need. Figures are
 //! printed as they come and saved to `OUT/report.md` and `OUT/report.json`.
 
 mod daemon;
@@ -55,10 +57,14 @@ fn main() -> anyhow::Result<()> {
     let mut report = Report::default();
     for suite in &args.suites {
         match suite.as_str() {
-            "inproc" | "generate" | "serve-rss" => inproc::run(suite, &args, &mut report)?,
+            "inproc" | "generate" | "serve-rss" | "serving" => {
+                inproc::run(suite, &args, &mut report)?
+            }
             "daemon" => daemon::run(&args, &mut report)?,
             "live" => live::run(&args, &mut report)?,
-            other => anyhow::bail!("unknown suite {other:?} (inproc, daemon, live)"),
+            other => {
+                anyhow::bail!("unknown suite {other:?} (inproc, serving, generate, daemon, live)")
+            }
         }
     }
     let markdown = report.markdown();

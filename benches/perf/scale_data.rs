@@ -16,7 +16,12 @@
 //!   to one of eight ASes (64496..=64503, [`as_of`]), each with its country and city; scan
 //!   hosts carry the same `infos.as_num` / `as_name` / `country_code`.
 //!
-//! Addresses fall in 10.0.0.0/8, 172.16.0.0/12 and 2001:db8::/32. The same arguments give
+//! - after the uniform records, the shapes of real scans (certificates shared by many
+//!   hosts, domains with many names, names and MACs on many addresses, small ASes; see
+//!   [`write_shapes`]) and `shapes.json`, the observables that find them.
+//!
+//! Addresses fall in 10.0.0.0/8, 172.16.0.0/12 and 2001:db8::/32 (the shapes: 198.18.0.0/15
+//! and 3fff::/48). The same arguments give
 //! the same bytes (the `.mmdb` build epoch is fixed).
 
 use anyhow::Context as _;
@@ -294,6 +299,8 @@ pub struct Generated {
     /// Records of the update that change stored ones, and new ones.
     pub delta_changed: u64,
     pub delta_new: u64,
+    /// Records of the shapes of real scans ([`SHAPES`]), in the exports after the others.
+    pub shapes: u64,
 }
 
 fn create(path: &Path) -> anyhow::Result<BufWriter<std::fs::File>> {
@@ -323,6 +330,7 @@ pub fn generate(dir: &Path, records: u64, seed: u64) -> anyhow::Result<Generated
         passive: 0,
         delta_changed: 0,
         delta_new: 0,
+        shapes: 0,
     };
     // 0.5 % of the records change, 0.5 % are new: 1 % in all.
     let changes = |i: u64| mix(i ^ seed).is_multiple_of(200);
@@ -341,6 +349,14 @@ pub fn generate(dir: &Path, records: u64, seed: u64) -> anyhow::Result<Generated
             out.delta_changed += 1;
         }
     }
+    // Its own generator: the uniform records and their update stay the bytes they were.
+    out.shapes = write_shapes(
+        dir,
+        &mut Rng(seed ^ 0x5a5a_5a5a | 1),
+        records,
+        &mut scans,
+        &mut passives,
+    )?;
     for i in records..records + records.div_ceil(200) {
         let (is_scan, r) = record(&mut rng, i);
         write_line(
@@ -427,7 +443,7 @@ pub fn write_mmdb(dir: &Path, records: u64) -> anyhow::Result<()> {
             .build()
     };
     let (mut city, mut country, mut asn_db) = (writer("City"), writer("Country"), writer("ASN"));
-    for (net, asn) in networks(records) {
+    for (net, asn) in networks(records).into_iter().chain(shape_networks()) {
         let Place {
             cc,
             city: city_name,
@@ -490,4 +506,236 @@ pub fn write_mmdb(dir: &Path, records: u64) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// The shapes of real scans, written after the uniform records (see [`write_shapes`]).
+pub const SHAPES: &str = "shapes.json";
+
+/// One answer shape: `instances` observables of `scope`, each matching `size` records.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Shape {
+    /// What it models (`certificate on 20 hosts`).
+    pub name: String,
+    /// OpenCTI scope of its observables (`x509-certificate` …).
+    pub scope: String,
+    /// Records each observable matches (before `IVRE_MAX_RECORDS`).
+    pub size: u64,
+    /// The observables (one per instance).
+    pub values: Vec<String>,
+}
+
+/// The records of a shape's answers, nominal size scaled down with the dataset: at most
+/// a twentieth of the uniform records (but at least 2).
+fn scaled(nominal: u64, records: u64) -> u64 {
+    nominal.min((records / 20).max(2))
+}
+
+/// Instances of a shape of `size` records: 8 small ones, fewer big ones (a big answer
+/// is slow enough to be timed on its own).
+fn instances(size: u64) -> u64 {
+    (2000 / size).clamp(1, 8)
+}
+
+/// Addresses of the shapes: 198.18.0.0/16 and 3fff::/48 (RFC 9637), alternately, so
+/// every shape mixes IPv4 and IPv6 hosts; the `j`-th is unique.
+fn shape_addr(j: u64) -> String {
+    if j.is_multiple_of(2) {
+        let v4 = u32::from(Ipv4Addr::new(198, 18, 0, 0)) + (j / 2 % 65536) as u32;
+        Ipv4Addr::from(v4).to_string()
+    } else {
+        let n = j / 2;
+        Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, (n >> 16) as u16, n as u16).to_string()
+    }
+}
+
+/// The AS of the `k`-th AS shape network (`198.19.k.0/24`, its own AS).
+const SHAPE_AS: u32 = 65100;
+
+/// Writes the shapes of real scans after the uniform records, and `shapes.json` listing
+/// the observables that find them: certificates shared by 2, 20, 1,000 and 50,000 scan
+/// hosts; domains with 1, 20, 1,000 and 10,000 host names under them (scan hosts);
+/// names resolving to 20 and 1,000 addresses and MACs on 20 and 1,000 addresses
+/// (passive); ASes of 10, 20 and 1,000 passive records (the eight uniform ASes hold a
+/// ninth of the records each: the big ones). Sizes scale down with `records` ([`scaled`]).
+fn write_shapes(
+    dir: &Path,
+    rng: &mut Rng,
+    records: u64,
+    scans: &mut impl Write,
+    passives: &mut impl Write,
+) -> anyhow::Result<u64> {
+    let mut shapes = Vec::new();
+    let mut j = 0u64;
+    let mut written = 0u64;
+    let mut next_addr = || {
+        j += 1;
+        shape_addr(j)
+    };
+    let host = |rng: &mut Rng, address: String, fqdn: &str, cert: Option<&Value>| {
+        let start = date(rng);
+        let asn = address.parse().map(as_of).unwrap_or(FIRST_AS);
+        let mut port = json!({"port": 443, "protocol": "tcp", "state_state": "open", "state_reason": "syn-ack",
+            "service_name": "http", "service_product": "nginx", "service_version": "1.24", "service_tunnel": "ssl"});
+        if let Some(cert) = cert {
+            port["scripts"] = json!([{"id": "ssl-cert", "output": "Subject: commonName=shared", "ssl-cert": [cert]}]);
+        }
+        let labels: Vec<&str> = fqdn.split('.').collect();
+        let domains: Vec<String> = (0..labels.len()).map(|k| labels[k..].join(".")).collect();
+        json!({
+            "addr": address, "source": "scale", "starttime": start, "endtime": start, "state": "up",
+            "schema_version": 21, "categories": ["SCALE", "SHAPE"],
+            "infos": {"as_num": asn, "as_name": as_name(asn), "country_code": place(asn).cc},
+            "hostnames": [{"name": fqdn, "type": "PTR", "domains": domains}],
+            "ports": [port],
+        })
+    };
+    let passive_base = |rng: &mut Rng, address: String| {
+        let (first, last) = (date(rng), date(rng));
+        let (first, last) = if first <= last {
+            (first, last)
+        } else {
+            (last, first)
+        };
+        json!({"addr": address, "sensor": "SCALE", "count": 1 + rng.below(100), "firstseen": first, "lastseen": last, "schema_version": 3})
+    };
+    // Certificates shared by many hosts (CDN, shared hosting).
+    for nominal in [2, 20, 1_000, 50_000] {
+        let size = scaled(nominal, records);
+        let mut values = Vec::new();
+        for k in 0..instances(size) {
+            let cn = format!("cdn{k}-{nominal}.example.com");
+            let cert = cert(rng, &cn);
+            values.push(format!(
+                "sha256:{}",
+                cert["sha256"].as_str().unwrap_or_default()
+            ));
+            for h in 0..size {
+                let fqdn = format!("edge{h}.cdn{k}-{nominal}.example.com");
+                write_line(scans, &host(rng, next_addr(), &fqdn, Some(&cert)))?;
+                written += 1;
+            }
+        }
+        shapes.push(Shape {
+            name: format!("certificate on {size} hosts"),
+            scope: "x509-certificate".into(),
+            size,
+            values,
+        });
+    }
+    // Domains with many names under them (parking, hosting): scan hosts, one name each.
+    for nominal in [1, 20, 1_000, 10_000] {
+        let size = scaled(nominal, records);
+        let mut values = Vec::new();
+        for k in 0..instances(size) {
+            let domain = format!("park{k}-{nominal}.net");
+            values.push(domain.clone());
+            for h in 0..size {
+                let fqdn = format!("n{h}.{domain}");
+                write_line(scans, &host(rng, next_addr(), &fqdn, None))?;
+                written += 1;
+            }
+        }
+        shapes.push(Shape {
+            name: format!("domain with {size} names"),
+            scope: "domain-name".into(),
+            size,
+            values,
+        });
+    }
+    // A name resolving to many addresses (round robin, CDN), a MAC on many addresses
+    // (a gateway seen through ARP): passive records.
+    for nominal in [20, 1_000] {
+        let size = scaled(nominal, records);
+        let mut names = Vec::new();
+        let mut macs = Vec::new();
+        for k in 0..instances(size) {
+            let name = format!("rr{k}-{nominal}.example.org");
+            let mac = format!(
+                "02:5e:{:02x}:{:02x}:{:02x}:01",
+                k,
+                nominal >> 8 & 0xff,
+                nominal & 0xff
+            );
+            for _ in 0..size {
+                let mut r = passive_base(rng, next_addr());
+                r["recontype"] = "DNS_ANSWER".into();
+                r["source"] = "A-192.0.2.53-53".into();
+                r["value"] = name.clone().into();
+                r["infos"] = json!({"domain": [name.clone(), "example.org", "org"]});
+                write_line(passives, &r)?;
+                let mut r = passive_base(rng, next_addr());
+                r["recontype"] = "MAC_ADDRESS".into();
+                r["source"] = "ARP_REPLY_SRC".into();
+                r["value"] = mac.clone().into();
+                r["infos"] = json!({});
+                write_line(passives, &r)?;
+                written += 2;
+            }
+            names.push(name);
+            macs.push(mac);
+        }
+        shapes.push(Shape {
+            name: format!("name on {size} addresses"),
+            scope: "domain-name".into(),
+            size,
+            values: names,
+        });
+        shapes.push(Shape {
+            name: format!("MAC on {size} addresses"),
+            scope: "mac-addr".into(),
+            size,
+            values: macs,
+        });
+    }
+    // Small ASes: passive records (four per address) in their own /24, [`SHAPE_AS`] + k.
+    let mut network = 0u32;
+    for nominal in [10, 20, 1_000] {
+        let size = scaled(nominal, records);
+        let mut values = Vec::new();
+        for _ in 0..instances(size).min(4) {
+            values.push((SHAPE_AS + network).to_string());
+            for r in 0..size {
+                let address = Ipv4Addr::new(198, 19, network as u8, (r / 4 % 254 + 1) as u8);
+                let mut p = passive_base(rng, address.to_string());
+                p["recontype"] = "HTTP_SERVER_HEADER".into();
+                p["source"] = "SERVER".into();
+                p["port"] = 80.into();
+                p["value"] = format!("nginx/1.{r}").into();
+                p["infos"] = json!({"service_name": "http", "service_product": "nginx"});
+                write_line(passives, &p)?;
+                written += 1;
+            }
+            network += 1;
+        }
+        shapes.push(Shape {
+            name: format!("AS of {size} records"),
+            scope: "autonomous-system".into(),
+            size,
+            values,
+        });
+    }
+    std::fs::write(dir.join(SHAPES), serde_json::to_vec_pretty(&shapes)?)?;
+    Ok(written)
+}
+
+/// Networks of the shapes: 198.18.0.0/16 by /20 (the uniform ASes), 3fff::/48, and one
+/// /24 of 198.19.0.0/16 per AS shape (its own AS).
+fn shape_networks() -> Vec<(IpNet, u32)> {
+    let mut out = Vec::new();
+    let base = u32::from(Ipv4Addr::new(198, 18, 0, 0));
+    for block in 0..16u32 {
+        let start = Ipv4Addr::from(base + (block << 12));
+        if let Ok(net) = Ipv4Net::new(start, 20) {
+            out.push((IpNet::V4(net), as_of(IpAddr::V4(start))));
+        }
+    }
+    if let Ok(net) = Ipv6Net::new(Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0), 48) {
+        out.push((IpNet::V6(net), FIRST_AS));
+    }
+    for k in 0..16u32 {
+        if let Ok(net) = Ipv4Net::new(Ipv4Addr::new(198, 19, k as u8, 0), 24) {
+            out.push((IpNet::V4(net), SHAPE_AS + k));
+        }
+    }
+    out
 }

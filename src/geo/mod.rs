@@ -77,7 +77,18 @@ pub struct Geo {
     files: Vec<GeoFile>,
     /// The opened databases, indexed by [`Role::index`].
     dbs: [Option<Db>; 3],
+    /// `infos_byip` answers by what they are made of (see [`InfosKey`]): every address
+    /// of a network shares its records, so decoding them once per network is enough.
+    infos_cache: std::sync::Mutex<std::collections::HashMap<InfosKey, Option<Map<String, Value>>>>,
 }
+
+/// What an `infos_byip` answer depends on: the address type, and the data record each
+/// role's database points the address to (offset in its data section).
+type InfosKey = (Option<&'static str>, [Option<usize>; 3]);
+
+/// Most `infos_byip` answers kept: a bounded memory cost (the cache is emptied when it
+/// is full, so a scan of a whole database does not grow it).
+const INFOS_CACHE_ENTRIES: usize = 16_384;
 
 impl Geo {
     /// No database: every lookup gives only the address type.
@@ -195,6 +206,37 @@ impl Geo {
     /// overwrites the value of a key already present, which keeps its position.
     /// Unknown keys are omitted; `None` when nothing at all is known.
     pub fn infos_byip(&self, ip: IpAddr) -> Option<Map<String, Value>> {
+        let key = self.infos_key(ip);
+        if let Some(key) = &key {
+            let cache = self.infos_cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(found) = cache.get(key) {
+                return found.clone();
+            }
+        }
+        let infos = self.infos_byip_uncached(ip);
+        if let Some(key) = key {
+            let mut cache = self.infos_cache.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.len() >= INFOS_CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(key, infos.clone());
+        }
+        infos
+    }
+
+    /// The cache key of `ip`'s `infos_byip` answer; `None` when a lookup fails (the
+    /// answer is then computed, and logged, every time).
+    fn infos_key(&self, ip: IpAddr) -> Option<InfosKey> {
+        let mut offsets = [None; 3];
+        for role in [Role::Asn, Role::Country, Role::City] {
+            if let Some((db, ip)) = self.db_for(role, ip) {
+                offsets[role.index()] = db.lookup(ip).ok()?.offset();
+            }
+        }
+        Some((address_type(ip), offsets))
+    }
+
+    fn infos_byip_uncached(&self, ip: IpAddr) -> Option<Map<String, Value>> {
         let mut result = self.address_and_as(ip);
         if let Some(raw) = self.record(Role::Country, ip) {
             infos::update(&mut result, infos::country_byip(&raw));

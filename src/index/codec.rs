@@ -125,6 +125,9 @@ thread_local! {
     static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
     static PLAIN: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// The decompressed record being read: reused, so reading a record allocates no
+    /// buffer once the thread has read one as large.
+    static DECODED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Encodes a stored record (its export-form JSON and its summary) into `out`.
@@ -191,24 +194,29 @@ fn with_record_parts<R>(
             limit: MAX_PLAIN_BYTES as u64,
         });
     }
-    let plain = DECOMPRESSOR.with_borrow_mut(|slot| {
-        let decompressor = match slot {
-            Some(d) => d,
-            None => slot.insert(zstd::bulk::Decompressor::new()?),
-        };
+    DECODED.with_borrow_mut(|plain| {
+        plain.clear();
         // Bounded just above.
-        decompressor.decompress(frame, size as usize)
-    });
-    let plain = plain.map_err(CodecError::Decompress)?;
-    let len_bytes: [u8; 4] = plain
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .ok_or(CodecError::Truncated)?;
-    let len = u32::from_le_bytes(len_bytes) as usize;
-    let json = plain
-        .get(4..4usize.saturating_add(len))
-        .ok_or(CodecError::Truncated)?;
-    f(json, &plain[4 + len..])
+        plain.reserve(size as usize);
+        DECOMPRESSOR
+            .with_borrow_mut(|slot| {
+                let decompressor = match slot {
+                    Some(d) => d,
+                    None => slot.insert(zstd::bulk::Decompressor::new()?),
+                };
+                decompressor.decompress_to_buffer(frame, plain)
+            })
+            .map_err(CodecError::Decompress)?;
+        let len_bytes: [u8; 4] = plain
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(CodecError::Truncated)?;
+        let len = u32::from_le_bytes(len_bytes) as usize;
+        let json = plain
+            .get(4..4usize.saturating_add(len))
+            .ok_or(CodecError::Truncated)?;
+        f(json, &plain[4 + len..])
+    })
 }
 
 fn json_string(json: &[u8]) -> Result<String, CodecError> {
@@ -297,6 +305,18 @@ pub fn read_record(
     file_len: u64,
     loc: Location,
 ) -> Result<Vec<u8>, CodecError> {
+    let mut buf = Vec::new();
+    read_record_into(file, file_len, loc, &mut buf)?;
+    Ok(buf)
+}
+
+/// [`read_record`] into `buf` (cleared first; its allocation is reused).
+pub fn read_record_into(
+    file: &std::fs::File,
+    file_len: u64,
+    loc: Location,
+    buf: &mut Vec<u8>,
+) -> Result<(), CodecError> {
     use std::os::unix::fs::FileExt;
     let len = if loc.len == 0 {
         if loc.offset < 4 || loc.offset > file_len {
@@ -330,10 +350,11 @@ pub fn read_record(
             file_len,
         });
     }
-    let mut buf = vec![0u8; len as usize];
-    file.read_exact_at(&mut buf, loc.offset)
+    buf.clear();
+    buf.resize(len as usize, 0);
+    file.read_exact_at(buf, loc.offset)
         .map_err(CodecError::Read)?;
-    Ok(buf)
+    Ok(())
 }
 
 /// Length of an encoded [`Location`].

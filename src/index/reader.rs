@@ -228,15 +228,33 @@ impl IndexReader {
         }
     }
 
-    fn raw(&self, hit: &Hit) -> Result<Vec<u8>, IndexError> {
-        let (file, path) = self.file_of(hit.kind, hit.location);
-        let error = |source| IndexError::Codec {
-            path: path.clone(),
-            kind: hit.kind,
-            id: hit.id,
-            source,
+    /// Reads a hit's stored bytes into a reused per-thread buffer and hands them to `f`.
+    fn with_raw<R>(
+        &self,
+        hit: &Hit,
+        f: impl FnOnce(&[u8]) -> Result<R, codec::CodecError>,
+    ) -> Result<R, IndexError> {
+        thread_local! {
+            static RAW: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let part = self.part(hit.kind);
+        let file = if hit.location.offset & codec::DELTA_OFFSET != 0 {
+            part.delta.as_ref()
+        } else {
+            Some(&part.file)
+        };
+        // The path is only built for an error.
+        let error = |source| {
+            let (_, path) = self.file_of(hit.kind, hit.location);
+            IndexError::Codec {
+                path,
+                kind: hit.kind,
+                id: hit.id,
+                source,
+            }
         };
         let Some((file, len)) = file else {
+            let (_, path) = self.file_of(hit.kind, hit.location);
             return Err(IndexError::damaged(
                 &path,
                 format!(
@@ -245,28 +263,21 @@ impl IndexReader {
                 ),
             ));
         };
-        codec::read_record(file, *len, codec::without_delta_bit(hit.location)).map_err(error)
-    }
-
-    fn codec_error(&self, hit: &Hit) -> impl Fn(codec::CodecError) -> IndexError + '_ {
-        let (kind, id) = (hit.kind, hit.id);
-        let (_, path) = self.file_of(kind, hit.location);
-        move |source| IndexError::Codec {
-            path: path.clone(),
-            kind,
-            id,
-            source,
-        }
+        RAW.with_borrow_mut(|buf| {
+            codec::read_record_into(file, *len, codec::without_delta_bit(hit.location), buf)?;
+            f(buf)
+        })
+        .map_err(error)
     }
 
     /// The export-form JSON of a record (its summary is not decoded).
     pub fn json(&self, hit: &Hit) -> Result<String, IndexError> {
-        codec::decode_record_json(&self.raw(hit)?).map_err(self.codec_error(hit))
+        self.with_raw(hit, codec::decode_record_json)
     }
 
-    /// The typed summary of a record (its JSON is not decompressed).
+    /// The typed summary of a record (its JSON is not parsed).
     pub fn summary<T: DeserializeOwned>(&self, hit: &Hit) -> Result<T, IndexError> {
-        codec::decode_record_summary(&self.raw(hit)?).map_err(self.codec_error(hit))
+        self.with_raw(hit, codec::decode_record_summary)
     }
 
     /// The index checksum (`crc32:<record and base files>/<sled trees>`), as recorded
@@ -320,10 +331,8 @@ impl IndexReader {
             let part = self.part(kind);
             let mut check = |id: u64, location: Location| {
                 let hit = Hit { kind, id, location };
-                let result = self.raw(&hit).and_then(|bytes| {
-                    codec::decode_record_json(&bytes)
-                        .and_then(|_| decode(kind, &bytes))
-                        .map_err(self.codec_error(&hit))
+                let result = self.with_raw(&hit, |bytes| {
+                    codec::decode_record_json(bytes).and_then(|_| decode(kind, bytes))
                 });
                 out.records += 1;
                 if let Err(e) = result {
