@@ -127,6 +127,16 @@ async fn broker(double: &PlatformDouble) -> (Connection, Channel) {
     (connection, channel)
 }
 
+/// [`broker`] with the channel in confirm mode, as a connector publishes.
+async fn confirming_broker(double: &PlatformDouble) -> (Connection, Channel) {
+    let (connection, channel) = broker(double).await;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    (connection, channel)
+}
+
 /// A push message as pycti publishes it (§6.3), carrying `bundle` base64-encoded.
 async fn publish_push(
     channel: &Channel,
@@ -262,11 +272,7 @@ async fn publish_reaches_the_listen_queue() {
 async fn raw_push_comes_out_of_next_pushed_decoded() {
     let double = PlatformDouble::start(DoubleOptions::default()).await;
     let names = double.names();
-    let (connection, channel) = broker(&double).await;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
+    let (connection, channel) = confirming_broker(&double).await;
     let bundle = one_object_bundle("8.8.8.8");
     publish_push(&channel, &names, "work_a", 1, &bundle).await;
 
@@ -305,11 +311,7 @@ fn three_object_bundle() -> Value {
 async fn the_worker_splits_multi_object_messages() {
     let double = PlatformDouble::start(DoubleOptions::default()).await;
     let names = double.names();
-    let (connection, channel) = broker(&double).await;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
+    let (connection, channel) = confirming_broker(&double).await;
     let (status, _) = graphql(&double, TO_RECEIVED, json!({"id": "work_m"})).await;
     assert_eq!(status, 200);
     publish_push_split(
@@ -372,11 +374,7 @@ async fn the_worker_splits_multi_object_messages() {
 async fn the_worker_rejects_over_reports() {
     let double = PlatformDouble::start(DoubleOptions::default()).await;
     let names = double.names();
-    let (_connection, channel) = broker(&double).await;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
+    let (_connection, channel) = confirming_broker(&double).await;
     let (status, _) = graphql(
         &double,
         ADD_EXPECTATIONS,
@@ -400,11 +398,7 @@ async fn the_worker_rejects_over_reports() {
 async fn pushed_for_work_waits_for_processed_and_expectations() {
     let double = PlatformDouble::start(DoubleOptions::default()).await;
     let names = double.names();
-    let (connection, channel) = broker(&double).await;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
+    let (connection, channel) = confirming_broker(&double).await;
 
     let (status, _) = graphql(
         &double,
