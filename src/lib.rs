@@ -44,3 +44,6 @@ pub mod redact;
 pub mod refresh;
 pub mod snapshot;
 pub mod stix;
+
+#[cfg(test)]
+mod standalone_tests;

@@ -1,4 +1,4 @@
-//! Logs, as pycti writes them (protocol §12.2).
+//! Logs, as pycti writes them (`docs/opencti-protocol.md` §12.2).
 //!
 //! - `OPENCTI_JSON_LOGGING=true` (the default): one JSON object per line on stderr,
 //!   `{"timestamp":"2026-11-28T20:00:00.123456Z","level":"INFO","name":"<CONNECTOR_NAME>","message":"…","attributes":{…}}`.

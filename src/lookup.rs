@@ -1,5 +1,5 @@
 //! Answering an observable from a snapshot with the records IVRE's own searches
-//! return (the searches of the Python connector, `OPENCTI-PROTOCOL.md` §11.3).
+//! return (the searches of the Python connector, `docs/opencti-protocol.md` §11.3).
 //!
 //! | observable | `data` | `scans` / `view` | `passive` |
 //! |---|---|---|---|

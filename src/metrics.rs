@@ -1,7 +1,7 @@
 //! Prometheus metrics: every metric name of the connector is in this file (see
 //! `docs/metrics.md`).
 //!
-//! - pycti's (protocol §12.2): the counters `bundles_sent_total`, `records_sent_total`,
+//! - pycti's (`docs/opencti-protocol.md` §12.2): the counters `bundles_sent_total`, `records_sent_total`,
 //!   `runs_total`, `ping_api_total`, `ping_api_errors_total`, `errors_total`,
 //!   `client_errors_total`; the enum `state` ∈ {idle, running, stopped}, rendered as
 //!   `prometheus_client` renders an `Enum`: a gauge whose label has the metric's own full name,

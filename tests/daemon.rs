@@ -1,5 +1,5 @@
 //! `ivre-connector run` against the OpenCTI platform double on the real RabbitMQ: the
-//! "Minimal conformance checklist" of `OPENCTI-PROTOCOL.md` (items cited as §C<n>).
+//! conformance checklist of `docs/opencti-protocol.md` (section C, items cited as §C<n>).
 
 use crate::util::opencti_double::{DoubleOptions, GraphqlCall, PlatformDouble, Reject};
 use crate::util::*;

@@ -1,5 +1,5 @@
 //! Expectations are derived by hand from the rules of the Python connector
-//! (`OPENCTI-PROTOCOL.md` §11.3) and the fixes listed in the README.
+//! (`docs/opencti-protocol.md` §11.3) and the fixes listed in the README.
 
 use crate::util::*;
 use ivre_connector::enrich::{self, EnrichOptions, EnrichRequest};

@@ -1,5 +1,5 @@
 //! Each expectation is derived from the fixture files with the definition of IVRE's
-//! search (`IVRE.md` §3.2), independently of the index: `searchdomain(d)` matches hosts
+//! search (`docs/ivre-records.md` §3.2), independently of the index: `searchdomain(d)` matches hosts
 //! whose `hostnames[].domains` contains `d`, `passive.searchasnum(n)` matches IPv4
 //! addresses in the ranges of `GeoLite2-ASN.dump-IPv4.csv`, and so on.
 

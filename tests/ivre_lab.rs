@@ -208,7 +208,7 @@ async fn passive_dns_filter_gives_the_a_record() {
 async fn unpatched_passive_json_is_truncated_patched_is_whole() {
     let _lab = crate::util::ivre_lab_shared();
     let query = [("q", "host:192.0.2.10"), ("format", "json")];
-    // 0.9.20 bug (IVRE.md §0.4): the SSL certificate record raises after the 200 status.
+    // 0.9.20 bug (docs/ivre-records.md §0.4): the SSL certificate record raises after the 200 status.
     let (status, body) = get(&unpatched_url(), "passive", &query).await;
     assert_eq!(status, 200, "the status line goes out before the crash");
     assert!(body.trim_start().starts_with('['), "{body}");
@@ -232,7 +232,7 @@ async fn unpatched_passive_json_is_truncated_patched_is_whole() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scans_mac_filter_is_a_server_error_on_postgresql() {
     let _lab = crate::util::ivre_lab_shared();
-    // PostgresDBNmap has no searchmac (IVRE.md §0.5).
+    // PostgresDBNmap has no searchmac (docs/ivre-records.md §0.5).
     let (status, body) = get(
         &web_url(),
         "scans",

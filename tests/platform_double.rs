@@ -137,7 +137,7 @@ async fn confirming_broker(double: &PlatformDouble) -> (Connection, Channel) {
     (connection, channel)
 }
 
-/// A push message as pycti publishes it (§6.3), carrying `bundle` base64-encoded.
+/// A push message as pycti publishes it (`docs/opencti-protocol.md` §6.3), carrying `bundle` base64-encoded.
 async fn publish_push(
     channel: &Channel,
     names: &QueueNames,

@@ -136,7 +136,7 @@ fn entities() -> Vec<(&'static str, Value)> {
     out
 }
 
-/// The platform's manual enrichment message (§4.3 a).
+/// The platform's manual enrichment message (`docs/opencti-protocol.md` §4.3 a).
 fn message(entity_type: &str, entity: &Value, work_id: &str) -> Vec<u8> {
     json!({"internal": {"work_id": work_id, "applicant_id": null, "draft_id": null, "mode": "manual", "trigger": "update"},
            "event": {"event_type": "INTERNAL_ENRICHMENT", "entity_id": entity["id"], "entity_type": entity_type,

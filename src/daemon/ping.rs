@@ -1,6 +1,6 @@
 //! The heartbeat: `pingConnector` right after registration, then every interval; a
 //! state the platform changed (for instance reset to `""` by an administrator) replaces
-//! the local one (`OPENCTI-PROTOCOL.md` §3).
+//! the local one (`docs/opencti-protocol.md` §3).
 
 use crate::metrics::Metrics;
 use crate::opencti::api::Api;

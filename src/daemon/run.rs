@@ -64,7 +64,7 @@ async fn platform_version(api: &Api, shutdown: &CancellationToken) -> Result<Str
     }
 }
 
-/// `RegisterConnectorInput` fields and `jwks` by platform version (`OPENCTI-PROTOCOL.md` §0).
+/// `RegisterConnectorInput` fields and `jwks` by platform version (`docs/opencti-protocol.md` §0).
 fn fields_for_version(version: &str) -> (Vec<String>, bool) {
     let parts: Vec<u64> = version
         .split('.')

@@ -1,4 +1,4 @@
-//! The labels the Python connector sets (§11.3).
+//! The labels the Python connector sets (`docs/opencti-protocol.md` §11.3).
 
 use crate::ivre::{Certificate, PassiveSummary};
 

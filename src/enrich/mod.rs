@@ -2,7 +2,7 @@
 //! beyond reading the snapshot.
 //!
 //! It reproduces what the Python IVRE connector creates for the same IVRE data
-//! (`OPENCTI-PROTOCOL.md` §11.3), as one bundle instead of one GraphQL call per object,
+//! (`docs/opencti-protocol.md` §11.3), as one bundle instead of one GraphQL call per object,
 //! with its bugs fixed (§11.4): every new object carries the author and the observable's
 //! markings (and organizations), certificates use STIX hash keys and carry their serial
 //! number, a certificate without `self_signed` (or in Nmap's raw shape) is handled,

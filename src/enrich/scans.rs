@@ -33,7 +33,7 @@ fn host_to_stix(ctx: &mut Context<'_>, host: &HostSummary) {
     let seen_at = seen(host);
     let address_id = ctx.add_address(host.addr);
     let observable_id = ctx.observable_id.clone();
-    // The Python connector left these addresses unlinked (§11.4.10).
+    // The Python connector left these addresses unlinked (`docs/opencti-protocol.md` §11.4, item 10).
     match ctx.observable {
         Observable::Mac(_) => ctx.builder.relate(
             "resolves-to",

@@ -1,4 +1,4 @@
-//! IVRE's web API as a source (`IVRE.md` §3.3, §3.4): `http(s)://host/cgi#Header=value&…`,
+//! IVRE's web API as a source (`docs/ivre-records.md` §3.3, §3.4): `http(s)://host/cgi#Header=value&…`,
 //! as IVRE's own `http://` backend takes it (the fragment holds request headers, e.g. the
 //! `X-API-Key` that IVRE's anti-CSRF check wants).
 //!

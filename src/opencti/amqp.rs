@@ -1,4 +1,4 @@
-//! Consuming the listen queue (`OPENCTI-PROTOCOL.md` §4.2), with this project's rules:
+//! Consuming the listen queue (`docs/opencti-protocol.md` §4.2), with this project's rules:
 //! manual acknowledgement **after** the result was pushed or the failure reported, a
 //! prefetch equal to the configured concurrency, reconnection after a delay, and a
 //! graceful stop that lets in-flight enrichments finish.

@@ -1,4 +1,4 @@
-//! The GraphQL operations of an enrichment connector (`OPENCTI-PROTOCOL.md` §2–§7).
+//! The GraphQL operations of an enrichment connector (`docs/opencti-protocol.md` §2–§7).
 
 use super::graphql::{GraphqlClient, GraphqlError};
 use super::settings::Settings;

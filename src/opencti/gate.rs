@@ -1,4 +1,4 @@
-//! The TLP gate of one message (`OPENCTI-PROTOCOL.md` §8), pure: the entity as the message
+//! The TLP gate of one message (`docs/opencti-protocol.md` §8), pure: the entity as the message
 //! shows it and its markings as the platform shows them in, the enrichment request (with
 //! the markings every derived object carries) or a refusal out. Nothing reaches
 //! [`crate::enrich`] without passing here.

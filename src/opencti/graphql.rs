@@ -1,5 +1,5 @@
 //! The GraphQL client: `POST <OPENCTI_URL>/graphql` with the token, a User-Agent, the
-//! custom headers and, per call, the draft context (`OPENCTI-PROTOCOL.md` §1).
+//! custom headers and, per call, the draft context (`docs/opencti-protocol.md` §1).
 
 use super::settings::Settings;
 use serde_json::{json, Value};

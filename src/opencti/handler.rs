@@ -1,4 +1,4 @@
-//! One enrichment message in; work reported, results pushed (`OPENCTI-PROTOCOL.md` §4.4,
+//! One enrichment message in; work reported, results pushed (`docs/opencti-protocol.md` §4.4,
 //! §6, §7, §8).
 //!
 //! Better than pycti: the caller acknowledges a message only after [`Handler::handle`]

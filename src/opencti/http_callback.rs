@@ -1,4 +1,4 @@
-//! The HTTP listen mode (`CONNECTOR_LISTEN_PROTOCOL=API`, protocol §5): an OpenCTI worker
+//! The HTTP listen mode (`CONNECTOR_LISTEN_PROTOCOL=API`, `docs/opencti-protocol.md` §5): an OpenCTI worker
 //! consumes the connector's listen queue and POSTs each raw message body to
 //! `CONNECTOR_LISTEN_PROTOCOL_API_URI + CONNECTOR_LISTEN_PROTOCOL_API_PATH`.
 //!

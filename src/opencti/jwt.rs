@@ -1,5 +1,5 @@
 //! The bearer tokens OpenCTI 7.x workers send to the HTTP callback
-//! (`CONNECTOR_LISTEN_PROTOCOL=API`, protocol §5).
+//! (`CONNECTOR_LISTEN_PROTOCOL=API`, `docs/opencti-protocol.md` §5).
 //!
 //! The platform signs a JWT (`mutation { connectorJWT }`) with its Ed25519 key; the public
 //! half comes in the `jwks` string of the `registerConnector` response. A token is accepted

@@ -1,4 +1,4 @@
-//! The enrichment messages the platform sends (`OPENCTI-PROTOCOL.md` §4.3): manual and
+//! The enrichment messages the platform sends (`docs/opencti-protocol.md` §4.3): manual and
 //! automatic enrichment (6.8+, with `stix_entity` as a JSON string), playbook steps (with
 //! a bundle object), and the legacy shape (only `entity_id`). Unknown keys are ignored.
 

@@ -62,7 +62,7 @@ pub fn endpoint(uri: &AMQPUri) -> String {
     )
 }
 
-/// What a push message says besides the bundle (§6.3).
+/// What a push message says besides the bundle (`docs/opencti-protocol.md` §6.3).
 #[derive(Debug, Clone, Default)]
 pub struct PushContext {
     pub applicant_id: Option<String>,

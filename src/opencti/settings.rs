@@ -1,4 +1,4 @@
-//! The daemon's configuration: pycti's variables (`OPENCTI-PROTOCOL.md` §12, §2.4, §5),
+//! The daemon's configuration: pycti's variables (`docs/opencti-protocol.md` §12, §2.4, §5),
 //! the Python connector's, and ours, validated all at once at start-up.
 
 use crate::config::s3::S3Settings;

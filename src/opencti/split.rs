@@ -1,4 +1,4 @@
-//! pycti's bundle splitting (`OpenCTIStix2Splitter`, `OPENCTI-PROTOCOL.md` §6.2): one
+//! pycti's bundle splitting (`OpenCTIStix2Splitter`, `docs/opencti-protocol.md` §6.2): one
 //! object per bundle, dependencies first, so that no piece refers to an object that only
 //! a later piece holds.
 
@@ -128,7 +128,7 @@ pub fn split(bundle: &Value) -> Vec<Value> {
 mod tests {
     use super::*;
 
-    /// The example of OPENCTI-PROTOCOL.md Appendix A: identity 1, ipv4 1, AS 2, location 2,
+    /// The example of docs/opencti-protocol.md Appendix A: identity 1, ipv4 1, AS 2, location 2,
     /// relationship 5, ties in input order.
     #[test]
     fn pycti_order_and_depths() {

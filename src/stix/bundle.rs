@@ -6,7 +6,7 @@
 //!   (the enriched observable's and the platform's), and the enriched observable gets the
 //!   ones it lacks. The author Organization stays unmarked: it is a fixed identity, not data.
 //! - Every object gets the enriched observable's granted organizations
-//!   (`x_opencti_granted_refs`), as pycti does before sending (§6.1).
+//!   (`x_opencti_granted_refs`), as pycti does before sending (`docs/opencti-protocol.md` §6.1).
 //! - A relationship met several times (several records) is emitted once: its id comes
 //!   from type, source and target only, and its seen period widens to cover them all.
 

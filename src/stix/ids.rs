@@ -1,5 +1,5 @@
 //! Deterministic STIX ids, as the `stix2` library and pycti compute them
-//! (`OPENCTI-PROTOCOL.md` §9): `<type>--UUIDv5(namespace, JCS(contributing properties))`.
+//! (`docs/opencti-protocol.md` §9): `<type>--UUIDv5(namespace, JCS(contributing properties))`.
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -114,7 +114,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The verified examples of OPENCTI-PROTOCOL.md §9.3.
+    /// The verified examples of docs/opencti-protocol.md §9.3.
     #[test]
     fn golden_ids() {
         let cases = [

@@ -1,4 +1,4 @@
-//! TLP markings and the gate (`OPENCTI-PROTOCOL.md` §8): OpenCTI's fixed marking-definition
+//! TLP markings and the gate (`docs/opencti-protocol.md` §8): OpenCTI's fixed marking-definition
 //! ids, the OASIS TLP 2.0 ones, pycti's `check_max_tlp`, and [`assess`], which decides on
 //! every marking the message or the platform shows for an entity, failing closed.
 
@@ -410,7 +410,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The table of OPENCTI-PROTOCOL.md §8.1 (rows: entity TLP, columns: max TLP).
+    /// The table of docs/opencti-protocol.md §8.1 (rows: entity TLP, columns: max TLP).
     #[test]
     fn check_max_tlp_table() {
         let names = [

@@ -1,4 +1,5 @@
-//! The OpenCTI platform test double: the platform side of the connector protocol (pycti 6.x/7.x).
+//! The OpenCTI platform test double: the platform side of the connector protocol (pycti 6.x/7.x;
+//! sections cited as §N are those of `docs/opencti-protocol.md`).
 //!
 //! One [`PlatformDouble`] plays the platform for one connector id:
 //!

@@ -1,6 +1,6 @@
 //! IVRE 0.9.20's MongoDB filters for the connector's searches.
 //!
-//! Each function reproduces what `ivre.db.mongo` builds (`IVRE.md` §3.2; printed in
+//! Each function reproduces what `ivre.db.mongo` builds (`docs/ivre-records.md` §3.2; printed in
 //! `tests/data/ivre-0.9.20/mongo-filters.txt`): same keys, same values, same BSON
 //! integer types as pymongo sends them (Python ints that fit 32 bits become `Int32`,
 //! others `Int64`; the address halves are always `Int64` here, which MongoDB compares
