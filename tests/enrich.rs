@@ -542,6 +542,22 @@ fn new_objects_carry_author_markings_and_organizations() {
     }
 }
 
+/// The Note of `observable`'s bundle on `data`, with `env`.
+fn note_of(data: &Path, observable: &str, env: &[(&str, &str)]) -> Option<Value> {
+    let r = enrich_cli(data, &[], &[observable], env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let bundle = json_lines(&r.stdout).remove(0);
+    let notes: Vec<Value> = bundle["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["type"] == "note")
+        .cloned()
+        .collect();
+    assert!(notes.len() <= 1, "{notes:?}");
+    notes.into_iter().next()
+}
+
 #[test]
 fn freshness_and_the_record_cap_are_visible() {
     let data = lab_snapshot();
@@ -552,19 +568,16 @@ fn freshness_and_the_record_cap_are_visible() {
         &[("IVRE_MAX_RECORDS", "1"), ("IVRE_LOG", "warn")],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let bundle = json_lines(&r.stdout).remove(0);
-    let note = bundle["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["type"] == "note")
-        .unwrap();
-    let current = current(data.path());
+    assert!(r.stderr.contains("IVRE_MAX_RECORDS"), "{}", r.stderr);
+    let note = note_of(data.path(), "AS64497", &[("IVRE_MAX_RECORDS", "1")]).unwrap();
     let content = note["content"].as_str().unwrap();
-    assert!(content.contains(&current), "{content}");
     assert!(content.contains("IVRE_MAX_RECORDS=1"), "{content}");
     assert!(content.contains("1 passive"), "{content}");
-    assert!(r.stderr.contains("IVRE_MAX_RECORDS"), "{}", r.stderr);
+    assert!(
+        content.contains("first seen 20") && content.contains("last seen 20"),
+        "{content}"
+    );
+    assert!(!content.contains(&current(data.path())), "{content}");
     let r = enrich_cli(
         data.path(),
         &[],
@@ -573,6 +586,21 @@ fn freshness_and_the_record_cap_are_visible() {
     );
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("IVRE_MAX_RECORDS"), "{}", r.stderr);
+}
+
+/// Re-enriching an observable whose IVRE records did not change, on a new generation of
+/// the same data, gives the same Note (same id, same content): the platform keeps one.
+#[test]
+fn a_new_generation_of_the_same_data_adds_no_note() {
+    let first = lab_snapshot();
+    let second = lab_snapshot();
+    assert_ne!(current(first.path()), current(second.path()));
+    for observable in ["192.0.2.10", "AS64497", "www.example.com"] {
+        let a = note_of(first.path(), observable, &[]).unwrap();
+        let b = note_of(second.path(), observable, &[]).unwrap();
+        assert_eq!(a, b, "{observable}");
+    }
+    assert!(note_of(first.path(), "192.0.2.10", &[("IVRE_NOTE", "false")]).is_none());
 }
 
 #[test]

@@ -77,7 +77,7 @@ async fn the_image_starts_from_its_environment_alone() {
     started(&double).await;
     let before = wait_health(PORT, "ready", |h| h["status"] == "ready").await;
     // The first answer: live while no snapshot is served, from the snapshot otherwise.
-    let note = enrich_once(&double, "work_image_1").await;
+    let note = enrich_once(&double, "work_image_1").await.note;
     if before["snapshot"].is_null() {
         assert!(note.starts_with("Answered live by IVRE"), "{note}");
     }
@@ -89,10 +89,13 @@ async fn the_image_starts_from_its_environment_alone() {
         .as_str()
         .unwrap()
         .to_owned();
-    let note = enrich_once(&double, "work_image_2").await;
+    let answer = enrich_once(&double, "work_image_2").await;
     assert!(
-        note.contains(&format!("from snapshot {generation}")),
-        "{note}"
+        answer
+            .work_message
+            .ends_with(&format!("(answered by snapshot {generation})")),
+        "{}",
+        answer.work_message
     );
     // The health command inside the container, and Docker's own view of it.
     let out = Container::docker(&["exec", &name, "ivre-connector", "health"]);

@@ -76,10 +76,13 @@ async fn a_damaged_generation_leaves_the_previous_one_served() {
         "the error names the generation and the file: {error}"
     );
 
-    let note = enrich_once(&double, "work_after_damage").await;
+    let answer = enrich_once(&double, "work_after_damage").await;
     assert!(
-        note.contains(&format!("from snapshot {served}")),
-        "still answered from the previous generation: {note}"
+        answer
+            .work_message
+            .ends_with(&format!("(answered by snapshot {served})")),
+        "still answered from the previous generation: {}",
+        answer.work_message
     );
     let url = format!("http://127.0.0.1:{port}/metrics");
     let metrics = reqwest::get(url).await.unwrap().text().await.unwrap();

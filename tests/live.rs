@@ -152,7 +152,11 @@ fn the_fallback_gives_the_bundle_the_snapshot_would() {
         "192.0.2.10",
         &[("IVRE_DB_URL", "http://127.0.0.1:9/cgi")],
     );
-    assert!(note(&hit).contains("from snapshot"));
+    assert!(
+        note(&hit).starts_with("Enriched by IVRE from its local snapshot"),
+        "{}",
+        note(&hit)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -57,13 +57,26 @@ pub(crate) async fn note_of(double: &PlatformDouble, work: &str) -> String {
 }
 
 /// Enriches 192.0.2.10 as work `work`; the Note of the answer.
-pub(crate) async fn enrich_once(double: &PlatformDouble, work: &str) -> String {
+pub(crate) async fn enrich_once(double: &PlatformDouble, work: &str) -> Answered {
     let entity = ipv4("192.0.2.10", &[]);
     double.add_entity(entity.clone(), &[]);
     double.publish(&manual(&entity, work)).await;
     let done = processed(double, work).await;
     assert_eq!(done.variables["inError"], false, "{}", done.variables);
-    note_of(double, work).await
+    Answered {
+        note: note_of(double, work).await,
+        work_message: done.variables["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
+/// What one enrichment said: its Note (how the answer was obtained) and its work message
+/// (which snapshot generation answered, or live IVRE).
+pub(crate) struct Answered {
+    pub note: String,
+    pub work_message: String,
 }
 
 pub(crate) fn health_command(port: &str) -> Run {
@@ -108,7 +121,7 @@ async fn answers_live_until_its_first_snapshot() {
     .await;
     assert!(ready["snapshot"].is_null(), "{ready:#}");
     assert_eq!(ready["fallback"]["reachable"], true, "{ready:#}");
-    let note = enrich_once(&double, "work_live").await;
+    let note = enrich_once(&double, "work_live").await.note;
     assert!(
         note.starts_with("Answered live by IVRE"),
         "the first answer comes from live IVRE: {note}"
@@ -139,10 +152,16 @@ async fn pulls_and_serves_its_own_snapshot() {
     assert!(ready["sync"]["pull"]["next_attempt"].is_string());
     let generation = ready["snapshot"]["generation"].as_str().unwrap().to_owned();
     assert_eq!(current(&data), generation);
-    let note = enrich_once(&double, "work_own").await;
+    let own = enrich_once(&double, "work_own").await;
     assert!(
-        note.contains(&format!("from snapshot {generation}")),
-        "answered from its own snapshot: {note}"
+        own.note
+            .starts_with("Enriched by IVRE from its local snapshot")
+            && own
+                .work_message
+                .ends_with(&format!("(answered by snapshot {generation})")),
+        "answered from its own snapshot: {} / {}",
+        own.note,
+        own.work_message
     );
     let metrics = metrics_of(&port).await;
     assert!(
@@ -192,8 +211,11 @@ async fn a_failing_sync_does_not_stop_enrichment() {
         !failed.to_string().contains("X-API-Key"),
         "no secret in the answer"
     );
-    let note = enrich_once(&double, "work_failing_sync").await;
-    assert!(note.starts_with("Enriched by IVRE from snapshot"), "{note}");
+    let note = enrich_once(&double, "work_failing_sync").await.note;
+    assert!(
+        note.starts_with("Enriched by IVRE from its local snapshot"),
+        "{note}"
+    );
     let (code, _) = health(&port, "health").await;
     assert_eq!(code, 200);
     assert_eq!(health_command(&port).code, 0);
@@ -229,7 +251,7 @@ async fn the_drop_folder_feeds_the_daemon() {
         h["status"] == "ready"
     })
     .await;
-    let note = enrich_once(&double, "work_before_drop").await;
+    let note = enrich_once(&double, "work_before_drop").await.note;
     assert!(note.starts_with("Answered live by IVRE"), "{note}");
     // Written elsewhere, then renamed in: complete.
     for name in ["mongo-scancli.jsonl", "mongo-ipinfo.jsonl"] {
@@ -243,8 +265,11 @@ async fn the_drop_folder_feeds_the_daemon() {
     .await;
     assert_eq!(served["sync"]["drop"]["ok"], true, "{served:#}");
     assert!(drop.join("done").join("mongo-ipinfo.jsonl").is_file());
-    let note = enrich_once(&double, "work_after_drop").await;
-    assert!(note.starts_with("Enriched by IVRE from snapshot"), "{note}");
+    let note = enrich_once(&double, "work_after_drop").await.note;
+    assert!(
+        note.starts_with("Enriched by IVRE from its local snapshot"),
+        "{note}"
+    );
 }
 
 /// Without a snapshot and without a way to get one, the start fails with one line that
@@ -315,8 +340,14 @@ async fn a_replica_serves_what_the_publisher_publishes() {
     .await;
     assert_eq!(served["status"], "ready");
     assert_eq!(current(&data), first);
-    let note = enrich_once(&double, "work_replica").await;
-    assert!(note.contains(&format!("from snapshot {first}")), "{note}");
+    let answer = enrich_once(&double, "work_replica").await;
+    assert!(
+        answer
+            .work_message
+            .ends_with(&format!("(answered by snapshot {first})")),
+        "{}",
+        answer.work_message
+    );
     let second = imported("scancli.jsonl");
     assert_ne!(first, second);
     wait_health(&port, "the next generation", |h| {

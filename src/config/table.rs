@@ -627,6 +627,15 @@ pub const IVRE_RELATIONSHIP_TIMES: Setting = Setting {
     group: Group::Enrichment,
     ..BASE
 };
+pub const IVRE_NOTE: Setting = Setting {
+    env: "IVRE_NOTE",
+    yaml: Some(("ivre", "note")),
+    kind: Kind::Bool,
+    default: Some("true"),
+    description: "Add to each bundle a Note saying how many IVRE records were used and when they were first and last seen; it changes only when IVRE's answer does.",
+    group: Group::Enrichment,
+    ..BASE
+};
 pub const IVRE_MAX_RECORDS: Setting = Setting {
     env: "IVRE_MAX_RECORDS",
     yaml: Some(("ivre", "max_records")),
@@ -937,6 +946,7 @@ pub static SETTINGS: &[&Setting] = &[
     &IVRE_USE_SCANS_AS,
     &IVRE_USE_SCANS_DOMAIN,
     &IVRE_RELATIONSHIP_TIMES,
+    &IVRE_NOTE,
     &IVRE_MAX_RECORDS,
     &IVRE_FALLBACK,
     &IVRE_FALLBACK_TIMEOUT,

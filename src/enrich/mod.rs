@@ -62,6 +62,8 @@ impl EnrichRequest {
 #[derive(Debug, Clone)]
 pub struct Enrichment {
     pub bundle: Value,
+    /// Which answer was used: the generation's name, `live`, or `none` (no snapshot yet).
+    pub answered_by: String,
     /// Records used, per purpose.
     pub passive_records: usize,
     pub scan_records: usize,
@@ -152,32 +154,17 @@ pub fn build(
         skipped_values,
         ..
     } = ctx;
-    let content = format!(
-        "{}: {} passive and {} scan record(s) used{}{}.",
-        origin.description,
-        passive_records,
-        scan_records,
-        if skipped_values > 0 {
-            format!("; {skipped_values} record value(s) skipped as not valid names or fields")
-        } else {
-            String::new()
-        },
-        if records.truncated {
-            format!(
-                "; more records matched, cut at IVRE_MAX_RECORDS={} per search",
-                options.max_records
-            )
-        } else {
-            String::new()
-        }
-    );
-    let note = objects::note(
-        &format!("IVRE: {}", origin.name),
-        &content,
-        &timestamp,
-        std::slice::from_ref(&observable_id),
-    );
-    builder.add(note);
+    if options.note {
+        builder.add(freshness_note(
+            origin,
+            records,
+            passive_records,
+            scan_records,
+            skipped_values,
+            options.max_records,
+            &observable_id,
+        ));
+    }
     let bundle_id = ids::generate(
         "bundle",
         &ids::object([
@@ -187,9 +174,56 @@ pub fn build(
     );
     Enrichment {
         bundle: builder.finish(bundle_id),
+        answered_by: origin.name.clone(),
         passive_records,
         scan_records,
         truncated: records.truncated,
         skipped_values,
     }
 }
+
+/// The Note telling analysts what IVRE's answer was made of and how fresh it is: records
+/// used, first and last seen, values skipped, records cut. Its content and id (pycti's
+/// `Note.generate_id(created, content)`, `created` being the answer's last seen) depend on
+/// the answer only, never on the generation that served it or its build time: re-enriching
+/// an observable whose records did not change updates the same Note instead of adding one.
+fn freshness_note(
+    origin: &Origin,
+    records: &Records,
+    passive_records: usize,
+    scan_records: usize,
+    skipped_values: usize,
+    max_records: usize,
+    observable_id: &str,
+) -> Map<String, Value> {
+    let seen = records.seen();
+    let mut content = format!(
+        "{}: {passive_records} passive and {scan_records} scan record(s) used",
+        origin.description
+    );
+    if let Some((first, last)) = seen {
+        content.push_str(&format!(
+            ", first seen {}, last seen {}",
+            objects::stix_timestamp(first),
+            objects::stix_timestamp(last)
+        ));
+    }
+    if skipped_values > 0 {
+        content.push_str(&format!(
+            "; {skipped_values} record value(s) skipped as not valid names or fields"
+        ));
+    }
+    if records.truncated {
+        content.push_str(&format!(
+            "; more records matched, cut at IVRE_MAX_RECORDS={max_records} per search"
+        ));
+    }
+    content.push('.');
+    // Without a dated record, the Unix epoch: a constant, so that the Note still does not
+    // change while the answer does not.
+    let created = objects::stix_timestamp(seen.map_or(Timestamp { micros: 0 }, |(_, last)| last));
+    objects::note("IVRE", &content, &created, &[observable_id.to_owned()])
+}
+
+#[cfg(test)]
+mod note_tests;

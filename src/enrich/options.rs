@@ -27,6 +27,8 @@ pub struct EnrichOptions {
     pub relationship_times: bool,
     /// `IVRE_MAX_RECORDS` (1000): records used per search.
     pub max_records: usize,
+    /// `IVRE_NOTE` (true): add the Note saying what the answer was made of.
+    pub note: bool,
     /// `CONNECTOR_NAME` ("IVRE"): the author Organization.
     pub author_name: String,
 }
@@ -43,6 +45,7 @@ impl Default for EnrichOptions {
             use_scans_domain: false,
             relationship_times: false,
             max_records: DEFAULT_MAX_RECORDS,
+            note: true,
             author_name: "IVRE".to_owned(),
         }
     }
@@ -68,6 +71,7 @@ impl EnrichOptions {
         let use_scans_as = flag(&table::IVRE_USE_SCANS_AS, d.use_scans_as);
         let use_scans_domain = flag(&table::IVRE_USE_SCANS_DOMAIN, d.use_scans_domain);
         let relationship_times = flag(&table::IVRE_RELATIONSHIP_TIMES, d.relationship_times);
+        let note = flag(&table::IVRE_NOTE, d.note);
         let max_records = problems
             .ok(config.integer(&table::IVRE_MAX_RECORDS))
             .and_then(|n| usize::try_from(n).ok())
@@ -82,6 +86,7 @@ impl EnrichOptions {
             use_scans_domain,
             relationship_times,
             max_records,
+            note,
             author_name: config
                 .string(&table::CONNECTOR_NAME)
                 .unwrap_or(d.author_name),

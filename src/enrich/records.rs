@@ -4,7 +4,7 @@
 
 use super::EnrichOptions;
 use crate::index::{IndexError, Query};
-use crate::ivre::{HostSummary, PassiveSummary, RecordKind};
+use crate::ivre::{HostSummary, PassiveSummary, RecordKind, Timestamp};
 use crate::lookup;
 use crate::observable::Observable;
 use crate::snapshot::Snapshot;
@@ -25,6 +25,24 @@ impl Records {
     pub fn is_empty(&self) -> bool {
         self.scans.is_empty() && self.passive.is_empty()
     }
+
+    /// When IVRE saw what these records describe: the earliest `firstseen`/`starttime`
+    /// and the latest `lastseen`/`endtime`; `None` without any of them.
+    pub fn seen(&self) -> Option<(Timestamp, Timestamp)> {
+        let firsts = (self.scans.iter().map(|h| h.starttime))
+            .chain(self.passive.iter().map(|p| p.firstseen))
+            .flatten();
+        let lasts = (self.scans.iter().map(|h| h.endtime.or(h.starttime)))
+            .chain(self.passive.iter().map(|p| p.lastseen.or(p.firstseen)))
+            .flatten();
+        let first = firsts.min();
+        let last = lasts.max();
+        match (first, last) {
+            (Some(f), Some(l)) => Some((f.min(l), l.max(f))),
+            (Some(t), None) | (None, Some(t)) => Some((t, t)),
+            (None, None) => None,
+        }
+    }
 }
 
 /// Where records came from.
@@ -32,25 +50,21 @@ impl Records {
 pub struct Origin {
     /// Stable name of the answer (the generation name, or `live`): part of the bundle id.
     pub name: String,
-    /// The first sentence of the Note.
+    /// The first sentence of the Note: how the answer was obtained, never when (the
+    /// Note's id depends on its content).
     pub description: String,
-    /// RFC 3339: the Note's and new objects' `created`.
+    /// RFC 3339: new objects' `created` (the Note's is the answer's last seen).
     pub at: String,
 }
 
 impl Origin {
-    /// A snapshot generation.
+    /// A snapshot generation. The description names neither the generation nor its build
+    /// time: the Note must stay the same while the answer does (see [`super::build`]).
     pub fn snapshot(snapshot: &Snapshot) -> Origin {
         let m = &snapshot.manifest;
         Origin {
             name: m.generation.clone(),
-            description: format!(
-                "Enriched by IVRE from snapshot {} (built {}, newest IVRE record {}, source {})",
-                m.generation,
-                m.built_at,
-                m.newest_record.as_deref().unwrap_or("unknown"),
-                m.source.kind
-            ),
+            description: "Enriched by IVRE from its local snapshot".into(),
             at: m.built_at.clone(),
         }
     }

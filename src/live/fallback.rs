@@ -166,8 +166,9 @@ impl LiveAnswer {
         self.failures.is_empty()
     }
 
-    /// The origin for the bundle's Note.
-    pub fn origin(&self, snapshot_name: &str) -> Origin {
+    /// The origin for the bundle's Note (which names neither the snapshot nor the time of
+    /// the answer: the Note stays the same while IVRE's answer does).
+    pub fn origin(&self) -> Origin {
         let partial = if self.failures.is_empty() {
             String::new()
         } else {
@@ -176,8 +177,8 @@ impl LiveAnswer {
         Origin {
             name: "live".into(),
             description: format!(
-                "Answered live by IVRE ({}) at {} because snapshot {snapshot_name} had no record{partial}",
-                self.from, self.at
+                "Answered live by IVRE ({}) as the snapshot had no record{partial}",
+                self.from
             ),
             at: self.at.clone(),
         }

@@ -47,7 +47,7 @@ pub async fn enrich_with_fallback(
     options: EnrichOptions,
     fallback: Option<Arc<fallback::Fallback>>,
 ) -> Result<(Enrichment, LookupOutcome), IndexError> {
-    let (records, mut origin, served) = match &snapshot {
+    let (records, mut origin) = match &snapshot {
         Some(snapshot) => {
             let (snap, obs, opts) = (
                 snapshot.clone(),
@@ -62,13 +62,9 @@ pub async fn enrich_with_fallback(
                 path: snapshot.dir.clone(),
                 source: std::io::Error::other(e.to_string()),
             })??;
-            (records, Origin::snapshot(snapshot), snapshot.name.clone())
+            (records, Origin::snapshot(snapshot))
         }
-        None => (
-            enrich::Records::default(),
-            Origin::no_snapshot(),
-            "(none yet)".to_owned(),
-        ),
+        None => (enrich::Records::default(), Origin::no_snapshot()),
     };
     if !records.is_empty() {
         return Ok((
@@ -88,7 +84,7 @@ pub async fn enrich_with_fallback(
             if live.data.is_none() {
                 live.data = records.data.clone();
             }
-            let origin = answer.origin(&served);
+            let origin = answer.origin();
             Ok((
                 enrich::build(&request, &options, &live, &origin),
                 LookupOutcome::Fallback,

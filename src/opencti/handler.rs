@@ -63,7 +63,12 @@ impl From<GraphqlError> for Failure {
 /// What the enrichment produced for a message.
 enum Output {
     /// A bundle to push (or hand to the playbook).
-    Bundle { bundle: Value, objects: usize },
+    Bundle {
+        bundle: Value,
+        objects: usize,
+        /// The generation that answered, `live` or `none` ([`crate::enrich::Enrichment`]).
+        answered_by: String,
+    },
     /// Nothing to send; for playbooks the received bundle goes on unchanged.
     Skip {
         reason: String,
@@ -267,7 +272,11 @@ impl Handler {
                 }
                 Ok(())
             }
-            Output::Bundle { bundle, objects } => {
+            Output::Bundle {
+                bundle,
+                objects,
+                answered_by,
+            } => {
                 if let Some(step) = &message.internal.playbook {
                     let received = message.received_bundle();
                     let merged = merge_into(&received, &bundle);
@@ -290,7 +299,10 @@ impl Handler {
                     self.api
                         .work_processed(
                             w,
-                            &format!("Sent {sent} bundle(s) for worker import"),
+                            &format!(
+                                "Sent {sent} bundle(s) for worker import (answered by {})",
+                                answer_source(&answered_by)
+                            ),
                             false,
                             draft,
                         )
@@ -490,7 +502,18 @@ impl Handler {
         Ok(Output::Bundle {
             bundle: enrichment.bundle,
             objects,
+            answered_by: enrichment.answered_by,
         })
+    }
+}
+
+/// The work message's words for who answered: the snapshot generation, live IVRE, or
+/// nobody yet (the Note does not say which generation: its content must not change with it).
+fn answer_source(answered_by: &str) -> String {
+    match answered_by {
+        "live" => "live IVRE".to_owned(),
+        "none" => "no snapshot yet".to_owned(),
+        generation => format!("snapshot {generation}"),
     }
 }
 

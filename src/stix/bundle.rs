@@ -146,8 +146,13 @@ impl BundleBuilder {
             );
         } else {
             object.insert("created_by_ref".into(), self.author_id.clone().into());
-            object.insert("created".into(), self.provenance.timestamp.clone().into());
-            object.insert("modified".into(), self.provenance.timestamp.clone().into());
+            // An object that carries its own times keeps them (the Note: its id depends
+            // on its `created`).
+            for key in ["created", "modified"] {
+                object
+                    .entry(key)
+                    .or_insert_with(|| self.provenance.timestamp.clone().into());
+            }
         }
         if !self.provenance.markings.is_empty() {
             object.insert(

@@ -227,7 +227,7 @@ pub fn relationship_id(relationship_type: &str, source: &str, target: &str) -> S
     )
 }
 
-/// A note; its id follows pycti's `Note.generate_id(created, content)`.
+/// A note created at `created`; its id follows pycti's `Note.generate_id(created, content)`.
 pub fn note(
     abstract_: &str,
     content: &str,
@@ -245,6 +245,8 @@ pub fn note(
     out.insert("abstract".into(), abstract_.into());
     out.insert("content".into(), content.into());
     out.insert("object_refs".into(), json!(object_refs));
+    out.insert("created".into(), created.into());
+    out.insert("modified".into(), created.into());
     out
 }
 
