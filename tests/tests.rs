@@ -16,6 +16,9 @@ mod generations;
 /// The command lines: observable syntax, stdin, exit codes, clear errors.
 mod cli;
 
+/// Plain `cargo test` without the services stops at once, naming `bash scripts/test`.
+mod newcomer;
+
 /// Enrichment: the objects, relationships and labels of each fixture observable, STIX
 /// validity (OASIS validator, stix2 library), determinism, provenance, switches, TLP gate.
 mod enrich;
