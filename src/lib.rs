@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: every setting (one table), where the data directory and configuration come from.
+//! - [`config`]: every setting (one table), where the data directory and configuration come
+//!   from; the daemon's settings, validated all at once ([`config::daemon`]).
 //! - [`net`]: proxies and extra CA certificates of outgoing connections; the bounded
 //!   accept loop of the daemon's HTTP servers.
 //! - [`redact`]: URLs with their secrets hidden, for logs, manifests and errors.

@@ -251,7 +251,7 @@ async fn tls_server() -> TlsServer {
     TlsServer { port, heads, task }
 }
 
-fn daemon_settings(pairs: &[(&str, &str)]) -> ivre_connector::opencti::settings::Settings {
+fn daemon_settings(pairs: &[(&str, &str)]) -> ivre_connector::config::daemon::Settings {
     let mut env: Vec<(String, String)> = [
         ("OPENCTI_TOKEN", "test-token"),
         ("IVRE_MAX_TLP", "TLP:AMBER"),
@@ -262,7 +262,7 @@ fn daemon_settings(pairs: &[(&str, &str)]) -> ivre_connector::opencti::settings:
     .collect();
     env.sort();
     let config = ivre_connector::config::ConfigFile::from_env(env.into_iter().collect());
-    ivre_connector::opencti::settings::Settings::from_config(&config).unwrap()
+    ivre_connector::config::daemon::Settings::from_config(&config).unwrap()
 }
 
 /// Item 7: a platform behind a private CA is reached with verification on when its CA is

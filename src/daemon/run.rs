@@ -3,6 +3,7 @@
 use super::health::{self, Health};
 use super::keeper::{self, UpkeepPlan};
 use super::ping;
+use crate::config::daemon::{ListenProtocol, QueueProtocol, Settings};
 use crate::metrics::{Metrics, State as RunState};
 use crate::opencti::amqp::{self, ListenTarget};
 use crate::opencti::api::Api;
@@ -10,7 +11,6 @@ use crate::opencti::handler::{Disposition, Handler};
 use crate::opencti::http_callback::{self, CallbackAuth, CallbackSettings};
 use crate::opencti::jwt::Jwks;
 use crate::opencti::push::{broker_uri, Pusher};
-use crate::opencti::settings::{ListenProtocol, QueueProtocol, Settings};
 use crate::snapshot::serving::Serving;
 use crate::snapshot::{DataDir, OpenOptions, SnapshotError};
 use anyhow::{bail, Context, Result};

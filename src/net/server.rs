@@ -47,12 +47,9 @@ pub struct ServerLimits {
 }
 
 impl Default for ServerLimits {
+    /// The table's defaults (`CONNECTOR_HTTP_*`).
     fn default() -> Self {
-        ServerLimits {
-            max_connections: 256,
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(60),
-        }
+        crate::config::Problems::defaults(ServerLimits::read)
     }
 }
 

@@ -13,8 +13,8 @@ use super::graphql::GraphqlError;
 use super::message::Message;
 use super::push::MAX_MESSAGE_BYTES;
 use super::push::{push_body, Piece, PushContext, Pusher};
-use super::settings::{PushMode, QueueProtocol, Settings};
 use super::split;
+use crate::config::daemon::{PushMode, QueueProtocol, Settings};
 use crate::live::fallback::Fallback;
 use crate::metrics::{MessageResult, Metrics};
 use crate::observable::{Observable, SCOPES};
@@ -308,7 +308,9 @@ impl Handler {
         fut: impl std::future::Future<Output = T>,
     ) -> T {
         let work = match (message.work_id(), self.settings.listen) {
-            (Some(w), super::settings::ListenProtocol::Amqp) if self.settings.send_to_queue => {
+            (Some(w), crate::config::daemon::ListenProtocol::Amqp)
+                if self.settings.send_to_queue =>
+            {
                 w.to_owned()
             }
             _ => return fut.await,

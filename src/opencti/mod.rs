@@ -1,7 +1,6 @@
 //! The OpenCTI platform protocol (as pycti 6.x/7.x and the platform speak it), for an
 //! internal-enrichment connector.
 //!
-//! - [`settings`]: the connector's configuration (pycti's variables) validated at start;
 //! - [`graphql`]: the GraphQL client; [`api`]: the operations the connector uses;
 //! - [`message`]: the enrichment messages the platform sends;
 //! - [`handler`]: one message in, work reported and results pushed; [`gate`]: the TLP gate;
@@ -18,5 +17,4 @@ pub mod http_callback;
 pub mod jwt;
 pub mod message;
 pub mod push;
-pub mod settings;
 pub mod split;
