@@ -5,16 +5,14 @@
 //! - [`message`]: the enrichment messages the platform sends;
 //! - [`handler`]: one message in, work reported and results pushed; [`gate`]: the TLP gate;
 //! - [`split`]: pycti's bundle splitting; [`push`]: bundles to the workers (AMQP or API);
-//! - [`amqp`]: consuming the listen queue; [`http_callback`]: the HTTP listen mode;
-//!   [`jwt`]: the 7.x callback tokens.
+//! - [`transport`]: how messages arrive: the listen queue ([`transport::amqp`]) or HTTP
+//!   callbacks ([`transport::http_callback`], with the 7.x tokens of [`transport::jwt`]).
 
-pub mod amqp;
 pub mod api;
 pub mod gate;
 pub mod graphql;
 pub mod handler;
-pub mod http_callback;
-pub mod jwt;
 pub mod message;
 pub mod push;
 pub mod split;
+pub mod transport;
