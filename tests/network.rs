@@ -288,7 +288,7 @@ async fn opencti_over_tls_with_a_private_ca() {
             ];
             pairs.extend(extra);
             let settings = daemon_settings(&pairs);
-            let api = ivre_connector::opencti::api::Api::new(&settings).unwrap();
+            let api = ivre_connector::opencti::protocol::api::Api::new(&settings).unwrap();
             let version = api.version().await;
             if ok {
                 assert_eq!(version.unwrap(), "6.8.0", "{case} {url}");
@@ -306,7 +306,7 @@ async fn opencti_over_tls_with_a_private_ca() {
     // pycti's default (verification off) still reaches it without a CA.
     let url = format!("https://127.0.0.1:{}", server.port);
     let settings = daemon_settings(&[("OPENCTI_URL", url.as_str())]);
-    let api = ivre_connector::opencti::api::Api::new(&settings).unwrap();
+    let api = ivre_connector::opencti::protocol::api::Api::new(&settings).unwrap();
     assert_eq!(api.version().await.unwrap(), "6.8.0");
 }
 

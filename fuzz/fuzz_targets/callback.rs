@@ -8,9 +8,9 @@
 #![no_main]
 
 use axum::http::{header, HeaderMap, HeaderValue};
+use ivre_connector::opencti::protocol::message::Message;
 use ivre_connector::opencti::transport::http_callback::{authorize, CallbackAuth};
 use ivre_connector::opencti::transport::jwt::Jwks;
-use ivre_connector::opencti::message::Message;
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 

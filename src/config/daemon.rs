@@ -39,49 +39,13 @@ pub enum QueueProtocol {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushStrategy {
     /// Per platform version: [`PushStrategy::Bundle`] from 6.4 on, else
-    /// [`PushStrategy::Pieces`] (see [`PushStrategy::for_platform`]).
+    /// [`PushStrategy::Pieces`] (see `opencti::protocol::push_plan::PushMode::for_platform`).
     Auto,
     /// The whole bundle as one message; the platform's worker splits it and adds the
     /// expectations itself (the connector calls no `addExpectations`).
     Bundle,
     /// pycti's: one object per message, after `addExpectations(<messages>)`.
     Pieces,
-}
-
-/// The strategy chosen for one platform, and what its push messages may carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PushMode {
-    /// Bundles go as one message (else as pieces).
-    pub bundle: bool,
-    /// The platform's worker reads `no_split` (7.260515 on): messages carry `no_split:false`.
-    pub no_split_field: bool,
-}
-
-/// `major.minor` of a platform version (`6.4.11`, `7.261026.0`), `None` when unreadable.
-pub fn platform_release(version: &str) -> Option<(u64, u64)> {
-    let mut parts = version.trim().split('.');
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next().map_or(Some(0), |m| m.parse().ok())?;
-    Some((major, minor))
-}
-
-impl PushStrategy {
-    /// The mode for a platform of `version` (`about { version }`). The worker of every
-    /// platform splits a multi-object message itself at least since 6.4 (its
-    /// `stixBundlePush` hands it whole bundles), so `auto` sends whole bundles from 6.4 on
-    /// and pycti's pieces to older or unreadable versions.
-    pub fn for_platform(self, version: &str) -> PushMode {
-        let release = platform_release(version);
-        let bundle = match self {
-            PushStrategy::Bundle => true,
-            PushStrategy::Pieces => false,
-            PushStrategy::Auto => release.is_some_and(|r| r >= (6, 4)),
-        };
-        PushMode {
-            bundle,
-            no_split_field: release.is_some_and(|r| r >= (7, 260_515)),
-        }
-    }
 }
 
 /// `MQ_*`: local overrides of the broker connection returned at registration.

@@ -70,7 +70,7 @@ fn every_problem_is_reported_at_once() {
 }
 
 #[test]
-fn push_strategy_is_read_and_follows_the_platform_version() {
+fn push_strategy_is_read() {
     let with = |v: &str| {
         parse(&BASE.replace(
             "connector:\n",
@@ -84,19 +84,6 @@ fn push_strategy_is_read_and_follows_the_platform_version() {
         err.contains("CONNECTOR_PUSH_STRATEGY") && err.contains("split") && err.contains("pieces"),
         "{err}"
     );
-    let mode = |s: PushStrategy, v: &str| {
-        let m = s.for_platform(v);
-        (m.bundle, m.no_split_field)
-    };
-    assert_eq!(mode(PushStrategy::Auto, "6.3.9"), (false, false));
-    assert_eq!(mode(PushStrategy::Auto, "6.4.11"), (true, false));
-    assert_eq!(mode(PushStrategy::Auto, "6.9.29"), (true, false));
-    assert_eq!(mode(PushStrategy::Auto, "7.260224.0"), (true, false));
-    assert_eq!(mode(PushStrategy::Auto, "7.260515.0"), (true, true));
-    assert_eq!(mode(PushStrategy::Auto, "not-a-version"), (false, false));
-    assert_eq!(mode(PushStrategy::Auto, ""), (false, false));
-    assert_eq!(mode(PushStrategy::Pieces, "7.261026.0"), (false, true));
-    assert_eq!(mode(PushStrategy::Bundle, "6.0.10"), (true, false));
 }
 
 #[test]

@@ -5,9 +5,10 @@ use super::keeper::{self, UpkeepPlan};
 use super::ping;
 use crate::config::daemon::{ListenProtocol, QueueProtocol, Settings};
 use crate::metrics::{Metrics, State as RunState};
-use crate::opencti::api::Api;
 use crate::opencti::handler::{Disposition, Handler};
-use crate::opencti::push::{broker_uri, Pusher};
+use crate::opencti::protocol::api::Api;
+use crate::opencti::protocol::push::{broker_uri, Pusher};
+use crate::opencti::protocol::push_plan::PushMode;
 use crate::opencti::transport::amqp::{self, ListenTarget};
 use crate::opencti::transport::http_callback::{
     self, CallbackAuth, CallbackSettings, NotProcessed,
@@ -260,7 +261,7 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
                 settings.concurrency,
             )
         });
-    let push_mode = settings.push_strategy.for_platform(&version);
+    let push_mode = PushMode::for_platform(settings.push_strategy, &version);
     if settings.queue_protocol == QueueProtocol::Amqp {
         tracing::info!(
             platform_version = %version,

@@ -7,14 +7,13 @@
 //! stopped (crash, kill) is tried once more, then reported and dropped, so a poison
 //! message never loops.
 
-use super::api::{Api, Registration};
 use super::gate::gated_request;
-use super::graphql::GraphqlError;
-use super::message::Message;
-use super::push::MAX_MESSAGE_BYTES;
-use super::push::{push_body, Piece, PushContext, Pusher};
-use super::split;
-use crate::config::daemon::{PushMode, QueueProtocol, Settings};
+use super::protocol::api::{Api, Registration};
+use super::protocol::graphql::GraphqlError;
+use super::protocol::message::Message;
+use super::protocol::push::{PushContext, Pusher};
+use super::protocol::push_plan::{max_message_bytes, plan_messages, PushMode};
+use crate::config::daemon::{QueueProtocol, Settings};
 use crate::live::fallback::Fallback;
 use crate::metrics::{MessageResult, Metrics};
 use crate::observable::{Observable, SCOPES};
@@ -106,7 +105,7 @@ impl Handler {
                 tracing::error!(error = %e, "invalid message acknowledged and dropped");
                 // Reported to its work when the body names one, so the work ends.
                 if let (Some((work, draft)), true) = (
-                    super::message::work_of_invalid(body),
+                    super::protocol::message::work_of_invalid(body),
                     self.settings.send_to_queue,
                 ) {
                     let text = format!("invalid message: {e}");
@@ -513,71 +512,6 @@ async fn test_delay() {
 #[cfg(not(feature = "test-hooks"))]
 async fn test_delay() {}
 
-/// The messages of one bundle on the push exchange, and the `addExpectations` the
-/// connector announces first (`None`: none, the worker adds them).
-struct PushPlan {
-    expectations: Option<usize>,
-    messages: Vec<Piece>,
-}
-
-/// What to publish for `bundle`. In bundle mode a bundle of several objects is one
-/// message (`no_split:false` where the platform reads it) and no expectation is announced:
-/// the worker splits it and adds one expectation per object. A bundle of one object, in
-/// both modes, is one message after `addExpectations(1)`: the worker imports it without
-/// announcing anything. pycti's pieces (one object per message, dependencies first,
-/// `addExpectations(<pieces>)`) are used in pieces mode and for a bundle whose message
-/// would be larger than `max_bytes`.
-fn plan_messages(bundle: &Value, mode: PushMode, ctx: &PushContext, max_bytes: usize) -> PushPlan {
-    let objects = bundle["objects"].as_array().map_or(0, Vec::len);
-    if mode.bundle && objects > 1 {
-        let body = push_body(bundle, 1, ctx);
-        if body.len() <= max_bytes {
-            return PushPlan {
-                expectations: None,
-                messages: vec![Piece { level: 0, body }],
-            };
-        }
-        tracing::info!(
-            bytes = body.len(),
-            limit = max_bytes,
-            objects,
-            "bundle too large for one message: sent as one message per object"
-        );
-    }
-    let pieces = split::split(bundle);
-    // Pieces that do not depend on each other are confirmed together.
-    let messages: Vec<Piece> = pieces
-        .iter()
-        .zip(split::batches(&pieces))
-        .enumerate()
-        .map(|(i, (p, level))| Piece {
-            level,
-            body: push_body(p, i + 1, ctx),
-        })
-        .collect();
-    PushPlan {
-        expectations: Some(messages.len()),
-        messages,
-    }
-}
-
-/// Test hook (cargo feature `test-hooks` only): `IVRE_CONNECTOR_TEST_PUSH_MAX_BYTES`
-/// lowers the size of the largest message sent whole, so that a test can send a bundle
-/// that does not fit.
-#[cfg(feature = "test-hooks")]
-fn max_message_bytes() -> usize {
-    std::env::var("IVRE_CONNECTOR_TEST_PUSH_MAX_BYTES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(MAX_MESSAGE_BYTES)
-}
-
-/// Without the `test-hooks` feature (release builds): [`MAX_MESSAGE_BYTES`].
-#[cfg(not(feature = "test-hooks"))]
-fn max_message_bytes() -> usize {
-    MAX_MESSAGE_BYTES
-}
-
 /// `YYYY-MM-DDTHH:MM:SS+00:00`, as pycti sends `execution_start`.
 fn execution_start() -> String {
     chrono::Utc::now()
@@ -736,69 +670,6 @@ mod tests {
             merged["objects"],
             json!([{"id": "a", "v": 2}, {"id": "b"}, {"id": "c"}])
         );
-    }
-
-    #[test]
-    fn bundles_go_whole_unless_too_large_or_single() {
-        use base64::Engine;
-        let bundle = json!({"type": "bundle", "id": "bundle--1", "objects": [
-            {"type": "identity", "id": "identity--1"},
-            {"type": "ipv4-addr", "id": "ipv4-addr--1", "created_by_ref": "identity--1"},
-            {"type": "autonomous-system", "id": "autonomous-system--1"},
-            {"type": "relationship", "id": "relationship--1", "source_ref": "ipv4-addr--1", "target_ref": "autonomous-system--1"},
-        ]});
-        let ctx = PushContext {
-            work_id: Some("w".into()),
-            no_split_field: true,
-            ..PushContext::default()
-        };
-        let decode = |p: &Piece| {
-            let body: Value = serde_json::from_slice(&p.body).unwrap();
-            let content = base64::engine::general_purpose::STANDARD
-                .decode(body["content"].as_str().unwrap())
-                .unwrap();
-            (body, serde_json::from_slice::<Value>(&content).unwrap())
-        };
-        let whole = PushMode {
-            bundle: true,
-            no_split_field: true,
-        };
-        let plan = plan_messages(&bundle, whole, &ctx, MAX_MESSAGE_BYTES);
-        assert_eq!(plan.expectations, None, "the worker announces them");
-        assert_eq!(plan.messages.len(), 1);
-        let (body, content) = decode(&plan.messages[0]);
-        assert_eq!(body["no_split"], false);
-        assert_eq!(content, bundle);
-        // Too large for one message: pycti's pieces, announced.
-        let size = plan.messages[0].body.len();
-        let plan = plan_messages(&bundle, whole, &ctx, size - 1);
-        assert_eq!(plan.expectations, Some(4));
-        assert_eq!(plan.messages.len(), 4);
-        assert!(plan
-            .messages
-            .iter()
-            .all(|p| decode(p).1["objects"].as_array().unwrap().len() == 1));
-        assert_eq!(plan_messages(&bundle, whole, &ctx, size).messages.len(), 1);
-        // Pieces mode.
-        let pieces = PushMode {
-            bundle: false,
-            no_split_field: false,
-        };
-        let plan = plan_messages(&bundle, pieces, &ctx, MAX_MESSAGE_BYTES);
-        assert_eq!(plan.expectations, Some(4));
-        assert_eq!(decode(&plan.messages[3]).0["action_sequence"], 4);
-        let older = PushContext {
-            no_split_field: false,
-            ..ctx.clone()
-        };
-        let plan = plan_messages(&bundle, pieces, &older, MAX_MESSAGE_BYTES);
-        assert!(decode(&plan.messages[0]).0.get("no_split").is_none());
-        // One object: one message after addExpectations(1) in both modes.
-        let single = json!({"type": "bundle", "id": "bundle--2", "objects": [{"type": "identity", "id": "identity--1"}]});
-        for mode in [whole, pieces] {
-            let plan = plan_messages(&single, mode, &ctx, MAX_MESSAGE_BYTES);
-            assert_eq!((plan.expectations, plan.messages.len()), (Some(1), 1));
-        }
     }
 
     #[test]

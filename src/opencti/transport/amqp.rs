@@ -30,7 +30,7 @@ pub struct ListenTarget {
 
 /// Consumes until `shutdown`; reconnects after `reconnect_delay` when the broker goes away.
 pub async fn listen(target: ListenTarget, handler: Arc<Handler>, shutdown: CancellationToken) {
-    let endpoint = crate::opencti::push::endpoint(&target.uri);
+    let endpoint = crate::opencti::protocol::push::endpoint(&target.uri);
     while !shutdown.is_cancelled() {
         match consume(&target, &handler, &shutdown).await {
             Ok(()) => break,
