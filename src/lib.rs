@@ -15,6 +15,9 @@
 //! - [`snapshot`]: generations in a data directory: import, publish, open, prune.
 //! - [`refresh`]: keeping a snapshot fresh: pulls from live IVRE and the drop folder.
 //! - [`lookup`]: answering an observable from a snapshot, as IVRE's searches would.
+//! - [`opencti`]: OpenCTI's side of the daemon: transports (listen queue, HTTP callback),
+//!   the platform protocol (messages, GraphQL, splitting, pushing) and the message pipeline
+//!   (TLP gate, playbooks, redelivery guard, work reports).
 //! - [`demo`]: the self-contained demo.
 //! - [`cli`]: the `ivre-connector` command line.
 

@@ -5,7 +5,8 @@ use super::keeper::{self, UpkeepPlan};
 use super::ping;
 use crate::config::daemon::{ListenProtocol, QueueProtocol, Settings};
 use crate::metrics::{Metrics, State as RunState};
-use crate::opencti::handler::{Disposition, Handler};
+use crate::opencti::pipeline::handler::{Disposition, Handler};
+use crate::opencti::pipeline::redelivery::RedeliveryGuard;
 use crate::opencti::protocol::api::Api;
 use crate::opencti::protocol::push::{broker_uri, Pusher};
 use crate::opencti::protocol::push_plan::PushMode;
@@ -279,7 +280,7 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
         push_mode,
         registration: registration.clone(),
         metrics: metrics.clone(),
-        inflight_dir: data.root().join("daemon").join("inflight"),
+        redelivery: RedeliveryGuard::new(data.root().join("daemon").join("inflight")),
         fallback,
     });
     if handler.fallback.is_none() {

@@ -3,7 +3,7 @@
 //! prefetch equal to the configured concurrency, reconnection after a delay, and a
 //! graceful stop that lets in-flight enrichments finish.
 
-use crate::opencti::handler::{Disposition, Handler};
+use crate::opencti::pipeline::handler::{Disposition, Handler};
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,

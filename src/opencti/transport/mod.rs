@@ -6,8 +6,8 @@
 //!   with its bearer check ([`http_callback::authorize`]);
 //! - [`jwt`]: the 7.x callback tokens: loading the platform's keys, verifying a token.
 //!
-//! A transport hands each message body to [`super::handler::Handler::handle`] and
-//! acknowledges, requeues or answers by the [`super::handler::Disposition`] it returns.
+//! A transport hands each message body to [`super::pipeline::handler::Handler::handle`] and
+//! acknowledges, requeues or answers by the [`super::pipeline::handler::Disposition`] it returns.
 
 pub mod amqp;
 pub mod http_callback;
