@@ -93,3 +93,86 @@ impl Skip {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stix::markings::{Assessment, Tlp};
+
+    #[test]
+    fn only_an_unreachable_platform_or_broker_requeues() {
+        let transport = GraphqlError::Transport {
+            url: "http://opencti:8080/graphql".into(),
+            reason: "connection refused".into(),
+        };
+        let status = |status| GraphqlError::Status {
+            status,
+            body: String::new(),
+        };
+        let refused = GraphqlError::Graphql {
+            operation: "workToProcessed".into(),
+            name: "FORBIDDEN".into(),
+            message: "no".into(),
+        };
+        assert!(Failure::Platform(transport).is_transient());
+        assert!(Failure::Platform(status(503)).is_transient());
+        assert!(Failure::Platform(status(429)).is_transient());
+        assert!(!Failure::Platform(status(400)).is_transient());
+        assert!(!Failure::Platform(refused).is_transient());
+        let push = PushError::Refused {
+            sequence: 1,
+            attempts: 3,
+        };
+        assert!(Failure::Push(push).is_transient());
+        for f in [
+            Failure::NoEntityId,
+            Failure::EntityUnreadable,
+            Failure::Redelivered,
+            Failure::Observable {
+                stix_type: "ipv4-addr".into(),
+                reason: ObservableOfError::NoValue,
+            },
+        ] {
+            assert!(!f.is_transient(), "{f}");
+        }
+        assert_eq!(Failure::Redelivered.result(), MessageResult::Redelivered);
+        assert_eq!(Failure::NoEntityId.result(), MessageResult::Error);
+    }
+
+    #[test]
+    fn the_texts_the_platform_sees_are_kept() {
+        assert_eq!(
+            Failure::NoEntityId.to_string(),
+            "Internal enrichment must be based on a specific id"
+        );
+        let observable = Failure::Observable {
+            stix_type: "autonomous-system".into(),
+            reason: ObservableOfError::NoNumber,
+        };
+        assert_eq!(
+            observable.to_string(),
+            "cannot read the autonomous-system observable: no `number`"
+        );
+        let refused = Skip::TlpRefused(Box::new(Refused {
+            assessment: Assessment {
+                tlp: Tlp::Red,
+                refs: Vec::new(),
+                unresolved: Vec::new(),
+            },
+            max: Tlp::Amber,
+        }));
+        assert_eq!(
+            refused.to_string(),
+            format!("{TLP_REFUSED} (TLP:RED > TLP:AMBER)")
+        );
+        assert_eq!(refused.result(), MessageResult::TlpRefused);
+        let scope = Skip::OutOfScope {
+            stix_type: "report".into(),
+            scope: vec!["ipv4-addr".into(), "domain-name".into()],
+        };
+        assert_eq!(
+            scope.to_string(),
+            "entity type `report` is not in this connector's scope (ipv4-addr, domain-name)"
+        );
+    }
+}
