@@ -333,7 +333,7 @@ fn run_health(config: &ConfigFile, live: bool, url: Option<String>, timeout: u64
 }
 
 fn run_daemon(config: &ConfigFile, data: DataDir) -> Result<i32> {
-    let settings = crate::opencti::settings::Settings::from_config(config)?;
+    let settings = crate::config::daemon::Settings::from_config(config)?;
     crate::logging::init(
         &crate::logging::LogSettings {
             json: settings.json_logging,

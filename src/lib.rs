@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: every setting (one table), where the data directory and configuration come from.
+//! - [`config`]: every setting (one table), where the data directory and configuration come
+//!   from; the daemon's settings, validated all at once ([`config::daemon`]).
 //! - [`net`]: proxies and extra CA certificates of outgoing connections; the bounded
 //!   accept loop of the daemon's HTTP servers.
 //! - [`redact`]: URLs with their secrets hidden, for logs, manifests and errors.
@@ -14,6 +15,9 @@
 //! - [`snapshot`]: generations in a data directory: import, publish, open, prune.
 //! - [`refresh`]: keeping a snapshot fresh: pulls from live IVRE and the drop folder.
 //! - [`lookup`]: answering an observable from a snapshot, as IVRE's searches would.
+//! - [`opencti`]: OpenCTI's side of the daemon: transports (listen queue, HTTP callback),
+//!   the platform protocol (messages, GraphQL, splitting, pushing) and the message pipeline
+//!   (TLP gate, playbooks, redelivery guard, work reports).
 //! - [`demo`]: the self-contained demo.
 //! - [`cli`]: the `ivre-connector` command line.
 

@@ -47,6 +47,20 @@ impl fmt::Debug for NetSettings {
     }
 }
 
+impl ServerLimits {
+    /// Reads `CONNECTOR_HTTP_*`, recording problems in `problems`.
+    pub fn read(config: &ConfigFile, problems: &mut Problems) -> ServerLimits {
+        let max_connections =
+            problems.or_default(config.integer(&table::CONNECTOR_HTTP_MAX_CONNECTIONS));
+        ServerLimits {
+            max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+            header_timeout: problems
+                .or_default(config.seconds(&table::CONNECTOR_HTTP_HEADER_TIMEOUT)),
+            body_timeout: problems.or_default(config.seconds(&table::CONNECTOR_HTTP_BODY_TIMEOUT)),
+        }
+    }
+}
+
 /// Why a client could not be configured.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -72,22 +86,7 @@ impl NetSettings {
 
     /// Reads and checks the settings, recording problems in `problems`.
     pub fn read(config: &ConfigFile, problems: &mut Problems) -> NetSettings {
-        let d = ServerLimits::default();
-        let max_connections = problems.take(
-            config.integer(&table::CONNECTOR_HTTP_MAX_CONNECTIONS),
-            d.max_connections as u64,
-        );
-        let servers = ServerLimits {
-            max_connections: usize::try_from(max_connections).unwrap_or(d.max_connections),
-            header_timeout: problems.take(
-                config.seconds(&table::CONNECTOR_HTTP_HEADER_TIMEOUT),
-                d.header_timeout,
-            ),
-            body_timeout: problems.take(
-                config.seconds(&table::CONNECTOR_HTTP_BODY_TIMEOUT),
-                d.body_timeout,
-            ),
-        };
+        let servers = ServerLimits::read(config, problems);
         let settings = NetSettings {
             ca_file: config.path(&table::SSL_CERT_FILE),
             opencti_ca_file: config.path(&table::OPENCTI_SSL_CA),

@@ -51,7 +51,7 @@ async fn the_image_starts_from_its_environment_alone() {
     let _lab = ivre_lab_shared();
     // No CONNECTOR_ID: the daemon derives it from the connector name.
     let double = PlatformDouble::start(DoubleOptions {
-        connector_id: ivre_connector::opencti::settings::derived_connector_id("IVRE"),
+        connector_id: ivre_connector::config::daemon::derived_connector_id("IVRE"),
         ..Default::default()
     })
     .await;

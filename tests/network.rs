@@ -251,7 +251,7 @@ async fn tls_server() -> TlsServer {
     TlsServer { port, heads, task }
 }
 
-fn daemon_settings(pairs: &[(&str, &str)]) -> ivre_connector::opencti::settings::Settings {
+fn daemon_settings(pairs: &[(&str, &str)]) -> ivre_connector::config::daemon::Settings {
     let mut env: Vec<(String, String)> = [
         ("OPENCTI_TOKEN", "test-token"),
         ("IVRE_MAX_TLP", "TLP:AMBER"),
@@ -262,7 +262,7 @@ fn daemon_settings(pairs: &[(&str, &str)]) -> ivre_connector::opencti::settings:
     .collect();
     env.sort();
     let config = ivre_connector::config::ConfigFile::from_env(env.into_iter().collect());
-    ivre_connector::opencti::settings::Settings::from_config(&config).unwrap()
+    ivre_connector::config::daemon::Settings::from_config(&config).unwrap()
 }
 
 /// Item 7: a platform behind a private CA is reached with verification on when its CA is
@@ -288,7 +288,7 @@ async fn opencti_over_tls_with_a_private_ca() {
             ];
             pairs.extend(extra);
             let settings = daemon_settings(&pairs);
-            let api = ivre_connector::opencti::api::Api::new(&settings).unwrap();
+            let api = ivre_connector::opencti::protocol::api::Api::new(&settings).unwrap();
             let version = api.version().await;
             if ok {
                 assert_eq!(version.unwrap(), "6.8.0", "{case} {url}");
@@ -306,7 +306,7 @@ async fn opencti_over_tls_with_a_private_ca() {
     // pycti's default (verification off) still reaches it without a CA.
     let url = format!("https://127.0.0.1:{}", server.port);
     let settings = daemon_settings(&[("OPENCTI_URL", url.as_str())]);
-    let api = ivre_connector::opencti::api::Api::new(&settings).unwrap();
+    let api = ivre_connector::opencti::protocol::api::Api::new(&settings).unwrap();
     assert_eq!(api.version().await.unwrap(), "6.8.0");
 }
 

@@ -1,9 +1,9 @@
-//! `opencti::push::Pusher` on the real RabbitMQ: the pieces of a level in flight together,
+//! `opencti::protocol::push::Pusher` on the real RabbitMQ: the pieces of a level in flight together,
 //! a level only after the levels before it were confirmed, a nacked piece published again
 //! (and only it), a piece refused [`ATTEMPTS`] times reported with its sequence.
 
 use crate::util::opencti_double::amqp_url_from_env;
-use ivre_connector::opencti::push::{Piece, PushError, Pusher};
+use ivre_connector::opencti::protocol::push::{Piece, PushError, Pusher};
 use lapin::options::{
     BasicGetOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
     QueueDeclareOptions, QueueDeleteOptions,

@@ -4,9 +4,9 @@
 //! killed replica's unacknowledged messages, which the broker redelivers to the others.
 //!
 //! The bound on what is done twice, from the code: the listen channel's prefetch is
-//! `CONNECTOR_CONCURRENCY` (`basic_qos` in `src/opencti/amqp.rs`, one consumer per channel)
+//! `CONNECTOR_CONCURRENCY` (`basic_qos` in `src/opencti/transport/amqp.rs`, one consumer per channel)
 //! and a message is acknowledged only after its results were pushed and `toProcessed` sent
-//! (`src/opencti/handler.rs`). So when the replica dies it holds at most `CONCURRENCY`
+//! (`src/opencti/pipeline/handler.rs`). So when the replica dies it holds at most `CONCURRENCY`
 //! unacknowledged deliveries, running or still buffered; those alone are redelivered, each
 //! to one surviving replica, whose redelivery guard does not know them (its in-flight
 //! markers are in its own data directory) and processes them normally. A redone work is

@@ -8,13 +8,13 @@
 #![no_main]
 
 use axum::http::{header, HeaderMap, HeaderValue};
-use ivre_connector::opencti::http_callback::{authorize, CallbackAuth};
-use ivre_connector::opencti::jwt::Jwks;
-use ivre_connector::opencti::message::Message;
+use ivre_connector::opencti::protocol::message::Message;
+use ivre_connector::opencti::transport::http_callback::{authorize, CallbackAuth};
+use ivre_connector::opencti::transport::jwt::Jwks;
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
-/// The public half of the fixed test key (the key of `src/opencti/jwt.rs`'s tests).
+/// The public half of the fixed test key (the key of the tests in `src/opencti/transport/jwt/tests.rs`).
 const JWKS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"FwH1mLtkWWueaz_gAPvnHhHeK33dkyaDyH5da2Jd1ao","kid":"k1","alg":"EdDSA"}]}"#;
 const TOKEN: &str = "connector-token-0123456789";
 

@@ -1,7 +1,7 @@
-//! A platform message body (`opencti::message::Message::parse`) and its accessors.
+//! A platform message body (`opencti::protocol::message::Message::parse`) and its accessors.
 #![no_main]
 
-use ivre_connector::opencti::message::Message;
+use ivre_connector::opencti::protocol::message::Message;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

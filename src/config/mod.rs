@@ -1,7 +1,12 @@
 //! Configuration sources and the rules every command shares.
 //!
 //! Every setting is declared once in [`table`] (environment variable, YAML key, kind,
-//! default, description); the readers of [`ConfigFile`] take a [`table::Setting`].
+//! default, description, secrecy); the readers of [`ConfigFile`] take a [`table::Setting`].
+//! The settings of each part ([`daemon`] for `ivre-connector run`, [`sync`], [`s3`], and
+//! the enrichment, network and fallback settings next to their code) are read with
+//! `read(config, &mut Problems)`, so the daemon's are validated together and every problem
+//! is reported at once ([`Problems`]); their `Default` is what an empty configuration
+//! reads ([`Problems::defaults`]).
 //!
 //! A value comes from, in order (pycti's `get_config_variable`): the environment
 //! variable when it is set (an empty one counts as unset), else the `section.key` of the
@@ -14,6 +19,9 @@
 //! The data directory: `--data-dir`, else `IVRE_DATA_DIR` / `ivre.data_dir`, else
 //! `./ivre-data`.
 
+pub mod daemon;
+#[cfg(test)]
+mod daemon_tests;
 pub mod generate;
 mod problems;
 mod read;
@@ -28,8 +36,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Default data directory, relative to the working directory.
-pub const DEFAULT_DATA_DIR: &str = "./ivre-data";
+/// Default data directory, relative to the working directory (`IVRE_DATA_DIR`'s default in
+/// the table).
+pub const DEFAULT_DATA_DIR: &str = match table::IVRE_DATA_DIR.default {
+    Some(dir) => dir,
+    None => panic!("IVRE_DATA_DIR has a default in the table"),
+};
 /// Configuration file read when `--config` is not given and it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "./config.yml";
 

@@ -1,6 +1,7 @@
-//! Collecting every configuration problem, so that all are reported at once.
+//! Collecting every configuration problem, so that all are reported at once: every
+//! sub-configuration's `read(config, &mut Problems)` records into the same [`Problems`].
 
-use super::ConfigError;
+use super::{ConfigError, ConfigFile};
 
 /// Every problem found in the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -19,11 +20,14 @@ impl Problems {
         problems.finish(value)
     }
 
-    /// The value of `r`, or `fallback` with the error recorded.
-    pub fn take<T>(&mut self, r: Result<T, ConfigError>, fallback: T) -> T {
+    /// The value of `r`, or `T::default()` with the error recorded. The placeholder is
+    /// never a setting's default: a value read with a problem recorded is never used
+    /// ([`Problems::finish`] gives the problems instead), and defaults come from the
+    /// table alone ([`super::table`]).
+    pub fn or_default<T: Default>(&mut self, r: Result<T, ConfigError>) -> T {
         r.unwrap_or_else(|e| {
             self.push(e);
-            fallback
+            T::default()
         })
     }
 
@@ -38,6 +42,12 @@ impl Problems {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// What `read` gives for an empty configuration: every setting at the table's default
+    /// (what the `Default` of each sub-configuration is).
+    pub fn defaults<T>(read: impl FnOnce(&ConfigFile, &mut Problems) -> T) -> T {
+        read(&ConfigFile::default(), &mut Problems::default())
     }
 
     /// `value` when nothing was recorded.

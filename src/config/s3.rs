@@ -37,13 +37,7 @@ impl fmt::Debug for S3Settings {
 impl Default for S3Settings {
     /// No credentials, the table's region.
     fn default() -> Self {
-        S3Settings {
-            access_key_id: None,
-            secret_access_key: None,
-            region: table::AWS_REGION.default.unwrap_or_default().to_owned(),
-            endpoint_url: None,
-            allow_http: false,
-        }
+        Problems::defaults(S3Settings::read)
     }
 }
 
@@ -55,7 +49,6 @@ impl S3Settings {
 
     /// Reads the settings, recording problems in `problems`.
     pub fn read(config: &ConfigFile, problems: &mut Problems) -> S3Settings {
-        let d = S3Settings::default();
         let access_key_id = config.value(&table::AWS_ACCESS_KEY_ID);
         let secret_access_key = config.value(&table::AWS_SECRET_ACCESS_KEY);
         if access_key_id.is_some() != secret_access_key.is_some() {
@@ -65,7 +58,7 @@ impl S3Settings {
                 table::AWS_SECRET_ACCESS_KEY.label()
             ));
         }
-        let allow_http = problems.take(config.flag(&table::AWS_ALLOW_HTTP), false);
+        let allow_http = problems.or_default(config.flag(&table::AWS_ALLOW_HTTP));
         let endpoint_url = config
             .value(&table::AWS_ENDPOINT_URL)
             .map(|u| u.trim_end_matches('/').to_owned());
@@ -85,7 +78,7 @@ impl S3Settings {
         S3Settings {
             access_key_id,
             secret_access_key,
-            region: config.string(&table::AWS_REGION).unwrap_or(d.region),
+            region: config.string(&table::AWS_REGION).unwrap_or_default(),
             endpoint_url,
             allow_http,
         }

@@ -34,15 +34,7 @@ pub struct SyncSettings {
 impl Default for SyncSettings {
     /// The table's defaults.
     fn default() -> Self {
-        SyncSettings {
-            interval: Some(Duration::from_secs(3600)),
-            full_interval: Duration::from_secs(86400),
-            drop_dir: None,
-            drop_ready_marker: false,
-            publish: None,
-            source: None,
-            poll: Duration::from_secs(60),
-        }
+        Problems::defaults(SyncSettings::read)
     }
 }
 
@@ -54,7 +46,6 @@ impl SyncSettings {
 
     /// Reads the settings, recording problems in `problems`.
     pub fn read(config: &ConfigFile, problems: &mut Problems) -> SyncSettings {
-        let d = SyncSettings::default();
         let mut location = |setting: &table::Setting| {
             config
                 .value(setting)
@@ -69,19 +60,13 @@ impl SyncSettings {
         let publish = location(&table::IVRE_SNAPSHOT_PUBLISH);
         let source = location(&table::IVRE_SNAPSHOT_SOURCE);
         SyncSettings {
-            interval: problems.take(config.period(&table::IVRE_SYNC_INTERVAL), d.interval),
-            full_interval: problems.take(
-                config.duration(&table::IVRE_SYNC_FULL_INTERVAL),
-                d.full_interval,
-            ),
+            interval: problems.or_default(config.period(&table::IVRE_SYNC_INTERVAL)),
+            full_interval: problems.or_default(config.duration(&table::IVRE_SYNC_FULL_INTERVAL)),
             drop_dir: config.path(&table::IVRE_DROP_DIR),
-            drop_ready_marker: problems.take(
-                config.flag(&table::IVRE_DROP_READY_MARKER),
-                d.drop_ready_marker,
-            ),
+            drop_ready_marker: problems.or_default(config.flag(&table::IVRE_DROP_READY_MARKER)),
             publish,
             source,
-            poll: problems.take(config.duration(&table::IVRE_SNAPSHOT_POLL), d.poll),
+            poll: problems.or_default(config.duration(&table::IVRE_SNAPSHOT_POLL)),
         }
     }
 }

@@ -52,7 +52,7 @@ fn the_sample_configuration_parses() {
     assert_eq!(c.value(&table::IVRE_DB_URL), None);
     // With the required values filled in (CONNECTOR_ID may stay unset), the sample is a
     // valid daemon configuration.
-    let settings = crate::opencti::settings::Settings::from_config(&c);
+    let settings = super::daemon::Settings::from_config(&c);
     assert!(
         settings.is_ok(),
         "{:?}",
@@ -117,11 +117,42 @@ fn the_table_is_consistent() {
     assert_eq!(
         table::IVRE_MAX_RECORDS.default,
         Some(
-            crate::enrich::options::DEFAULT_MAX_RECORDS
+            crate::enrich::EnrichOptions::default()
+                .max_records
                 .to_string()
                 .as_str()
         )
     );
+}
+
+/// The `Default` of every sub-configuration is what an empty configuration reads (the
+/// table's defaults), and those defaults raise no problem.
+#[test]
+fn the_defaults_of_every_sub_configuration_are_the_tables() {
+    let empty = ConfigFile::default();
+    let net = crate::net::NetSettings::from_config(&empty).unwrap();
+    assert_eq!(net, crate::net::NetSettings::default());
+    assert_eq!(
+        net.servers.max_connections.to_string(),
+        table::CONNECTOR_HTTP_MAX_CONNECTIONS.default.unwrap()
+    );
+    assert_eq!(
+        crate::enrich::EnrichOptions::from_config(&empty).unwrap(),
+        crate::enrich::EnrichOptions::default()
+    );
+    let fallback = crate::live::fallback::FallbackSettings::from_config(&empty).unwrap();
+    assert!(!fallback.enabled);
+    assert_eq!(
+        fallback.ttl.as_secs().to_string(),
+        table::IVRE_FALLBACK_TTL.default.unwrap()
+    );
+    assert_eq!(
+        sync::SyncSettings::from_config(&empty).unwrap(),
+        sync::SyncSettings::default()
+    );
+    let s3 = s3::S3Settings::from_config(&empty).unwrap();
+    assert_eq!(Some(s3.region.as_str()), table::AWS_REGION.default);
+    assert_eq!(Some(DEFAULT_DATA_DIR), table::IVRE_DATA_DIR.default);
 }
 
 #[test]
@@ -177,22 +208,26 @@ fn env_names_are_only_written_in_the_table() {
     let mut offenders = Vec::new();
     let mut stack = vec![root.join("src"), root.join("sync/src")];
     while let Some(path) = stack.pop() {
+        if path.ends_with("src/config/table.rs") {
+            continue;
+        }
         if path.is_dir() {
-            if path.ends_with("src/config") {
-                continue;
-            }
             for entry in std::fs::read_dir(&path).unwrap() {
                 stack.push(entry.unwrap().path());
             }
             continue;
         }
-        if path.extension().is_none_or(|e| e != "rs") || path.ends_with("tests.rs") {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if path.extension().is_none_or(|e| e != "rs") || name.ends_with("tests.rs") {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
         // Unit tests sit at the end of a file.
         let code = text.split("#[cfg(test)]").next().unwrap_or_default();
-        for prefix in ["\"OPENCTI_", "\"CONNECTOR_", "\"IVRE_", "\"MQ_"] {
+        for prefix in ["\"OPENCTI_", "\"CONNECTOR_", "\"IVRE_", "\"MQ_", "\"AWS_"] {
             for (at, _) in code.match_indices(prefix) {
                 let name: String = code[at + 1..]
                     .chars()

@@ -84,7 +84,7 @@ impl UpkeepPlan {
     /// replica), the drop folder when `IVRE_DROP_DIR` is set, fetches from
     /// `IVRE_SNAPSHOT_SOURCE`, publishes to `IVRE_SNAPSHOT_PUBLISH`.
     pub fn from_settings(
-        settings: &crate::opencti::settings::Settings,
+        settings: &crate::config::daemon::Settings,
     ) -> Result<UpkeepPlan, DistributeError> {
         let sync = &settings.sync;
         let s3 = S3Options::from(&settings.s3);

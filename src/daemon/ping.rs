@@ -3,7 +3,7 @@
 //! the local one (`docs/opencti-protocol.md` §3).
 
 use crate::metrics::Metrics;
-use crate::opencti::api::Api;
+use crate::opencti::protocol::api::Api;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;

@@ -3,14 +3,18 @@
 use super::health::{self, Health};
 use super::keeper::{self, UpkeepPlan};
 use super::ping;
+use crate::config::daemon::{ListenProtocol, QueueProtocol, Settings};
 use crate::metrics::{Metrics, State as RunState};
-use crate::opencti::amqp::{self, ListenTarget};
-use crate::opencti::api::Api;
-use crate::opencti::handler::{Disposition, Handler};
-use crate::opencti::http_callback::{self, CallbackAuth, CallbackSettings};
-use crate::opencti::jwt::Jwks;
-use crate::opencti::push::{broker_uri, Pusher};
-use crate::opencti::settings::{ListenProtocol, QueueProtocol, Settings};
+use crate::opencti::pipeline::handler::{Disposition, Handler};
+use crate::opencti::pipeline::redelivery::RedeliveryGuard;
+use crate::opencti::protocol::api::Api;
+use crate::opencti::protocol::push::{broker_uri, Pusher};
+use crate::opencti::protocol::push_plan::PushMode;
+use crate::opencti::transport::amqp::{self, ListenTarget};
+use crate::opencti::transport::http_callback::{
+    self, CallbackAuth, CallbackSettings, NotProcessed,
+};
+use crate::opencti::transport::jwt::Jwks;
 use crate::snapshot::serving::Serving;
 use crate::snapshot::{DataDir, OpenOptions, SnapshotError};
 use anyhow::{bail, Context, Result};
@@ -258,7 +262,7 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
                 settings.concurrency,
             )
         });
-    let push_mode = settings.push_strategy.for_platform(&version);
+    let push_mode = PushMode::for_platform(settings.push_strategy, &version);
     if settings.queue_protocol == QueueProtocol::Amqp {
         tracing::info!(
             platform_version = %version,
@@ -276,7 +280,7 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
         push_mode,
         registration: registration.clone(),
         metrics: metrics.clone(),
-        inflight_dir: data.root().join("daemon").join("inflight"),
+        redelivery: RedeliveryGuard::new(data.root().join("daemon").join("inflight")),
         fallback,
     });
     if handler.fallback.is_none() {
@@ -318,14 +322,17 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
                 .with_context(|| format!("cannot listen on {}", callback.bind))?;
             let semaphore = Arc::new(tokio::sync::Semaphore::new(settings.concurrency));
             let h = handler.clone();
-            let handle: http_callback::Handler = Arc::new(move |body: Vec<u8>| {
+            let handle: http_callback::ProcessBody = Arc::new(move |body: Vec<u8>| {
                 let (h, semaphore) = (h.clone(), semaphore.clone());
                 Box::pin(async move {
-                    let _permit = semaphore.acquire_owned().await.map_err(|e| e.to_string())?;
+                    let _permit = semaphore
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| NotProcessed::Stopping)?;
                     match h.handle(&body, false).await {
                         Disposition::Ack => Ok(()),
                         // The worker requeues on anything but 202.
-                        Disposition::Requeue => Err("temporary failure; retry later".to_owned()),
+                        Disposition::Requeue => Err(NotProcessed::Temporary),
                     }
                 })
             });

@@ -2,9 +2,6 @@
 
 use crate::config::{table, ConfigFile, Problems, SettingsError};
 
-/// Default `IVRE_MAX_RECORDS`: records used per search and observable (the table's).
-pub const DEFAULT_MAX_RECORDS: usize = 1000;
-
 /// What the enrichment uses and produces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnrichOptions {
@@ -34,20 +31,9 @@ pub struct EnrichOptions {
 }
 
 impl Default for EnrichOptions {
+    /// The table's defaults.
     fn default() -> Self {
-        EnrichOptions {
-            use_data: true,
-            use_passive: true,
-            use_passive_as: true,
-            use_passive_domain: true,
-            use_scans: true,
-            use_scans_as: false,
-            use_scans_domain: false,
-            relationship_times: false,
-            max_records: DEFAULT_MAX_RECORDS,
-            note: true,
-            author_name: "IVRE".to_owned(),
-        }
+        Problems::defaults(EnrichOptions::read)
     }
 }
 
@@ -60,22 +46,18 @@ impl EnrichOptions {
 
     /// Reads the settings, recording problems in `problems`.
     pub fn read(config: &ConfigFile, problems: &mut Problems) -> EnrichOptions {
-        let d = EnrichOptions::default();
-        let mut flag =
-            |setting: &table::Setting, default: bool| problems.take(config.flag(setting), default);
-        let use_data = flag(&table::IVRE_USE_DATA, d.use_data);
-        let use_passive = flag(&table::IVRE_USE_PASSIVE, d.use_passive);
-        let use_passive_as = flag(&table::IVRE_USE_PASSIVE_AS, d.use_passive_as);
-        let use_passive_domain = flag(&table::IVRE_USE_PASSIVE_DOMAIN, d.use_passive_domain);
-        let use_scans = flag(&table::IVRE_USE_SCANS, d.use_scans);
-        let use_scans_as = flag(&table::IVRE_USE_SCANS_AS, d.use_scans_as);
-        let use_scans_domain = flag(&table::IVRE_USE_SCANS_DOMAIN, d.use_scans_domain);
-        let relationship_times = flag(&table::IVRE_RELATIONSHIP_TIMES, d.relationship_times);
-        let note = flag(&table::IVRE_NOTE, d.note);
-        let max_records = problems
-            .ok(config.integer(&table::IVRE_MAX_RECORDS))
-            .and_then(|n| usize::try_from(n).ok())
-            .unwrap_or(d.max_records);
+        let mut flag = |setting: &table::Setting| problems.or_default(config.flag(setting));
+        let use_data = flag(&table::IVRE_USE_DATA);
+        let use_passive = flag(&table::IVRE_USE_PASSIVE);
+        let use_passive_as = flag(&table::IVRE_USE_PASSIVE_AS);
+        let use_passive_domain = flag(&table::IVRE_USE_PASSIVE_DOMAIN);
+        let use_scans = flag(&table::IVRE_USE_SCANS);
+        let use_scans_as = flag(&table::IVRE_USE_SCANS_AS);
+        let use_scans_domain = flag(&table::IVRE_USE_SCANS_DOMAIN);
+        let relationship_times = flag(&table::IVRE_RELATIONSHIP_TIMES);
+        let note = flag(&table::IVRE_NOTE);
+        let max_records = problems.or_default(config.integer(&table::IVRE_MAX_RECORDS));
+        let max_records = usize::try_from(max_records).unwrap_or(usize::MAX);
         EnrichOptions {
             use_data,
             use_passive,
@@ -87,9 +69,7 @@ impl EnrichOptions {
             relationship_times,
             max_records,
             note,
-            author_name: config
-                .string(&table::CONNECTOR_NAME)
-                .unwrap_or(d.author_name),
+            author_name: config.string(&table::CONNECTOR_NAME).unwrap_or_default(),
         }
     }
 }

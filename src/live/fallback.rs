@@ -58,22 +58,9 @@ impl std::fmt::Debug for FallbackSettings {
 }
 
 impl Default for FallbackSettings {
-    /// Off, with the defaults of the timeouts.
+    /// Off (no IVRE URL), with the table's defaults.
     fn default() -> Self {
-        FallbackSettings {
-            enabled: false,
-            scans_url: None,
-            passive_url: None,
-            data_url: None,
-            timeout: Duration::from_secs(10),
-            ttl: Duration::from_secs(3600),
-            negative_ttl: Duration::from_secs(300),
-            breaker_threshold: 5,
-            breaker_cooldown: Duration::from_secs(60),
-            cache_entries: 10_000,
-            cache_bytes: 64 * 1024 * 1024,
-            net: NetSettings::default(),
-        }
+        Problems::defaults(|config, p| FallbackSettings::read(config, p, &NetSettings::default()))
     }
 }
 
@@ -94,43 +81,36 @@ impl FallbackSettings {
         problems: &mut Problems,
         net: &NetSettings,
     ) -> FallbackSettings {
-        let d = FallbackSettings::default();
         let base = config.value(&table::IVRE_DB_URL);
         let url = |setting: &table::Setting| config.value(setting).or_else(|| base.clone());
         let scans_url = url(&table::IVRE_DB_URL_SCANS);
         let passive_url = url(&table::IVRE_DB_URL_PASSIVE);
         let data_url = url(&table::IVRE_DB_URL_DATA);
         let any = scans_url.is_some() || passive_url.is_some();
-        let mut secs = |setting: &table::Setting, default: Duration| {
+        let mut secs = |setting: &table::Setting| {
             problems
-                .take(config.seconds(setting), default)
+                .or_default(config.seconds(setting))
                 .max(Duration::from_secs(1))
         };
-        let timeout = secs(&table::IVRE_FALLBACK_TIMEOUT, d.timeout);
-        let ttl = secs(&table::IVRE_FALLBACK_TTL, d.ttl);
-        let negative_ttl = secs(&table::IVRE_FALLBACK_NEGATIVE_TTL, d.negative_ttl);
-        let breaker_cooldown = secs(&table::IVRE_FALLBACK_BREAKER_COOLDOWN, d.breaker_cooldown);
+        let timeout = secs(&table::IVRE_FALLBACK_TIMEOUT);
+        let ttl = secs(&table::IVRE_FALLBACK_TTL);
+        let negative_ttl = secs(&table::IVRE_FALLBACK_NEGATIVE_TTL);
+        let breaker_cooldown = secs(&table::IVRE_FALLBACK_BREAKER_COOLDOWN);
         let enabled = problems
-            .take(config.optional_flag(&table::IVRE_FALLBACK), None)
+            .or_default(config.optional_flag(&table::IVRE_FALLBACK))
             .unwrap_or(any)
             && any;
         let breaker_threshold = u32::try_from(
             problems
-                .take(config.integer(&table::IVRE_FALLBACK_BREAKER_FAILURES), 5)
+                .or_default(config.integer(&table::IVRE_FALLBACK_BREAKER_FAILURES))
                 .max(1),
         )
-        .unwrap_or(5);
+        .unwrap_or(u32::MAX);
         let cache_entries = problems
-            .take(
-                config.integer(&table::IVRE_FALLBACK_CACHE_ENTRIES),
-                d.cache_entries,
-            )
+            .or_default(config.integer(&table::IVRE_FALLBACK_CACHE_ENTRIES))
             .max(1);
         let cache_bytes = problems
-            .take(
-                config.integer(&table::IVRE_FALLBACK_CACHE_BYTES),
-                d.cache_bytes,
-            )
+            .or_default(config.integer(&table::IVRE_FALLBACK_CACHE_BYTES))
             .max(1);
         FallbackSettings {
             enabled,

@@ -13,7 +13,7 @@
 //!   `header_read_timeout`, also between the requests of a keep-alive connection): a client
 //!   that connects and sends nothing, or a few bytes a minute, is dropped.
 //! - Bodies: the callback reads its body with a deadline ([`ServerLimits::body_timeout`])
-//!   and a size limit checked before buffering (`opencti::http_callback`).
+//!   and a size limit checked before buffering (`opencti::transport::http_callback`).
 //! - Heads are at most [`MAX_HEAD_BYTES`] (hyper's read buffer).
 //!
 //! On shutdown the server stops accepting, closes the connections without a request in
@@ -47,12 +47,9 @@ pub struct ServerLimits {
 }
 
 impl Default for ServerLimits {
+    /// The table's defaults (`CONNECTOR_HTTP_*`).
     fn default() -> Self {
-        ServerLimits {
-            max_connections: 256,
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(60),
-        }
+        crate::config::Problems::defaults(ServerLimits::read)
     }
 }
 

@@ -1,22 +1,17 @@
-//! The OpenCTI platform protocol (as pycti 6.x/7.x and the platform speak it), for an
-//! internal-enrichment connector.
+//! OpenCTI's side of the daemon: the connector protocol as pycti 6.x/7.x and the platform
+//! speak it (`docs/opencti-protocol.md`), for an internal-enrichment connector. By
+//! concern, in the order a message goes through them:
 //!
-//! - [`settings`]: the connector's configuration (pycti's variables) validated at start;
-//! - [`graphql`]: the GraphQL client; [`api`]: the operations the connector uses;
-//! - [`message`]: the enrichment messages the platform sends;
-//! - [`handler`]: one message in, work reported and results pushed; [`gate`]: the TLP gate;
-//! - [`split`]: pycti's bundle splitting; [`push`]: bundles to the workers (AMQP or API);
-//! - [`amqp`]: consuming the listen queue; [`http_callback`]: the HTTP listen mode;
-//!   [`jwt`]: the 7.x callback tokens.
+//! - [`transport`]: how messages arrive: the listen queue ([`transport::amqp`]) or HTTP
+//!   callbacks ([`transport::http_callback`], with the 7.x tokens of [`transport::jwt`]);
+//! - [`pipeline`]: one message in, work reported and results pushed: the orchestration
+//!   ([`pipeline::handler`]), the TLP gate, playbook steps, the redelivery guard, work
+//!   reports, and what a message can fail with ([`pipeline::failure`]);
+//! - [`protocol`]: the platform's messages, the GraphQL client and operations, pycti's
+//!   splitting, push planning and publishing.
+//!
+//! The daemon's settings are in [`crate::config::daemon`].
 
-pub mod amqp;
-pub mod api;
-pub mod gate;
-pub mod graphql;
-pub mod handler;
-pub mod http_callback;
-pub mod jwt;
-pub mod message;
-pub mod push;
-pub mod settings;
-pub mod split;
+pub mod pipeline;
+pub mod protocol;
+pub mod transport;

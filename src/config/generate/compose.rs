@@ -14,9 +14,10 @@ pub const CONTAINER_DROP_DIR: &str = "/drop";
 /// A value set (not commented) in a compose file.
 fn set_value(s: &Setting, airgap: bool) -> Option<String> {
     if s.required {
-        return Some(match s.env {
-            "IVRE_MAX_TLP" => "TLP:AMBER".into(),
-            _ => "ChangeMe".into(),
+        return Some(if s.env == table::IVRE_MAX_TLP.env {
+            "TLP:AMBER".into()
+        } else {
+            "ChangeMe".into()
         });
     }
     if s.env == table::IVRE_DATA_DIR.env {

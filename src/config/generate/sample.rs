@@ -1,14 +1,16 @@
 //! `config.yml.sample` and the README's tables of settings.
 
 use super::kind_text;
-use crate::config::table::{Group, Kind, Setting, SETTINGS};
+use crate::config::table::{self, Group, Kind, Setting, SETTINGS};
 
 /// The value written for a required setting in the sample.
 fn sample_value(s: &Setting) -> &'static str {
-    match s.env {
-        "OPENCTI_URL" => "http://localhost:8080",
-        "IVRE_MAX_TLP" => "TLP:AMBER",
-        _ => "ChangeMe",
+    if s.env == table::OPENCTI_URL.env {
+        "http://localhost:8080"
+    } else if s.env == table::IVRE_MAX_TLP.env {
+        "TLP:AMBER"
+    } else {
+        "ChangeMe"
     }
 }
 

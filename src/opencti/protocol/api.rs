@@ -1,7 +1,7 @@
 //! The GraphQL operations of an enrichment connector (`docs/opencti-protocol.md` §2–§7).
 
 use super::graphql::{GraphqlClient, GraphqlError};
-use super::settings::Settings;
+use crate::config::daemon::Settings;
 use crate::stix::markings::PlatformMarkings;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -148,10 +148,10 @@ impl Api {
             (
                 "listen_callback_uri",
                 match settings.listen {
-                    super::settings::ListenProtocol::Api => {
+                    crate::config::daemon::ListenProtocol::Api => {
                         format!("{}{}", settings.api_listen.uri, settings.api_listen.path).into()
                     }
-                    super::settings::ListenProtocol::Amqp => Value::Null,
+                    crate::config::daemon::ListenProtocol::Amqp => Value::Null,
                 },
             ),
             ("version", env!("CARGO_PKG_VERSION").into()),

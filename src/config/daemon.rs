@@ -1,17 +1,20 @@
-//! The daemon's configuration: pycti's variables (`docs/opencti-protocol.md` §12, §2.4, §5),
-//! the Python connector's, and ours, validated all at once at start-up.
+//! The daemon's settings (`ivre-connector run`): pycti's variables
+//! (`docs/opencti-protocol.md` §12, §2.4, §5), the Python connector's, and ours, read from
+//! the table ([`super::table`]) and validated all at once at start-up, with every
+//! sub-configuration ([`EnrichOptions`], [`NetSettings`], [`FallbackSettings`],
+//! [`SyncSettings`], [`S3Settings`]) recording its problems into the same [`Problems`].
 
-use crate::config::s3::S3Settings;
-use crate::config::sync::SyncSettings;
-use crate::config::table::{self, Setting};
-use crate::config::{ConfigFile, Problems};
+use super::s3::S3Settings;
+use super::sync::SyncSettings;
+use super::table::{self, Setting};
+use super::{ConfigError, ConfigFile, Problems, SettingsError};
 use crate::enrich::EnrichOptions;
 use crate::live::fallback::FallbackSettings;
 use crate::net::NetSettings;
 use crate::observable::SCOPES;
 use crate::stix::markings::Tlp;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 /// How enrichment requests arrive.
@@ -36,49 +39,13 @@ pub enum QueueProtocol {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushStrategy {
     /// Per platform version: [`PushStrategy::Bundle`] from 6.4 on, else
-    /// [`PushStrategy::Pieces`] (see [`PushStrategy::for_platform`]).
+    /// [`PushStrategy::Pieces`] (see `opencti::protocol::push_plan::PushMode::for_platform`).
     Auto,
     /// The whole bundle as one message; the platform's worker splits it and adds the
     /// expectations itself (the connector calls no `addExpectations`).
     Bundle,
     /// pycti's: one object per message, after `addExpectations(<messages>)`.
     Pieces,
-}
-
-/// The strategy chosen for one platform, and what its push messages may carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PushMode {
-    /// Bundles go as one message (else as pieces).
-    pub bundle: bool,
-    /// The platform's worker reads `no_split` (7.260515 on): messages carry `no_split:false`.
-    pub no_split_field: bool,
-}
-
-/// `major.minor` of a platform version (`6.4.11`, `7.261026.0`), `None` when unreadable.
-pub fn platform_release(version: &str) -> Option<(u64, u64)> {
-    let mut parts = version.trim().split('.');
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next().map_or(Some(0), |m| m.parse().ok())?;
-    Some((major, minor))
-}
-
-impl PushStrategy {
-    /// The mode for a platform of `version` (`about { version }`). The worker of every
-    /// platform splits a multi-object message itself at least since 6.4 (its
-    /// `stixBundlePush` hands it whole bundles), so `auto` sends whole bundles from 6.4 on
-    /// and pycti's pieces to older or unreadable versions.
-    pub fn for_platform(self, version: &str) -> PushMode {
-        let release = platform_release(version);
-        let bundle = match self {
-            PushStrategy::Bundle => true,
-            PushStrategy::Pieces => false,
-            PushStrategy::Auto => release.is_some_and(|r| r >= (6, 4)),
-        };
-        PushMode {
-            bundle,
-            no_split_field: release.is_some_and(|r| r >= (7, 260_515)),
-        }
-    }
 }
 
 /// `MQ_*`: local overrides of the broker connection returned at registration.
@@ -190,8 +157,6 @@ impl fmt::Debug for Settings {
     }
 }
 
-pub use crate::config::SettingsError;
-
 /// The namespace of derived connector ids: `CONNECTOR_ID` defaults to the UUIDv5 of
 /// `CONNECTOR_NAME` in it (`99c99d81-908b-4c9f-81ad-cb1d4c06c255`, ours, fixed forever).
 pub const CONNECTOR_ID_NAMESPACE: uuid::Uuid =
@@ -203,25 +168,24 @@ pub fn derived_connector_id(connector_name: &str) -> String {
 }
 
 /// `OPENCTI_CUSTOM_HEADERS="h1:v1;h2:v2"`.
-fn custom_headers(raw: &str) -> Result<Vec<(String, String)>, String> {
+pub(super) fn custom_headers(raw: &str) -> Result<Vec<(String, String)>, ConfigError> {
     raw.split(';')
         .filter(|p| !p.trim().is_empty())
         .map(|pair| {
             pair.split_once(':')
                 .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
                 .filter(|(k, _)| !k.is_empty())
-                .ok_or_else(|| {
-                    format!(
-                        "{}: `{pair}` is not `name:value`",
-                        table::OPENCTI_CUSTOM_HEADERS.label()
-                    )
+                .ok_or_else(|| ConfigError::Invalid {
+                    setting: table::OPENCTI_CUSTOM_HEADERS.label(),
+                    expected: "`name:value` pairs separated by `;`",
+                    found: pair.to_owned(),
                 })
         })
         .collect()
 }
 
 /// A UUID in its textual form (what OpenCTI expects for `CONNECTOR_ID`).
-fn looks_like_uuid(s: &str) -> bool {
+pub(super) fn looks_like_uuid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 5
         && [8, 4, 4, 4, 12]
@@ -239,6 +203,13 @@ fn required(config: &ConfigFile, p: &mut Problems, setting: &Setting) -> String 
         p.push(format!("{} is required", setting.label()));
         String::new()
     })
+}
+
+/// An IP address setting (value or default); when invalid, the problem is recorded and a
+/// placeholder returned (the settings are then not used).
+fn ip(config: &ConfigFile, p: &mut Problems, setting: &Setting) -> IpAddr {
+    p.ok(config.ip(setting))
+        .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED))
 }
 
 impl Settings {
@@ -264,8 +235,8 @@ impl Settings {
             ));
         }
         let opencti_token = required(config, p, &table::OPENCTI_TOKEN);
-        let ssl_verify = p.take(config.flag(&table::OPENCTI_SSL_VERIFY), false);
-        let json_logging = p.take(config.flag(&table::OPENCTI_JSON_LOGGING), true);
+        let ssl_verify = p.or_default(config.flag(&table::OPENCTI_SSL_VERIFY));
+        let json_logging = p.or_default(config.flag(&table::OPENCTI_JSON_LOGGING));
         let custom_headers = match config.value(&table::OPENCTI_CUSTOM_HEADERS) {
             None => Vec::new(),
             Some(raw) => custom_headers(&raw).unwrap_or_else(|e| {
@@ -281,9 +252,7 @@ impl Settings {
                 ));
             }
         }
-        let connector_name = config
-            .string(&table::CONNECTOR_NAME)
-            .unwrap_or_else(|| "IVRE".into());
+        let connector_name = config.string(&table::CONNECTOR_NAME).unwrap_or_default();
         if connector_name.trim().len() < 2 {
             p.push(format!(
                 "{}: at least 2 characters",
@@ -312,49 +281,40 @@ impl Settings {
                 ));
             }
         }
-        let auto = p.take(config.flag(&table::CONNECTOR_AUTO), false);
-        let auto_update = p.take(config.flag(&table::CONNECTOR_AUTO_UPDATE), false);
+        let auto = p.or_default(config.flag(&table::CONNECTOR_AUTO));
+        let auto_update = p.or_default(config.flag(&table::CONNECTOR_AUTO_UPDATE));
         let enrichment_resolution = config
             .string(&table::CONNECTOR_ENRICHMENT_RESOLUTION)
-            .unwrap_or_else(|| "none".into());
-        let only_contextual = p.take(config.flag(&table::CONNECTOR_ONLY_CONTEXTUAL), false);
+            .unwrap_or_default();
+        let only_contextual = p.or_default(config.flag(&table::CONNECTOR_ONLY_CONTEXTUAL));
         let log_level = config
             .string(&table::CONNECTOR_LOG_LEVEL)
-            .unwrap_or_else(|| "error".into());
+            .unwrap_or_default();
         p.ok(config.choice(&table::CONNECTOR_LOG_LEVEL));
-        let expose_metrics = p.take(config.flag(&table::CONNECTOR_EXPOSE_METRICS), false);
-        let metrics_port = p.take(config.port(&table::CONNECTOR_METRICS_PORT), 9095);
+        let expose_metrics = p.or_default(config.flag(&table::CONNECTOR_EXPOSE_METRICS));
+        let metrics_port = p.or_default(config.port(&table::CONNECTOR_METRICS_PORT));
         let metrics_namespace = config
             .value(&table::CONNECTOR_METRICS_NAMESPACE)
             .unwrap_or_default();
         let metrics_subsystem = config
             .value(&table::CONNECTOR_METRICS_SUBSYSTEM)
             .unwrap_or_default();
-        let health_bind = p.take(
-            config.ip(&table::CONNECTOR_HEALTH_BIND),
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        );
-        let listen = match p.take(config.choice(&table::CONNECTOR_LISTEN_PROTOCOL), None) {
+        let health_bind = ip(config, p, &table::CONNECTOR_HEALTH_BIND);
+        let listen = match p.or_default(config.choice(&table::CONNECTOR_LISTEN_PROTOCOL)) {
             Some("API") => ListenProtocol::Api,
             _ => ListenProtocol::Amqp,
         };
-        let api_port = p.take(
-            config.port(&table::CONNECTOR_LISTEN_PROTOCOL_API_PORT),
-            7070,
-        );
+        let api_port = p.or_default(config.port(&table::CONNECTOR_LISTEN_PROTOCOL_API_PORT));
         let api_path = config
             .string(&table::CONNECTOR_LISTEN_PROTOCOL_API_PATH)
-            .unwrap_or_else(|| "/api/callback".into());
+            .unwrap_or_default();
         if !api_path.starts_with('/') {
             p.push(format!(
                 "{}: must start with `/`",
                 table::CONNECTOR_LISTEN_PROTOCOL_API_PATH.label()
             ));
         }
-        if p.take(
-            config.flag(&table::CONNECTOR_LISTEN_PROTOCOL_API_SSL),
-            false,
-        ) {
+        if p.or_default(config.flag(&table::CONNECTOR_LISTEN_PROTOCOL_API_SSL)) {
             p.push(format!("{}: HTTPS is not served by this connector; put a TLS-terminating proxy in front and set {} to its https:// address", table::CONNECTOR_LISTEN_PROTOCOL_API_SSL.label(), table::CONNECTOR_LISTEN_PROTOCOL_API_URI.env));
         }
         let api_uri = config
@@ -362,10 +322,7 @@ impl Settings {
             .unwrap_or_else(|| format!("http://127.0.0.1:{api_port}"))
             .trim_end_matches('/')
             .to_owned();
-        let api_bind = p.take(
-            config.ip(&table::CONNECTOR_LISTEN_PROTOCOL_API_BIND),
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        );
+        let api_bind = ip(config, p, &table::CONNECTOR_LISTEN_PROTOCOL_API_BIND);
         let queue_setting = if config.value(&table::CONNECTOR_QUEUE_PROTOCOL).is_none()
             && config.value(&table::QUEUE_PROTOCOL).is_some()
         {
@@ -373,23 +330,23 @@ impl Settings {
         } else {
             &table::CONNECTOR_QUEUE_PROTOCOL
         };
-        let queue_protocol = match p.take(config.choice(queue_setting), None) {
+        let queue_protocol = match p.or_default(config.choice(queue_setting)) {
             Some("api") => QueueProtocol::Api,
             _ => QueueProtocol::Amqp,
         };
-        let push_strategy = match p.take(config.choice(&table::CONNECTOR_PUSH_STRATEGY), None) {
+        let push_strategy = match p.or_default(config.choice(&table::CONNECTOR_PUSH_STRATEGY)) {
             Some("bundle") => PushStrategy::Bundle,
             Some("pieces") => PushStrategy::Pieces,
             _ => PushStrategy::Auto,
         };
-        let send_to_queue = p.take(config.flag(&table::CONNECTOR_SEND_TO_QUEUE), true);
+        let send_to_queue = p.or_default(config.flag(&table::CONNECTOR_SEND_TO_QUEUE));
         let mq = MqOverrides {
             host: config.value(&table::MQ_HOST),
             port: p
-                .take(config.optional_integer(&table::MQ_PORT), None)
+                .or_default(config.optional_integer(&table::MQ_PORT))
                 .and_then(|n| u16::try_from(n).ok()),
             vhost: config.value(&table::MQ_VHOST),
-            use_ssl: p.take(config.optional_flag(&table::MQ_USE_SSL), None),
+            use_ssl: p.or_default(config.optional_flag(&table::MQ_USE_SSL)),
             user: config.value(&table::MQ_USER),
             pass: config.value(&table::MQ_PASS),
         };
@@ -409,14 +366,11 @@ impl Settings {
                 Tlp::Clear
             }),
         };
-        let concurrency = p.take(config.integer(&table::CONNECTOR_CONCURRENCY), 1);
-        let seconds = |p: &mut Problems, setting: &Setting, default: u64| {
-            p.take(config.seconds(setting), Duration::from_secs(default))
-        };
-        let ping_interval = seconds(p, &table::CONNECTOR_PING_INTERVAL, 40);
-        let work_ping_interval = seconds(p, &table::CONNECTOR_WORK_PING_INTERVAL, 300);
-        let reconnect_delay = seconds(p, &table::CONNECTOR_RECONNECT_DELAY, 10);
-        let shutdown_timeout = seconds(p, &table::CONNECTOR_SHUTDOWN_TIMEOUT, 60);
+        let concurrency = p.or_default(config.integer(&table::CONNECTOR_CONCURRENCY));
+        let ping_interval = p.or_default(config.seconds(&table::CONNECTOR_PING_INTERVAL));
+        let work_ping_interval = p.or_default(config.seconds(&table::CONNECTOR_WORK_PING_INTERVAL));
+        let reconnect_delay = p.or_default(config.seconds(&table::CONNECTOR_RECONNECT_DELAY));
+        let shutdown_timeout = p.or_default(config.seconds(&table::CONNECTOR_SHUTDOWN_TIMEOUT));
         let geoip_dir = config.path(&table::IVRE_GEOIP_DIR);
         if let Some(dir) = &geoip_dir {
             if !dir.is_dir() {
@@ -427,7 +381,9 @@ impl Settings {
                 ));
             }
         }
-        let reload_poll = seconds(p, &table::IVRE_RELOAD_POLL, 30).max(Duration::from_secs(1));
+        let reload_poll = p
+            .or_default(config.seconds(&table::IVRE_RELOAD_POLL))
+            .max(Duration::from_secs(1));
         let enrich = EnrichOptions::read(config, p);
         let net = NetSettings::read(config, p);
         let fallback = FallbackSettings::read(config, p, &net);
@@ -466,7 +422,7 @@ impl Settings {
             send_to_queue,
             mq,
             max_tlp,
-            concurrency: usize::try_from(concurrency.clamp(1, 256)).unwrap_or(1),
+            concurrency: usize::try_from(concurrency.clamp(1, 256)).unwrap_or(usize::MAX),
             ping_interval,
             work_ping_interval,
             reconnect_delay,
@@ -486,165 +442,5 @@ impl Settings {
         self.scope
             .iter()
             .any(|s| s.eq_ignore_ascii_case(entity_type))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(yaml: &str) -> Result<Settings, SettingsError> {
-        Settings::from_config(&ConfigFile::parse(yaml, None).unwrap())
-    }
-
-    const BASE: &str = "opencti:\n  url: http://opencti:8080/\n  token: secret-token\nconnector:\n  id: 6c3f2a4e-8d2b-4a7e-9a36-1b2c3d4e5f60\nivre:\n  max_tlp: TLP:AMBER\n";
-
-    #[test]
-    fn defaults_follow_pycti() {
-        let s = parse(BASE).unwrap();
-        assert_eq!(s.opencti_url, "http://opencti:8080");
-        assert_eq!(s.listen, ListenProtocol::Amqp);
-        assert_eq!(s.queue_protocol, QueueProtocol::Amqp);
-        assert_eq!(s.push_strategy, PushStrategy::Auto);
-        assert_eq!(s.max_tlp, Tlp::Amber);
-        assert_eq!(s.metrics_port, 9095);
-        assert_eq!(s.ping_interval, Duration::from_secs(40));
-        assert_eq!(s.concurrency, 1);
-        assert!(s.in_scope("IPv4-Addr") && s.in_scope("x509-certificate") && !s.in_scope("Report"));
-        assert_eq!(s.api_listen.uri, "http://127.0.0.1:7070");
-        assert!(
-            !format!("{s:?}").contains("secret-token"),
-            "the token never shows"
-        );
-    }
-
-    #[test]
-    fn every_problem_is_reported_at_once() {
-        let err = parse("connector:\n  id: nope\n  concurrency: 0\n  listen_protocol: carrier-pigeon\nivre:\n  max_tlp: amber\n").unwrap_err();
-        let text = err.to_string();
-        for needle in [
-            "OPENCTI_URL",
-            "OPENCTI_TOKEN",
-            "CONNECTOR_ID",
-            "CONNECTOR_CONCURRENCY",
-            "carrier-pigeon",
-            "IVRE_MAX_TLP",
-            "`amber`",
-        ] {
-            assert!(text.contains(needle), "{needle} missing in:\n{text}");
-        }
-        let empty_tlp =
-            parse(&BASE.replace("  max_tlp: TLP:AMBER\n", "  max_tlp: \"\"\n")).unwrap_err();
-        assert!(
-            empty_tlp
-                .to_string()
-                .contains("IVRE_MAX_TLP) is set but empty"),
-            "{empty_tlp}"
-        );
-        let null_tlp = parse(&BASE.replace("  max_tlp: TLP:AMBER\n", "  max_tlp:\n")).unwrap_err();
-        assert!(
-            null_tlp.to_string().contains("is set but empty"),
-            "{null_tlp}"
-        );
-        let missing_tlp = parse(&BASE.replace("  max_tlp: TLP:AMBER\n", "  x: y\n")).unwrap_err();
-        assert!(missing_tlp
-            .to_string()
-            .contains("IVRE_MAX_TLP) is required"));
-    }
-
-    #[test]
-    fn push_strategy_is_read_and_follows_the_platform_version() {
-        let with = |v: &str| {
-            parse(&BASE.replace(
-                "connector:\n",
-                &format!("connector:\n  push_strategy: {v}\n"),
-            ))
-        };
-        assert_eq!(with("Bundle").unwrap().push_strategy, PushStrategy::Bundle);
-        assert_eq!(with("pieces").unwrap().push_strategy, PushStrategy::Pieces);
-        let err = with("split").unwrap_err().to_string();
-        assert!(
-            err.contains("CONNECTOR_PUSH_STRATEGY")
-                && err.contains("split")
-                && err.contains("pieces"),
-            "{err}"
-        );
-        let mode = |s: PushStrategy, v: &str| {
-            let m = s.for_platform(v);
-            (m.bundle, m.no_split_field)
-        };
-        assert_eq!(mode(PushStrategy::Auto, "6.3.9"), (false, false));
-        assert_eq!(mode(PushStrategy::Auto, "6.4.11"), (true, false));
-        assert_eq!(mode(PushStrategy::Auto, "6.9.29"), (true, false));
-        assert_eq!(mode(PushStrategy::Auto, "7.260224.0"), (true, false));
-        assert_eq!(mode(PushStrategy::Auto, "7.260515.0"), (true, true));
-        assert_eq!(mode(PushStrategy::Auto, "not-a-version"), (false, false));
-        assert_eq!(mode(PushStrategy::Auto, ""), (false, false));
-        assert_eq!(mode(PushStrategy::Pieces, "7.261026.0"), (false, true));
-        assert_eq!(mode(PushStrategy::Bundle, "6.0.10"), (true, false));
-    }
-
-    #[test]
-    fn headers_and_scope_parse() {
-        assert_eq!(
-            custom_headers("a: 1 ;b:2:3").unwrap(),
-            vec![("a".into(), "1".into()), ("b".into(), "2:3".into())]
-        );
-        assert!(custom_headers("nocolon").is_err());
-        let s = parse(&format!("{BASE}  x: 1\n")).unwrap();
-        assert_eq!(s.scope.len(), 6);
-        let bad = parse(&BASE.replace("connector:\n", "connector:\n  scope: ipv4-addr, report\n"))
-            .unwrap_err();
-        assert!(bad.to_string().contains("`report`"));
-    }
-
-    #[test]
-    fn the_connector_id_is_derived_from_the_name_when_unset() {
-        let base = BASE.replace("  id: 6c3f2a4e-8d2b-4a7e-9a36-1b2c3d4e5f60\n", "");
-        let s = parse(&base).unwrap();
-        assert!(s.connector_id_derived);
-        assert_eq!(s.connector_id, derived_connector_id("IVRE"));
-        assert!(looks_like_uuid(&s.connector_id));
-        let named = parse(&base.replace("connector:\n", "connector:\n  name: IVRE lab\n")).unwrap();
-        assert_ne!(named.connector_id, s.connector_id);
-        assert_eq!(parse(&base).unwrap().connector_id, s.connector_id, "stable");
-        let given = parse(BASE).unwrap();
-        assert!(!given.connector_id_derived);
-        assert_eq!(given.connector_id, "6c3f2a4e-8d2b-4a7e-9a36-1b2c3d4e5f60");
-    }
-
-    #[test]
-    fn sub_configurations_and_new_settings_are_read_together() {
-        let config = ConfigFile::parse(BASE, None).unwrap().with_env(
-            [
-                ("IVRE_USE_SCANS", "maybe"),
-                ("IVRE_MAX_RECORDS", "0"),
-                ("IVRE_FALLBACK_TTL", "soon"),
-                ("IVRE_SYNC_INTERVAL", "1w"),
-                ("AWS_ACCESS_KEY_ID", "k"),
-                ("SSL_CERT_FILE", "/nonexistent/ca.pem"),
-                ("CONNECTOR_HEALTH_BIND", "localhost"),
-            ]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        );
-        let text = Settings::from_config(&config).unwrap_err().to_string();
-        for needle in [
-            "IVRE_USE_SCANS",
-            "IVRE_MAX_RECORDS",
-            "IVRE_FALLBACK_TTL",
-            "IVRE_SYNC_INTERVAL",
-            "AWS_SECRET_ACCESS_KEY",
-            "/nonexistent/ca.pem",
-            "CONNECTOR_HEALTH_BIND",
-        ] {
-            assert!(text.contains(needle), "{needle} missing in:\n{text}");
-        }
-        let s = parse(BASE).unwrap();
-        assert_eq!(s.health_bind, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        assert_eq!(s.sync, SyncSettings::default());
-        assert_eq!(s.s3, S3Settings::default());
-        assert_eq!(s.net, NetSettings::default());
     }
 }

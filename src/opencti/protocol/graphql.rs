@@ -1,7 +1,7 @@
 //! The GraphQL client: `POST <OPENCTI_URL>/graphql` with the token, a User-Agent, the
 //! custom headers and, per call, the draft context (`docs/opencti-protocol.md` §1).
 
-use super::settings::Settings;
+use crate::config::daemon::Settings;
 use serde_json::{json, Value};
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! prefetch equal to the configured concurrency, reconnection after a delay, and a
 //! graceful stop that lets in-flight enrichments finish.
 
-use super::handler::{Disposition, Handler};
+use crate::opencti::pipeline::handler::{Disposition, Handler};
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
@@ -30,7 +30,7 @@ pub struct ListenTarget {
 
 /// Consumes until `shutdown`; reconnects after `reconnect_delay` when the broker goes away.
 pub async fn listen(target: ListenTarget, handler: Arc<Handler>, shutdown: CancellationToken) {
-    let endpoint = super::push::endpoint(&target.uri);
+    let endpoint = crate::opencti::protocol::push::endpoint(&target.uri);
     while !shutdown.is_cancelled() {
         match consume(&target, &handler, &shutdown).await {
             Ok(()) => break,

@@ -6,7 +6,7 @@
 //! the pieces it depends on were confirmed.
 
 use super::api::Connection as BrokerConnection;
-use super::settings::MqOverrides;
+use crate::config::daemon::MqOverrides;
 use base64::Engine;
 use futures_util::future::join_all;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
