@@ -14,6 +14,7 @@
 //! - [`snapshot`]: generations in a data directory: import, publish, open, prune.
 //! - [`refresh`]: keeping a snapshot fresh: pulls from live IVRE and the drop folder.
 //! - [`lookup`]: answering an observable from a snapshot, as IVRE's searches would.
+//! - [`metrics`]: the Prometheus metrics: names, label enums, the methods that feed them.
 //! - [`demo`]: the self-contained demo.
 //! - [`cli`]: the `ivre-connector` command line.
 
