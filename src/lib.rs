@@ -10,7 +10,8 @@
 //! - [`ivre`]: IVRE 0.9.20 records (scan and view hosts, passive records) in every shape IVRE
 //!   writes them, normalized to the `ivre ... --json` export form.
 //! - [`geo`]: MaxMind `.mmdb` files and IVRE's `infos_byip`.
-//! - [`index`]: the on-disk format of a snapshot (sled keys, codec, writer and reader).
+//! - [`index`]: the on-disk format of a snapshot (keys, codec, record files, the base and
+//!   update writers, the reader).
 //! - [`snapshot`]: generations in a data directory: import, publish, open, prune.
 //! - [`refresh`]: keeping a snapshot fresh: pulls from live IVRE and the drop folder.
 //! - [`lookup`]: answering an observable from a snapshot, as IVRE's searches would.
