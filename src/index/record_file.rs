@@ -212,4 +212,37 @@ mod tests {
         let read = read_record(&file, len, codec::unpack_location(packed)).unwrap();
         assert_eq!(read, body);
     }
+
+    #[test]
+    fn appended_records_are_read_back_by_location() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("passive.delta.bin");
+        std::fs::write(&path, b"0123").unwrap();
+        let mut appender = RecordAppender::open(&path, RecordKind::Passive, true).unwrap();
+        let first = appender.append(7, b"first record").unwrap();
+        let second = appender.append(8, b"second").unwrap();
+        // After what the file held, each behind its length prefix; the delta bit set.
+        assert_eq!(first.offset, codec::DELTA_OFFSET | 8);
+        assert_eq!(second.offset, codec::DELTA_OFFSET | (8 + 12 + 4));
+        assert_eq!((first.len, second.len), (12, 6));
+        assert_eq!(appender.read(8, second).unwrap(), b"second");
+        assert_eq!(appender.finish().unwrap(), 4 + 4 + 12 + 4 + 6);
+        let file = RecordFile {
+            path: path.clone(),
+            file: File::open(&path).unwrap(),
+            len: 30,
+        };
+        let mut buf = Vec::new();
+        file.read_into(first, &mut buf).unwrap();
+        assert_eq!(buf, b"first record");
+        // A length of 0 is read from the prefix; past the end is an error.
+        let unpacked = Location { offset: 8, len: 0 };
+        file.read_into(unpacked, &mut buf).unwrap();
+        assert_eq!(buf, b"first record");
+        let beyond = Location { offset: 28, len: 6 };
+        assert!(matches!(
+            file.read_into(beyond, &mut buf),
+            Err(CodecError::OutOfFile { .. })
+        ));
+    }
 }

@@ -364,6 +364,14 @@ impl Fallback {
         Ok(source.as_ref())
     }
 
+    /// Sets `fallback_breaker_open` to the breaker's state now (a breaker whose cooldown
+    /// ended is closed even before the next lookup); for each scrape.
+    pub fn update_metrics(&self) {
+        if let Some(m) = &self.metrics {
+            m.set_breaker_open(self.breaker_open().is_some());
+        }
+    }
+
     fn breaker_open(&self) -> Option<u64> {
         let b = self.breaker.lock().ok()?;
         b.open_until
@@ -617,6 +625,7 @@ mod tests {
                 scans_url: Some(url),
                 timeout: Duration::from_secs(5),
                 breaker_threshold: 2,
+                breaker_cooldown: Duration::from_secs(2),
                 ..FallbackSettings::default()
             },
             Some(metrics.clone()),
@@ -649,6 +658,20 @@ mod tests {
         assert_eq!(
             line(&text, "errors_total").as_deref(),
             Some("errors_total 0")
+        );
+        // Once the cooldown is over, a scrape sees the breaker closed.
+        let breaker = |fallback: &Fallback| {
+            fallback.update_metrics();
+            line(&metrics.render(), "fallback_breaker_open")
+        };
+        assert_eq!(
+            breaker(&fallback).as_deref(),
+            Some("fallback_breaker_open 1")
+        );
+        tokio::time::sleep(Duration::from_millis(2200)).await;
+        assert_eq!(
+            breaker(&fallback).as_deref(),
+            Some("fallback_breaker_open 0")
         );
     }
 
