@@ -11,13 +11,15 @@
 //! - [`ivre`]: IVRE 0.9.20 records (scan and view hosts, passive records) in every shape IVRE
 //!   writes them, normalized to the `ivre ... --json` export form.
 //! - [`geo`]: MaxMind `.mmdb` files and IVRE's `infos_byip`.
-//! - [`index`]: the on-disk format of a snapshot (sled keys, codec, writer and reader).
+//! - [`index`]: the on-disk format of a snapshot (keys, codec, record files, the base and
+//!   update writers, the reader).
 //! - [`snapshot`]: generations in a data directory: import, publish, open, prune.
 //! - [`refresh`]: keeping a snapshot fresh: pulls from live IVRE and the drop folder.
 //! - [`lookup`]: answering an observable from a snapshot, as IVRE's searches would.
 //! - [`opencti`]: OpenCTI's side of the daemon: transports (listen queue, HTTP callback),
 //!   the platform protocol (messages, GraphQL, splitting, pushing) and the message pipeline
 //!   (TLP gate, playbooks, redelivery guard, work reports).
+//! - [`metrics`]: the Prometheus metrics: names, label enums, the methods that feed them.
 //! - [`demo`]: the self-contained demo.
 //! - [`cli`]: the `ivre-connector` command line.
 

@@ -1030,6 +1030,7 @@ async fn metrics_are_exposed() {
         "enrichment_duration_seconds",
         "snapshot_age_seconds",
         "state",
+        "identity_info{",
     ] {
         assert!(text.contains(name), "{name} missing in:\n{text}");
     }

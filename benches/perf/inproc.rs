@@ -32,7 +32,7 @@ use crate::stats::{Latency, Report, Target};
 use crate::Args;
 use anyhow::Context as _;
 use ivre_connector::enrich::{self, EnrichOptions, EnrichRequest};
-use ivre_connector::index::writer::MergeMode;
+use ivre_connector::ivre::MergeMode;
 use ivre_connector::lookup;
 use ivre_connector::snapshot::serving::Serving;
 use ivre_connector::snapshot::{import, DataDir, ImportOptions, OpenOptions, Snapshot};

@@ -139,8 +139,12 @@ impl Health {
         }
     }
 
-    /// Refreshes the snapshot metrics (`snapshot_served`, `snapshot_age_seconds`).
+    /// Refreshes the metrics of state (`snapshot_served`, `snapshot_age_seconds`, the
+    /// open failures, `fallback_breaker_open`).
     pub fn update_metrics(&self) {
+        if let Some(fallback) = &self.fallback {
+            fallback.update_metrics();
+        }
         let snapshot = self.serving.snapshot();
         self.metrics.set_snapshot_served(snapshot.is_some());
         self.metrics.set_snapshot_open_failures(

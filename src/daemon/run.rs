@@ -158,6 +158,12 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
     let metrics = Metrics::new(&settings.metrics_namespace, &settings.metrics_subsystem)
         .context("invalid CONNECTOR_METRICS_NAMESPACE / CONNECTOR_METRICS_SUBSYSTEM")?;
     metrics.set_state(RunState::Idle);
+    metrics.set_identity(
+        &settings.connector_id,
+        &settings.connector_name,
+        "INTERNAL_ENRICHMENT",
+        &settings.scope.join(","),
+    );
 
     let serving = Arc::new(open_serving(&settings, &plan, &data).await?);
     tokio::spawn(
@@ -193,7 +199,7 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
         let (h, s) = (health.clone(), shutdown.clone());
         let m = settings.expose_metrics.then(|| metrics.clone());
         let limits = settings.net.servers;
-        match crate::metrics::bind(bind).await {
+        match tokio::net::TcpListener::bind(bind).await {
             Ok(listener) => {
                 tokio::spawn(async move {
                     if let Err(e) = health::serve(listener, h, m, limits, s).await {

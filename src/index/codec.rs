@@ -241,7 +241,7 @@ pub fn decode_record_summary<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Cod
     with_record_parts(bytes, |_, summary| summary_value(summary))
 }
 
-/// A whole stored record (as [`read_record`] returns it, without the file's length
+/// A whole stored record (as `super::record_file::read_record` returns it, without the file's length
 /// prefix): its export-form JSON and its summary, every check applied. The entry point
 /// for a fuzzer: any bytes give a record or an error.
 pub fn decode_record<T: DeserializeOwned>(bytes: &[u8]) -> Result<(String, T), CodecError> {
@@ -297,64 +297,49 @@ pub fn unpack_location(value: u64) -> Location {
     }
 }
 
-/// Reads the record at `loc` from a records file of `file_len` bytes (see
-/// [`pack_location`] for a length of `0`). The length is checked against the file and
-/// [`MAX_STORED_BYTES`] before the buffer is allocated.
-pub fn read_record(
-    file: &std::fs::File,
-    file_len: u64,
-    loc: Location,
-) -> Result<Vec<u8>, CodecError> {
-    let mut buf = Vec::new();
-    read_record_into(file, file_len, loc, &mut buf)?;
-    Ok(buf)
+/// Bytes of the length prefix of each record in a records file.
+pub const LENGTH_PREFIX: u64 = 4;
+
+/// The length prefix of a stored record in a records file: `u32 LE`.
+pub fn encode_length_prefix(len: u32) -> [u8; 4] {
+    len.to_le_bytes()
 }
 
-/// [`read_record`] into `buf` (cleared first; its allocation is reused).
-pub fn read_record_into(
-    file: &std::fs::File,
-    file_len: u64,
-    loc: Location,
-    buf: &mut Vec<u8>,
-) -> Result<(), CodecError> {
-    use std::os::unix::fs::FileExt;
-    let len = if loc.len == 0 {
-        if loc.offset < 4 || loc.offset > file_len {
-            return Err(CodecError::OutOfFile {
-                offset: loc.offset,
-                len: 4,
-                file_len,
-            });
-        }
-        let mut prefix = [0u8; 4];
-        file.read_exact_at(&mut prefix, loc.offset - 4)
-            .map_err(CodecError::Read)?;
-        u32::from_le_bytes(prefix)
-    } else {
-        loc.len
-    };
-    if u64::from(len) > MAX_STORED_BYTES {
-        return Err(CodecError::TooLarge {
-            declared: u64::from(len),
-            limit: MAX_STORED_BYTES,
-        });
+/// The inverse of [`encode_length_prefix`].
+pub fn decode_length_prefix(prefix: [u8; 4]) -> u32 {
+    u32::from_le_bytes(prefix)
+}
+
+/// Bytes of a packed location in a `.loc` file.
+pub const PACKED_LOCATION_LEN: usize = 8;
+
+/// A packed location ([`pack_location`]) as a `.loc` file stores it: `u64 LE`.
+pub fn encode_packed_location(packed: u64) -> [u8; PACKED_LOCATION_LEN] {
+    packed.to_le_bytes()
+}
+
+/// The packed locations of a `.loc` file; `None` when its length is not a multiple of
+/// [`PACKED_LOCATION_LEN`].
+pub fn decode_packed_locations(bytes: &[u8]) -> Option<Vec<u64>> {
+    if !bytes.len().is_multiple_of(PACKED_LOCATION_LEN) {
+        return None;
     }
-    if loc
-        .offset
-        .checked_add(u64::from(len))
-        .is_none_or(|end| end > file_len)
-    {
-        return Err(CodecError::OutOfFile {
-            offset: loc.offset,
-            len: u64::from(len),
-            file_len,
-        });
-    }
-    buf.clear();
-    buf.resize(len as usize, 0);
-    file.read_exact_at(buf, loc.offset)
-        .map_err(CodecError::Read)?;
-    Ok(())
+    Some(
+        bytes
+            .chunks_exact(PACKED_LOCATION_LEN)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+            .collect(),
+    )
+}
+
+/// A count of the `meta` tree (records, next id, end of the base): `u64 BE`.
+pub fn encode_count(value: u64) -> [u8; 8] {
+    value.to_be_bytes()
+}
+
+/// The inverse of [`encode_count`]; `None` when `bytes` is not 8 bytes long.
+pub fn decode_count(bytes: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(bytes).ok().map(u64::from_be_bytes)
 }
 
 /// Length of an encoded [`Location`].

@@ -20,10 +20,7 @@ pub struct IdentityRows {
 
 impl IdentityRows {
     pub fn push(&mut self, identity: &[u8; 16], id: u64) {
-        let mut row = [0u8; ROW];
-        row[..16].copy_from_slice(identity);
-        row[16..].copy_from_slice(&id.to_be_bytes());
-        self.rows.push(row);
+        self.rows.push(super::keys::identity_key(identity, id));
     }
 
     /// Sorts the rows and writes them to `path` (synced); nothing when there are none.
@@ -88,7 +85,7 @@ impl IdentityTable {
             if &row[..16] != identity.as_slice() {
                 break;
             }
-            out.push(u64::from_be_bytes(row[16..].try_into().unwrap_or_default()));
+            out.extend(super::keys::id_of(row));
         }
         out
     }

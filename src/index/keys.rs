@@ -114,7 +114,7 @@ impl Query {
             }
             Query::Asn(n) => {
                 key.push(Field::Asn as u8);
-                key.extend_from_slice(&n.to_be_bytes());
+                key.extend_from_slice(&asn_term(*n));
             }
             Query::Domain(name) => {
                 key.push(Field::Domain as u8);
@@ -171,6 +171,25 @@ pub fn push_index_key(key: &mut Vec<u8>, field: Field, term: &[u8], id: u64) {
         key.push(0);
     }
     key.extend_from_slice(&record_key(id));
+}
+
+/// An identity key (sled's `<kind>.ids` trees, the rows of `<kind>.ids.sorted`):
+/// `identity (16 bytes) | id`.
+pub fn identity_key(identity: &[u8; 16], id: u64) -> [u8; 16 + ID_LEN] {
+    let mut key = [0u8; 16 + ID_LEN];
+    key[..16].copy_from_slice(identity);
+    key[16..].copy_from_slice(&record_key(id));
+    key
+}
+
+/// A key of the `meta` tree: `<name>.<kind>` (`count.scans`, `next_id.passive`, …).
+pub fn meta_key(name: &str, kind: crate::ivre::RecordKind) -> String {
+    format!("{name}.{}", kind.as_str())
+}
+
+/// The term of an AS number: u32 BE.
+pub fn asn_term(n: u32) -> [u8; 4] {
+    n.to_be_bytes()
 }
 
 /// 16 bytes, IPv4 mapped into IPv6 as IVRE does.

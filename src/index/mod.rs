@@ -1,10 +1,13 @@
-//! The on-disk format of a snapshot ([`keys`], [`codec`]) and the [`writer`] and
-//! [`reader`] that use it. No other module knows about sled or bytes; another engine
-//! would replace this module only.
+//! The on-disk format of a snapshot ([`keys`]: every key, [`codec`]: every encoded value)
+//! and the code that uses it: [`record_file`] (the record files, appended and read by
+//! location), [`entries`] (a record's search entries), [`identity`], [`sorted`] and
+//! [`identities`] (the base), the two writers, [`BaseWriter`] (a full import) and
+//! [`UpdateWriter`] (a copy updated in place), sharing [`writer`], and the [`reader`]. No
+//! other module knows about sled or bytes; another engine would replace this module only.
 //!
 //! An index is a directory holding:
 //! - `scans.bin`, `view.bin`, `passive.bin`: the records of each kind, appended in import
-//!   order, each `[u32 LE length][record]` with the record encoded by
+//!   order, each `[u32 LE length][record]` ([`record_file`]) with the record encoded by
 //!   [`codec::encode_record`] (compressed export-form JSON + typed summary); read with
 //!   positioned reads (in sequence too: each record carries its length).
 //! - the base, written once by a full import ([`sorted`]): per kind, the search keys
@@ -23,17 +26,23 @@
 //! instead of millions of B-tree inserts (sled: 6–8 s and 3.7 GB of memory per million
 //! small entries, measured here), and the base files are a few bytes per entry.
 
+pub mod base_writer;
 pub mod codec;
+pub mod entries;
 pub mod identities;
 pub mod identity;
 pub mod keys;
 pub mod reader;
+pub mod record_file;
 pub mod sorted;
+pub mod update_writer;
 pub mod writer;
 
+pub use base_writer::BaseWriter;
 pub use keys::{CertHash, Query};
 pub use reader::{Found, IndexReader};
-pub use writer::{IndexStats, IndexWriter};
+pub use update_writer::UpdateWriter;
+pub use writer::{IndexStats, Prepared};
 
 use crate::ivre::RecordKind;
 use std::fs::File;

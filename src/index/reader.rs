@@ -4,6 +4,7 @@
 
 use super::codec::{self, Location};
 use super::keys::{self, Query};
+use super::record_file::RecordFile;
 use super::sorted;
 use super::{
     base_file, base_identities_file, base_locations_file, dead_tree_name, delta_records_file,
@@ -12,7 +13,6 @@ use super::{
 use crate::ivre::RecordKind;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 /// Records matching a query, in import order.
@@ -41,10 +41,10 @@ struct Part {
     dead: HashSet<u64>,
     /// Search entries added by updates.
     added: sled::Tree,
-    /// Records of the full import, and the file's length.
-    file: (File, u64),
+    /// Records of the full import.
+    file: RecordFile,
     /// Records added by updates (`None`: none yet).
-    delta: Option<(File, u64)>,
+    delta: Option<RecordFile>,
 }
 
 /// An open index.
@@ -88,11 +88,16 @@ impl IndexReader {
         for kind in RecordKind::ALL {
             let name = records_file(kind);
             let p = path.join(name);
-            let file = check
+            let (file, len) = check
                 .open_file(&p, name)?
                 .ok_or_else(|| IndexError::damaged(&p, "not in the manifest"))?;
+            let file = RecordFile { path: p, file, len };
             let name = delta_records_file(kind);
-            let delta = check.open_file(&path.join(name), name)?;
+            let p = path.join(name);
+            let delta =
+                check
+                    .open_file(&p, name)?
+                    .map(|(file, len)| RecordFile { path: p, file, len });
             let name = base_file(tree_name(kind));
             let p = path.join(&name);
             let base = match check.read_file(&p, &name)? {
@@ -215,19 +220,6 @@ impl IndexReader {
         Ok(Found { records, truncated })
     }
 
-    /// The records file a hit is in, its length, and its path.
-    fn file_of(&self, kind: RecordKind, location: Location) -> (Option<&(File, u64)>, PathBuf) {
-        let part = self.part(kind);
-        if location.offset & codec::DELTA_OFFSET != 0 {
-            (
-                part.delta.as_ref(),
-                self.path.join(delta_records_file(kind)),
-            )
-        } else {
-            (Some(&part.file), self.path.join(records_file(kind)))
-        }
-    }
-
     /// Reads a hit's stored bytes into a reused per-thread buffer and hands them to `f`.
     fn with_raw<R>(
         &self,
@@ -239,35 +231,29 @@ impl IndexReader {
         }
         let part = self.part(hit.kind);
         let file = if hit.location.offset & codec::DELTA_OFFSET != 0 {
-            part.delta.as_ref()
+            let Some(delta) = &part.delta else {
+                return Err(IndexError::damaged(
+                    &self.path.join(delta_records_file(hit.kind)),
+                    format!(
+                        "{} record {} is located in this file, which the manifest does not list",
+                        hit.kind, hit.id
+                    ),
+                ));
+            };
+            delta
         } else {
-            Some(&part.file)
-        };
-        // The path is only built for an error.
-        let error = |source| {
-            let (_, path) = self.file_of(hit.kind, hit.location);
-            IndexError::Codec {
-                path,
-                kind: hit.kind,
-                id: hit.id,
-                source,
-            }
-        };
-        let Some((file, len)) = file else {
-            let (_, path) = self.file_of(hit.kind, hit.location);
-            return Err(IndexError::damaged(
-                &path,
-                format!(
-                    "{} record {} is located in this file, which the manifest does not list",
-                    hit.kind, hit.id
-                ),
-            ));
+            &part.file
         };
         RAW.with_borrow_mut(|buf| {
-            codec::read_record_into(file, *len, codec::without_delta_bit(hit.location), buf)?;
+            file.read_into(hit.location, buf)?;
             f(buf)
         })
-        .map_err(error)
+        .map_err(|source| IndexError::Codec {
+            path: file.path.clone(),
+            kind: hit.kind,
+            id: hit.id,
+            source,
+        })
     }
 
     /// The export-form JSON of a record (its summary is not decoded).

@@ -166,7 +166,7 @@ pub fn scan_prefix<'s, T>(
 pub fn write_locations(path: &Path, locations: &[u64]) -> Result<(), SortedError> {
     let mut file = BufWriter::with_capacity(1 << 20, File::create(path)?);
     for loc in locations {
-        file.write_all(&loc.to_le_bytes())?;
+        file.write_all(&super::codec::encode_packed_location(*loc))?;
     }
     file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     Ok(())
@@ -182,13 +182,7 @@ pub fn load_locations(path: &Path) -> Result<Vec<u64>, SortedError> {
 
 /// The packed locations a `.loc` file holds.
 pub fn locations_from_bytes(bytes: &[u8]) -> Result<Vec<u64>, SortedError> {
-    if !bytes.len().is_multiple_of(8) {
-        return Err(SortedError::BadLocations);
-    }
-    Ok(bytes
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
-        .collect())
+    super::codec::decode_packed_locations(bytes).ok_or(SortedError::BadLocations)
 }
 
 #[cfg(test)]

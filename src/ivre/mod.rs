@@ -5,16 +5,21 @@
 //! summarized into the typed [`HostSummary`] / [`PassiveSummary`] that the index and the
 //! enrichment use. The export-form JSON is kept verbatim next to the summary, so nothing
 //! IVRE wrote is lost and unknown fields never fail a record.
+//!
+//! [`merge`] holds IVRE's rules for an update that meets a stored record of the same
+//! identity (replace, or add passive records up).
 
 pub mod cert;
 pub mod date;
 pub mod host;
+pub mod merge;
 pub mod normalize;
 pub mod passive;
 
 pub use cert::{CertShape, Certificate};
 pub use date::Timestamp;
 pub use host::{HostSummary, Hostname, Service};
+pub use merge::MergeMode;
 pub use passive::PassiveSummary;
 
 use serde::{Deserialize, Serialize};

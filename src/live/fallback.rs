@@ -345,6 +345,14 @@ impl Fallback {
         Ok(source.as_ref())
     }
 
+    /// Sets `fallback_breaker_open` to the breaker's state now (a breaker whose cooldown
+    /// ended is closed even before the next lookup); for each scrape.
+    pub fn update_metrics(&self) {
+        if let Some(m) = &self.metrics {
+            m.set_breaker_open(self.breaker_open().is_some());
+        }
+    }
+
     fn breaker_open(&self) -> Option<u64> {
         let b = self.breaker.lock().ok()?;
         b.open_until
@@ -372,6 +380,9 @@ impl Fallback {
             }
         }
         if let Some(m) = &self.metrics {
+            if !ok {
+                m.client_error();
+            }
             m.set_breaker_open(b.open_until.is_some_and(|t| t > Instant::now()));
         }
     }
@@ -579,6 +590,70 @@ mod tests {
             cache_bytes: bytes,
             ..FallbackSettings::default()
         })
+    }
+
+    /// Each failed query to live IVRE is a client error (pycti's `client_errors_total`);
+    /// the breaker's state is `fallback_breaker_open`.
+    #[tokio::test]
+    async fn failed_queries_are_client_errors_and_open_the_breaker() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/cgi", closed.local_addr().unwrap());
+        drop(closed);
+        let metrics = Metrics::new("", "").unwrap();
+        let fallback = Fallback::new(
+            FallbackSettings {
+                enabled: true,
+                scans_url: Some(url),
+                timeout: Duration::from_secs(5),
+                breaker_threshold: 2,
+                breaker_cooldown: Duration::from_secs(2),
+                ..FallbackSettings::default()
+            },
+            Some(metrics.clone()),
+        );
+        let line = |text: &str, name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(&format!("{name} ")))
+                .map(str::to_owned)
+        };
+        assert!(fallback.probe().await.is_err());
+        let text = metrics.render();
+        assert_eq!(
+            line(&text, "client_errors_total").as_deref(),
+            Some("client_errors_total 1")
+        );
+        assert_eq!(
+            line(&text, "fallback_breaker_open").as_deref(),
+            Some("fallback_breaker_open 0")
+        );
+        assert!(fallback.probe().await.is_err());
+        let text = metrics.render();
+        assert_eq!(
+            line(&text, "client_errors_total").as_deref(),
+            Some("client_errors_total 2")
+        );
+        assert_eq!(
+            line(&text, "fallback_breaker_open").as_deref(),
+            Some("fallback_breaker_open 1")
+        );
+        assert_eq!(
+            line(&text, "errors_total").as_deref(),
+            Some("errors_total 0")
+        );
+        // Once the cooldown is over, a scrape sees the breaker closed.
+        let breaker = |fallback: &Fallback| {
+            fallback.update_metrics();
+            line(&metrics.render(), "fallback_breaker_open")
+        };
+        assert_eq!(
+            breaker(&fallback).as_deref(),
+            Some("fallback_breaker_open 1")
+        );
+        tokio::time::sleep(Duration::from_millis(2200)).await;
+        assert_eq!(
+            breaker(&fallback).as_deref(),
+            Some("fallback_breaker_open 0")
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! nothing.
 
 use crate::config::{table, ConfigFile};
-use crate::index::writer::MergeMode;
+use crate::ivre::MergeMode;
 use crate::ivre::{RecordKind, Timestamp};
 use crate::live::fallback::FallbackSettings;
 use crate::live::mongo::MongoSource;

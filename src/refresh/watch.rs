@@ -18,7 +18,7 @@
 //!   other export replaces the records of its kind (the other kinds are kept); MaxMind
 //!   files replace the snapshot's file of the same role.
 
-use crate::index::writer::MergeMode;
+use crate::ivre::MergeMode;
 use crate::ivre::RecordKind;
 use crate::snapshot::manifest::SOURCE_DROP;
 use crate::snapshot::ndjson::LineReader;

@@ -10,8 +10,8 @@ use super::open::current_generation;
 use super::publish::GenerationBuilder;
 use super::SnapshotError;
 use crate::geo::Geo;
-use crate::index::writer::MergeMode;
-use crate::index::{codec, IndexWriter};
+use crate::index::{codec, BaseWriter, UpdateWriter};
+use crate::ivre::MergeMode;
 use crate::ivre::{RecordKind, Timestamp};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -83,15 +83,22 @@ pub fn import(data: &DataDir, options: &ImportOptions) -> Result<ImportReport, S
     } else {
         None
     };
-    let mut writer = if let Some((_, manifest)) = &based_on {
-        IndexWriter::append(&builder.index_path(), &manifest.index_check())?
-    } else {
-        IndexWriter::create(&builder.index_path())?
+    let index_path = builder.index_path();
+    let (parsed, stats) = match (&based_on, options.update) {
+        (Some((_, manifest)), Some(mode)) => {
+            let mut writer = UpdateWriter::open(&index_path, &manifest.index_check())?;
+            for kind in &options.replace_kinds {
+                writer.clear(*kind)?;
+            }
+            let sink = super::pipeline::Merging { writer, mode };
+            super::pipeline::run(options, &geo, sink, &index_path)?
+        }
+        // A new index: a replaced kind has nothing to clear.
+        _ => {
+            let writer = BaseWriter::create(&index_path)?;
+            super::pipeline::run(options, &geo, writer, &index_path)?
+        }
     };
-    for kind in &options.replace_kinds {
-        writer.clear(*kind)?;
-    }
-    let (parsed, stats) = super::pipeline::run(options, &geo, writer, &builder.index_path())?;
 
     let newest = newest_of(
         parsed.newest,

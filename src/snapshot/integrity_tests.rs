@@ -7,7 +7,7 @@
 use super::import::{import, ImportOptions};
 use super::layout::DataDir;
 use super::open::{OpenOptions, Snapshot};
-use crate::index::writer::MergeMode;
+use crate::ivre::MergeMode;
 use crate::ivre::RecordKind;
 use crate::lookup;
 use crate::observable::Observable;

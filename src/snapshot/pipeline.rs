@@ -20,9 +20,9 @@ use super::ndjson::{self, LineReader};
 use super::publish::pause_point;
 use super::{ImportOptions, SnapshotError};
 use crate::geo::Geo;
-use crate::index::writer::{MergeMode, Prepared};
-use crate::index::{IndexStats, IndexWriter};
-use crate::ivre::{self, ParsedRecord, RecordKind, Summary, Timestamp};
+use crate::index::writer::{prepare, Prepared};
+use crate::index::{BaseWriter, IndexError, IndexStats, UpdateWriter};
+use crate::ivre::{self, MergeMode, ParsedRecord, RecordKind, Summary, Timestamp};
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -101,11 +101,66 @@ pub(super) struct Parsed {
     pub newest: Option<Timestamp>,
 }
 
-/// A record on its way to the writer: prepared (encoded, entries computed) by a parser
-/// for a full import; as parsed for an update, which must read the stored record first.
-enum Item {
-    Ready(Prepared),
-    Merge(RecordKind, Box<ParsedRecord>, Option<u32>, MergeMode),
+/// Where the pipeline writes, and what a parser hands the writer thread for each record.
+pub(super) trait Sink: Send {
+    /// A record on its way to the writer.
+    type Item: Send;
+    /// Made on a parser thread.
+    fn item(
+        kind: RecordKind,
+        record: ParsedRecord,
+        passive_asn: Option<u32>,
+    ) -> Result<Self::Item, IndexError>;
+    /// Written on the writer thread, in input order.
+    fn write(&mut self, item: &Self::Item) -> Result<(), IndexError>;
+    fn finish(self) -> Result<IndexStats, IndexError>;
+}
+
+/// A full import: records are prepared (encoded, entries computed) by the parsers.
+impl Sink for BaseWriter {
+    type Item = Prepared;
+
+    fn item(
+        kind: RecordKind,
+        record: ParsedRecord,
+        passive_asn: Option<u32>,
+    ) -> Result<Prepared, IndexError> {
+        prepare(kind, &record, passive_asn)
+    }
+
+    fn write(&mut self, item: &Prepared) -> Result<(), IndexError> {
+        self.add_prepared(item)
+    }
+
+    fn finish(self) -> Result<IndexStats, IndexError> {
+        BaseWriter::finish(self)
+    }
+}
+
+/// An update: records go as parsed, since the writer must read the stored one first.
+pub(super) struct Merging {
+    pub(super) writer: UpdateWriter,
+    pub(super) mode: MergeMode,
+}
+
+impl Sink for Merging {
+    type Item = (RecordKind, Box<ParsedRecord>, Option<u32>);
+
+    fn item(
+        kind: RecordKind,
+        record: ParsedRecord,
+        passive_asn: Option<u32>,
+    ) -> Result<Self::Item, IndexError> {
+        Ok((kind, Box::new(record), passive_asn))
+    }
+
+    fn write(&mut self, (kind, record, asn): &Self::Item) -> Result<(), IndexError> {
+        self.writer.merge(*kind, record, *asn, self.mode)
+    }
+
+    fn finish(self) -> Result<IndexStats, IndexError> {
+        self.writer.finish()
+    }
 }
 
 /// Lines of one input file: `(line number, line or why it is unreadable)`.
@@ -116,22 +171,28 @@ struct Lines {
     bytes: usize,
 }
 
+/// What a parser sends the writer thread for one chunk.
+type Parsing<S> = Result<Done<<S as Sink>::Item>, SnapshotError>;
+
+/// The writer thread's result: the chunks' tallies (their items written), the index.
+type Written<S> = (Vec<Done<<S as Sink>::Item>>, IndexStats);
+
 /// A parsed chunk.
-struct Done {
+struct Done<I> {
     file: usize,
     /// The chunk's [`Lines::bytes`], given back once written.
     bytes: usize,
-    items: Vec<Item>,
+    items: Vec<I>,
     records: u64,
     rejected: Vec<(u64, String)>,
     newest: Option<Timestamp>,
 }
 
 /// Runs the pipeline over `options.inputs` into `writer`, then finishes the index.
-pub(super) fn run(
+pub(super) fn run<S: Sink>(
     options: &ImportOptions,
     geo: &Geo,
-    writer: IndexWriter,
+    writer: S,
     index_path: &Path,
 ) -> Result<(Parsed, IndexStats), SnapshotError> {
     let parsers = std::thread::available_parallelism()
@@ -151,7 +212,9 @@ pub(super) fn run(
             from_parsers.push(done_rx);
             let handle = std::thread::Builder::new()
                 .name(format!("import-parse-{i}"))
-                .spawn_scoped(scope, move || parse_chunks(options, geo, lines_rx, done_tx))
+                .spawn_scoped(scope, move || {
+                    parse_chunks::<S>(options, geo, lines_rx, done_tx)
+                })
                 .map_err(spawn_err)?;
             handles.push(handle);
         }
@@ -242,14 +305,14 @@ fn read_lines(
 }
 
 /// A parser thread: parses the chunks it is dealt until its channel closes.
-fn parse_chunks(
+fn parse_chunks<S: Sink>(
     options: &ImportOptions,
     geo: &Geo,
     lines: Receiver<Lines>,
-    done: SyncSender<Result<Done, SnapshotError>>,
+    done: SyncSender<Parsing<S>>,
 ) {
     for chunk in lines {
-        let result = parse_chunk(options, geo, chunk);
+        let result = parse_chunk::<S>(options, geo, chunk);
         let failed = result.is_err();
         if done.send(result).is_err() || failed {
             return;
@@ -257,7 +320,11 @@ fn parse_chunks(
     }
 }
 
-fn parse_chunk(options: &ImportOptions, geo: &Geo, chunk: Lines) -> Result<Done, SnapshotError> {
+fn parse_chunk<S: Sink>(
+    options: &ImportOptions,
+    geo: &Geo,
+    chunk: Lines,
+) -> Result<Done<S::Item>, SnapshotError> {
     let (kind, path) = &options.inputs[chunk.file];
     let mut done = Done {
         file: chunk.file,
@@ -292,21 +359,18 @@ fn parse_chunk(options: &ImportOptions, geo: &Geo, chunk: Lines) -> Result<Done,
             Summary::Passive(p) => p.addr.and_then(|a| geo.asn(a)),
             Summary::Host(_) => None,
         };
-        done.items.push(match options.update {
-            Some(mode) => Item::Merge(*kind, Box::new(record), asn, mode),
-            None => Item::Ready(IndexWriter::prepare(*kind, &record, asn)?),
-        });
+        done.items.push(S::item(*kind, record, asn)?);
     }
     Ok(done)
 }
 
 /// The writer thread: takes the parsers' chunks back in turn (input order), writes
 /// their records and finishes the index.
-fn write_chunks(
-    mut writer: IndexWriter,
-    from: Vec<Receiver<Result<Done, SnapshotError>>>,
+fn write_chunks<S: Sink>(
+    mut writer: S,
+    from: Vec<Receiver<Parsing<S>>>,
     budget: &Budget,
-) -> Result<(Vec<Done>, IndexStats), SnapshotError> {
+) -> Result<Written<S>, SnapshotError> {
     let mut tallies = Vec::new();
     for next in 0.. {
         // Chunks are dealt in turn: the first parser with nothing more marks the end.
@@ -315,10 +379,7 @@ fn write_chunks(
         };
         let mut chunk = chunk?;
         for item in &chunk.items {
-            match item {
-                Item::Ready(prepared) => writer.add_prepared(prepared)?,
-                Item::Merge(kind, record, asn, mode) => writer.merge(*kind, record, *asn, *mode)?,
-            }
+            writer.write(item)?;
         }
         chunk.items = Vec::new();
         budget.give_back(chunk.bytes);
@@ -328,7 +389,7 @@ fn write_chunks(
 }
 
 /// Counts per file, rejection samples (in input order) and the newest record date.
-fn summarize(options: &ImportOptions, chunks: Vec<Done>) -> Parsed {
+fn summarize<I>(options: &ImportOptions, chunks: Vec<Done<I>>) -> Parsed {
     let mut out = Parsed {
         files: options
             .inputs
