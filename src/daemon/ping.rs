@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 /// The connector state, as a JSON string (`None` = no state, sent as `"null"`).
-pub type State = Arc<Mutex<Option<String>>>;
+pub type PingState = Arc<Mutex<Option<String>>>;
 
 /// `""`, `"null"` and null all mean "no state".
 pub fn normalize(state: Option<String>) -> Option<String> {
@@ -21,7 +21,7 @@ pub fn normalize(state: Option<String>) -> Option<String> {
 pub async fn run(
     api: Api,
     connector_id: String,
-    state: State,
+    state: PingState,
     interval: Duration,
     metrics: Metrics,
     shutdown: CancellationToken,

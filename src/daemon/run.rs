@@ -245,7 +245,7 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
     tracing::info!(platform_version = %version, connector_id = %registration.id, listen = ?settings.listen, "registered");
     health.set_registered();
 
-    let state: ping::State = Arc::new(Mutex::new(ping::normalize(
+    let state: ping::PingState = Arc::new(Mutex::new(ping::normalize(
         registration.connector_state.clone(),
     )));
     let pinger = tokio::spawn(ping::run(

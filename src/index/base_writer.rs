@@ -5,18 +5,18 @@
 //! created empty (updates fill it later). Memory stays bounded by the sort runs.
 
 use super::codec;
-use super::identities::IdentityRows;
+use super::identity_file::IdentityRows;
 use super::keys;
 use super::record_file::RecordAppender;
 use super::sorted::{self, KeySorter};
-use super::writer::{part_index, prepare, IndexStats, KindEnd, Prepared, Store};
+use super::writer::{part_index, prepare, IndexStats, KindEnd, Prepared, SledStore};
 use super::IndexError;
 use super::{base_file, base_identities_file, base_locations_file, records_file, tree_name};
 use crate::ivre::{ParsedRecord, RecordKind};
 use std::path::Path;
 
 /// One kind of a full import.
-struct Part {
+struct BaseKind {
     kind: RecordKind,
     records: RecordAppender,
     entries: KeySorter,
@@ -27,8 +27,8 @@ struct Part {
 
 /// Writes a new index directory: records, then the sorted base.
 pub struct BaseWriter {
-    store: Store,
-    parts: Vec<Part>,
+    store: SledStore,
+    parts: Vec<BaseKind>,
     index_entries: u64,
     /// Scratch space for a search key.
     key: Vec<u8>,
@@ -38,10 +38,10 @@ impl BaseWriter {
     /// Creates the index directory `path`, which must not exist yet.
     pub fn create(path: &Path) -> Result<BaseWriter, IndexError> {
         std::fs::create_dir(path).map_err(|e| IndexError::io(path, e))?;
-        let (store, _trees) = Store::open(path, true, None)?;
+        let (store, _trees) = SledStore::open(path, true, None)?;
         let mut parts = Vec::new();
         for kind in RecordKind::ALL {
-            parts.push(Part {
+            parts.push(BaseKind {
                 kind,
                 records: RecordAppender::open(&path.join(records_file(kind)), kind, false)?,
                 entries: KeySorter::default(),

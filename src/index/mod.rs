@@ -1,7 +1,7 @@
 //! The on-disk format of a snapshot ([`keys`]: every key, [`codec`]: every encoded value)
 //! and the code that uses it: [`record_file`] (the record files, appended and read by
-//! location), [`entries`] (a record's search entries), [`identity`], [`sorted`] and
-//! [`identities`] (the base), the two writers, [`BaseWriter`] (a full import) and
+//! location), [`entries`] (a record's search entries), [`record_identity`], [`sorted`] and
+//! [`identity_file`] (the base), the two writers, [`BaseWriter`] (a full import) and
 //! [`UpdateWriter`] (a copy updated in place), sharing [`writer`], and the [`reader`]. No
 //! other module knows about sled or bytes; another engine would replace this module only.
 //!
@@ -13,7 +13,7 @@
 //! - the base, written once by a full import ([`sorted`]): per kind, the search keys
 //!   (`scans.idx.fst`, …: `field | term | record id`) as an immutable sorted [`fst`] set,
 //!   the records' packed locations by id (`scans.loc`), and the record identities
-//!   (`scans.ids.sorted`, …: see [`identity`] and [`identities`]);
+//!   (`scans.ids.sorted`, …: see [`record_identity`] and [`identity_file`]);
 //! - a sled database (`entries/`): what incremental updates changed since the base:
 //!   search entries and identities of added records (trees `scans.idx`, `scans.ids`, …,
 //!   same keys, value the [`codec::encode_location`] location), base records they
@@ -29,11 +29,11 @@
 pub mod base_writer;
 pub mod codec;
 pub mod entries;
-pub mod identities;
-pub mod identity;
+pub mod identity_file;
 pub mod keys;
 pub mod reader;
 pub mod record_file;
+pub mod record_identity;
 pub mod sorted;
 pub mod update_writer;
 pub mod writer;
@@ -57,7 +57,7 @@ pub fn records_file(kind: RecordKind) -> &'static str {
     }
 }
 
-/// Name of the sled tree of record identities of one kind (see [`identity`]).
+/// Name of the sled tree of record identities of one kind (see [`record_identity`]).
 pub(crate) fn identity_tree_name(kind: RecordKind) -> &'static str {
     match kind {
         RecordKind::Scan => "scans.ids",
@@ -79,7 +79,7 @@ pub fn base_file(tree: &str) -> String {
     format!("{tree}.fst")
 }
 
-/// File of a kind's base identities (see [`identities`]): `<ids tree>.sorted`.
+/// File of a kind's base identities (see [`identity_file`]): `<ids tree>.sorted`.
 pub fn base_identities_file(kind: RecordKind) -> String {
     format!("{}.sorted", identity_tree_name(kind))
 }

@@ -32,7 +32,7 @@ pub struct Hit {
 }
 
 /// The searchable records of one kind.
-struct Part {
+struct KindIndex {
     /// Search keys of the full import (`None`: the index has none of this kind).
     base: Option<fst::Set<Vec<u8>>>,
     /// The base's packed record locations, by record id.
@@ -53,7 +53,7 @@ pub struct IndexReader {
     check: IndexCheck,
     db: sled::Db,
     /// By kind: scans, view, passive.
-    parts: Vec<Part>,
+    parts: Vec<KindIndex>,
 }
 
 impl IndexReader {
@@ -138,7 +138,7 @@ impl IndexReader {
                 .filter_map(Result::transpose)
                 .collect::<Result<_, _>>()
                 .map_err(err)?;
-            parts.push(Part {
+            parts.push(KindIndex {
                 base,
                 locations,
                 dead,
@@ -155,7 +155,7 @@ impl IndexReader {
         })
     }
 
-    fn part(&self, kind: RecordKind) -> &Part {
+    fn part(&self, kind: RecordKind) -> &KindIndex {
         match kind {
             RecordKind::Scan => &self.parts[0],
             RecordKind::View => &self.parts[1],

@@ -32,7 +32,7 @@ pub enum SortedError {
 /// One key: its first 16 bytes (compared first, without touching the arena) and its
 /// place in the arena.
 #[derive(Clone, Copy)]
-struct Item {
+struct SortKey {
     head: u128,
     start: u32,
     len: u32,
@@ -42,7 +42,7 @@ struct Item {
 #[derive(Default)]
 pub struct KeySorter {
     arena: Vec<u8>,
-    items: Vec<Item>,
+    items: Vec<SortKey>,
     runs: Vec<fst::Set<Vec<u8>>>,
 }
 
@@ -55,7 +55,7 @@ impl KeySorter {
         let mut head = [0u8; 16];
         let n = key.len().min(16);
         head[..n].copy_from_slice(&key[..n]);
-        self.items.push(Item {
+        self.items.push(SortKey {
             head: u128::from_be_bytes(head),
             // Bounded by the check above.
             start: self.arena.len() as u32,
@@ -71,7 +71,7 @@ impl KeySorter {
             return Ok(());
         }
         let arena = &self.arena;
-        let key = |it: &Item| &arena[it.start as usize..(it.start + it.len) as usize];
+        let key = |it: &SortKey| &arena[it.start as usize..(it.start + it.len) as usize];
         self.items
             .sort_unstable_by(|a, b| a.head.cmp(&b.head).then_with(|| key(a).cmp(key(b))));
         let mut builder = fst::SetBuilder::memory();

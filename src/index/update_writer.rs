@@ -8,15 +8,15 @@
 
 use super::codec::{self, Location};
 use super::entries::record_entries;
-use super::identities::IdentityTable;
+use super::identity_file::IdentityTable;
 use super::keys;
 use super::record_file::{RecordAppender, RecordFile};
 use super::sorted;
 use super::writer::{
-    part_index, prepare, IndexStats, KindEnd, Prepared, Store, Trees, BATCH_RECORDS,
+    part_index, prepare, IndexStats, KindEnd, Prepared, SledStore, Trees, BATCH_RECORDS,
 };
 use super::{
-    base_file, base_identities_file, base_locations_file, delta_records_file, identity,
+    base_file, base_identities_file, base_locations_file, delta_records_file, record_identity,
     records_file, tree_name, IndexCheck, IndexError, SLED_DIR,
 };
 use crate::ivre::merge::{accumulate_passive, MergeMode};
@@ -27,7 +27,7 @@ use std::fs::File;
 use std::path::Path;
 
 /// One kind of an update.
-struct Part {
+struct UpdateKind {
     kind: RecordKind,
     trees: Trees,
     /// Base records marked dead.
@@ -59,8 +59,8 @@ struct Part {
 
 /// Updates an index directory: a private copy, never a published one.
 pub struct UpdateWriter {
-    store: Store,
-    parts: Vec<Part>,
+    store: SledStore,
+    parts: Vec<UpdateKind>,
     pending: usize,
     index_entries: u64,
 }
@@ -101,7 +101,7 @@ impl UpdateWriter {
             check.expect(&path.join(&name), &name)?;
             checked.push((base_records, ids, locations));
         }
-        let (store, trees) = Store::open(path, false, Some(check))?;
+        let (store, trees) = SledStore::open(path, false, Some(check))?;
         let err = |e| IndexError::sled(&store.path.join(SLED_DIR), e);
         let mut parts = Vec::new();
         for ((kind, trees), (base_records, base_ids, base_locations)) in
@@ -115,7 +115,7 @@ impl UpdateWriter {
                 .filter_map(Result::transpose)
                 .collect::<Result<_, _>>()
                 .map_err(err)?;
-            parts.push(Part {
+            parts.push(UpdateKind {
                 kind,
                 dead,
                 entry_batch: sled::Batch::default(),
@@ -210,7 +210,7 @@ impl UpdateWriter {
         record: &ParsedRecord,
     ) -> Result<Vec<(u64, Location)>, IndexError> {
         let part = &self.parts[part_index(kind)];
-        let prefix = identity::of(kind, &record.summary);
+        let prefix = record_identity::of(kind, &record.summary);
         let base = part.base_ids.iter().flat_map(|table| {
             table
                 .find(&prefix)
@@ -264,7 +264,7 @@ impl UpdateWriter {
                 .remove(keys::index_key(*field, term, id))
                 .map_err(err)?;
         }
-        let identity = identity::of(kind, summary);
+        let identity = record_identity::of(kind, summary);
         part.trees
             .ids
             .remove(&keys::identity_key(&identity, id)[..])
@@ -282,7 +282,7 @@ impl UpdateWriter {
         passive_asn: Option<u32>,
         mode: MergeMode,
     ) -> Result<(), IndexError> {
-        let identity = identity::of(kind, &record.summary);
+        let identity = record_identity::of(kind, &record.summary);
         if self.parts[part_index(kind)].pending_ids.contains(&identity) {
             self.apply()?;
         }

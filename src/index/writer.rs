@@ -2,7 +2,7 @@
 //! record files and the immutable sorted base) and [`UpdateWriter`](super::UpdateWriter)
 //! (a copy of a published index updated in place, so that an update costs what it
 //! changes). Here: [`prepare`] (a record encoded, its search entries and identity), the
-//! sled database with its `meta` counts ([`Store`]), and the end of a write
+//! sled database with its `meta` counts (`SledStore`), and the end of a write
 //! ([`IndexStats`]: counts, checksum, files).
 
 use super::codec;
@@ -10,8 +10,8 @@ use super::entries::record_entries;
 use super::keys::{self, Field};
 use super::record_file::RecordAppender;
 use super::{
-    dead_tree_name, identity, identity_tree_name, tree_name, IndexCheck, IndexError, IndexFiles,
-    SLED_DIR,
+    dead_tree_name, identity_tree_name, record_identity, tree_name, IndexCheck, IndexError,
+    IndexFiles, SLED_DIR,
 };
 use crate::ivre::{ParsedRecord, RecordKind, Summary};
 use std::collections::BTreeMap;
@@ -76,7 +76,7 @@ pub fn prepare(
         kind,
         bytes,
         entries,
-        identity: identity::of(kind, &record.summary),
+        identity: record_identity::of(kind, &record.summary),
     })
 }
 
@@ -112,20 +112,20 @@ pub(super) struct KindEnd {
 }
 
 /// The sled database of an index being written, and its `meta` tree.
-pub(super) struct Store {
+pub(super) struct SledStore {
     pub(super) path: PathBuf,
     pub(super) db: sled::Db,
     meta: sled::Tree,
 }
 
-impl Store {
+impl SledStore {
     /// Opens (`new`: creates) the sled database of the index at `path`, and every tree,
     /// in the same order whatever the writer (sled's checksum covers its trees).
     pub(super) fn open(
         path: &Path,
         new: bool,
         check: Option<&IndexCheck>,
-    ) -> Result<(Store, Vec<Trees>), IndexError> {
+    ) -> Result<(SledStore, Vec<Trees>), IndexError> {
         let sled_path = path.join(SLED_DIR);
         let err = |e| IndexError::sled(&sled_path, e);
         let db = sled::Config::new()
@@ -148,7 +148,7 @@ impl Store {
                 dead,
             });
         }
-        let store = Store {
+        let store = SledStore {
             path: path.to_owned(),
             db,
             meta,

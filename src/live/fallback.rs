@@ -10,7 +10,7 @@
 //! `bytes`, so that neither bound can be passed; the least used answers go first, and an
 //! answer larger than the whole budget is not kept.
 
-use super::source::{LiveError, Source};
+use super::source::{LiveError, LiveSource};
 use crate::config::{table, ConfigFile, Problems, SettingsError};
 use crate::enrich::records::searches;
 use crate::enrich::{EnrichOptions, Origin, Records};
@@ -168,26 +168,14 @@ impl LiveAnswer {
 /// The bytes an answer is counted for: its records and texts as JSON, plus a fixed
 /// overhead. An estimate of its memory, proportional to it.
 pub fn answer_size(answer: &LiveAnswer) -> u64 {
-    /// Counts what is written.
-    struct Count(u64);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len() as u64;
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(256);
     let records = &answer.records;
-    let _ = serde_json::to_writer(&mut count, &records.scans);
-    let _ = serde_json::to_writer(&mut count, &records.passive);
-    let _ = serde_json::to_writer(&mut count, &records.data);
+    let json = super::json_size(&records.scans)
+        + super::json_size(&records.passive)
+        + super::json_size(&records.data);
     let texts = answer.failures.iter().map(String::len).sum::<usize>()
         + answer.at.len()
         + answer.from.len();
-    count.0 + texts as u64
+    256 + json + texts as u64
 }
 
 /// How long an answer stays: `ttl`, or `negative_ttl` for an empty one.
@@ -294,9 +282,9 @@ struct Breaker {
 /// The fallback (one per process).
 pub struct Fallback {
     settings: FallbackSettings,
-    scans: OnceCell<Option<Source>>,
-    passive: OnceCell<Option<Source>>,
-    data: OnceCell<Option<Source>>,
+    scans: OnceCell<Option<LiveSource>>,
+    passive: OnceCell<Option<LiveSource>>,
+    data: OnceCell<Option<LiveSource>>,
     overlay: Overlay,
     breaker: Mutex<Breaker>,
     metrics: Option<Metrics>,
@@ -329,15 +317,15 @@ impl Fallback {
 
     async fn source<'a>(
         &self,
-        cell: &'a OnceCell<Option<Source>>,
+        cell: &'a OnceCell<Option<LiveSource>>,
         url: &Option<String>,
-    ) -> Result<Option<&'a Source>, LiveError> {
+    ) -> Result<Option<&'a LiveSource>, LiveError> {
         let Some(url) = url.as_deref().filter(|u| !u.starts_with("maxmind://")) else {
             return Ok(None);
         };
         let source = cell
             .get_or_try_init(|| async {
-                Source::connect(url, self.settings.timeout, &self.settings.net)
+                LiveSource::connect(url, self.settings.timeout, &self.settings.net)
                     .await
                     .map(Some)
             })
@@ -451,7 +439,7 @@ impl Fallback {
 
     async fn search(
         &self,
-        source: &Source,
+        source: &LiveSource,
         kind: RecordKind,
         query: &Query,
         limit: usize,

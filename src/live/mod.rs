@@ -118,3 +118,22 @@ pub async fn enrich_with_fallback(
         }
     }
 }
+
+/// The length of `value` as compact JSON, counted as it is written, without building the
+/// text (answer sizes for the web client's limits and the fallback cache's budget).
+pub(crate) fn json_size(value: &impl serde::Serialize) -> u64 {
+    /// Counts what is written.
+    struct ByteCount(u64);
+    impl std::io::Write for ByteCount {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = ByteCount(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}

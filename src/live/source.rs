@@ -33,23 +33,23 @@ impl LiveError {
 
 /// A live IVRE database.
 #[derive(Debug, Clone)]
-pub enum Source {
+pub enum LiveSource {
     Web(WebSource),
     Mongo(MongoSource),
 }
 
-impl Source {
+impl LiveSource {
     /// From an IVRE URL (`IVRE_DB_URL*`), through the proxies and with the CA
     /// certificates of `net`.
     pub async fn connect(
         url: &str,
         timeout: Duration,
         net: &NetSettings,
-    ) -> Result<Source, LiveError> {
+    ) -> Result<LiveSource, LiveError> {
         if url.starts_with("http://") || url.starts_with("https://") {
-            Ok(Source::Web(WebSource::with_net(url, timeout, net)?))
+            Ok(LiveSource::Web(WebSource::with_net(url, timeout, net)?))
         } else if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") {
-            Ok(Source::Mongo(
+            Ok(LiveSource::Mongo(
                 MongoSource::connect_with(url, timeout, net).await?,
             ))
         } else {
@@ -65,8 +65,8 @@ impl Source {
         limit: usize,
     ) -> Result<Vec<Value>, LiveError> {
         match self {
-            Source::Web(web) => Ok(web.search(kind, query, Some(limit)).await?),
-            Source::Mongo(mongo) => {
+            LiveSource::Web(web) => Ok(web.search(kind, query, Some(limit)).await?),
+            LiveSource::Mongo(mongo) => {
                 let Some(filter) = filters::filter(kind, query) else {
                     return Err(LiveError::NotAvailable(format!(
                         "the {kind} search for this observable needs address ranges IVRE's MongoDB backend keeps in CSV files; it is answered from the snapshot only"
@@ -82,16 +82,16 @@ impl Source {
     /// IVRE's `infos_byip` for an address, when this source serves the data purpose.
     pub async fn ipdata(&self, ip: IpAddr) -> Result<Option<Map<String, Value>>, LiveError> {
         match self {
-            Source::Web(web) => Ok(web.ipdata(ip).await?),
-            Source::Mongo(_) => Ok(None),
+            LiveSource::Web(web) => Ok(web.ipdata(ip).await?),
+            LiveSource::Mongo(_) => Ok(None),
         }
     }
 
     /// The URL without credentials.
     pub fn shown(&self) -> String {
         match self {
-            Source::Web(w) => w.shown_url().to_owned(),
-            Source::Mongo(m) => crate::logging::redact_url(m.url()),
+            LiveSource::Web(w) => w.shown_url().to_owned(),
+            LiveSource::Mongo(m) => crate::logging::redact_url(m.url()),
         }
     }
 }

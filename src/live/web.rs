@@ -368,19 +368,7 @@ impl WebSource {
 
 /// The length of `value` as compact JSON, without building the text.
 fn json_len(value: &Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    let _ = serde_json::to_writer(&mut count, value);
-    count.0
+    usize::try_from(super::json_size(value)).unwrap_or(usize::MAX)
 }
 
 /// Reads an answer body, at most `limit` bytes: refused at once when `Content-Length`

@@ -17,7 +17,7 @@ pub const ENRICHMENT_BUCKETS: [f64; 19] = [
 ];
 
 /// The enrichment's metrics.
-pub(super) struct Enrichment {
+pub(super) struct EnrichmentMetrics {
     duration: Histogram,
     lookups: CounterFamily<LookupOutcome>,
     breaker_open: IntGauge,
@@ -25,9 +25,9 @@ pub(super) struct Enrichment {
     skipped_values: IntCounter,
 }
 
-impl Enrichment {
-    pub(super) fn new(b: &Builder<'_>) -> Result<Enrichment, MetricsError> {
-        Ok(Enrichment {
+impl EnrichmentMetrics {
+    pub(super) fn new(b: &Builder<'_>) -> Result<EnrichmentMetrics, MetricsError> {
+        Ok(EnrichmentMetrics {
             duration: b.histogram(
                 names::ENRICHMENT_DURATION,
                 "Time to enrich one observable, from message to bundle",
@@ -51,7 +51,7 @@ impl Enrichment {
 }
 
 impl Metrics {
-    fn enrichment(&self) -> &Enrichment {
+    fn enrichment(&self) -> &EnrichmentMetrics {
         &self.inner.enrichment
     }
 

@@ -1,5 +1,5 @@
 //! The label values of the labelled metrics: each label is an enum whose variants are its
-//! only values, declared with their text in one place ([`label_enum!`]), so a metric can only
+//! only values, declared with their text in one place (`label_enum!`), so a metric can only
 //! be fed a value of its own label and every value is created at zero.
 
 /// One label: an enum whose variants are the label's only values.

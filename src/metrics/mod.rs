@@ -75,7 +75,7 @@ impl std::fmt::Debug for Metrics {
 struct Inner {
     registry: Registry,
     pycti: pycti::Pycti,
-    enrichment: enrichment::Enrichment,
+    enrichment: enrichment::EnrichmentMetrics,
     upkeep: upkeep::Upkeep,
 }
 
@@ -124,7 +124,7 @@ impl Metrics {
             subsystem,
         };
         let pycti = pycti::Pycti::new(&builder)?;
-        let enrichment = enrichment::Enrichment::new(&builder)?;
+        let enrichment = enrichment::EnrichmentMetrics::new(&builder)?;
         let upkeep = upkeep::Upkeep::new(&builder)?;
         Ok(Metrics {
             inner: Arc::new(Inner {

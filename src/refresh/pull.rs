@@ -13,7 +13,7 @@ use crate::ivre::MergeMode;
 use crate::ivre::{RecordKind, Timestamp};
 use crate::live::fallback::FallbackSettings;
 use crate::live::mongo::MongoSource;
-use crate::live::source::Source;
+use crate::live::source::LiveSource;
 use crate::live::web;
 use crate::net::NetSettings;
 use crate::snapshot::manifest::SOURCE_PULL;
@@ -125,11 +125,11 @@ async fn fetch(
         Ok(())
     };
     let shown = crate::logging::redact_url(url);
-    match Source::connect(url, REQUEST_TIMEOUT, net)
+    match LiveSource::connect(url, REQUEST_TIMEOUT, net)
         .await
         .with_context(|| format!("cannot reach {shown}"))?
     {
-        Source::Web(source) => {
+        LiveSource::Web(source) => {
             let f = since.and_then(|t| web::since_flt(kind, t.micros / 1_000_000));
             let mut skip = 0;
             loop {
@@ -148,7 +148,7 @@ async fn fetch(
                 }
             }
         }
-        Source::Mongo(source) => {
+        LiveSource::Mongo(source) => {
             let filter = since
                 .and_then(|t| t.to_datetime())
                 .map(|t| MongoSource::since_filter(kind, t))

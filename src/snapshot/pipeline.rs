@@ -175,7 +175,7 @@ struct Lines {
 type Parsing<S> = Result<Done<<S as Sink>::Item>, SnapshotError>;
 
 /// The writer thread's result: the chunks' tallies (their items written), the index.
-type Written<S> = (Vec<Done<<S as Sink>::Item>>, IndexStats);
+type SinkOutput<S> = (Vec<Done<<S as Sink>::Item>>, IndexStats);
 
 /// A parsed chunk.
 struct Done<I> {
@@ -370,7 +370,7 @@ fn write_chunks<S: Sink>(
     mut writer: S,
     from: Vec<Receiver<Parsing<S>>>,
     budget: &Budget,
-) -> Result<Written<S>, SnapshotError> {
+) -> Result<SinkOutput<S>, SnapshotError> {
     let mut tallies = Vec::new();
     for next in 0.. {
         // Chunks are dealt in turn: the first parser with nothing more marks the end.

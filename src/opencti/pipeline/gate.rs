@@ -45,7 +45,7 @@ mod tests {
     use serde_json::json;
 
     /// One kind of marking the property test places in the message, the platform, or both.
-    struct Kind {
+    struct MarkingCase {
         name: &'static str,
         /// The id the message shows.
         message_id: String,
@@ -72,8 +72,8 @@ mod tests {
         })
     }
 
-    fn kinds() -> Vec<Kind> {
-        let tlp = |t: Tlp, name: &'static str, definition: &'static str| Kind {
+    fn kinds() -> Vec<MarkingCase> {
+        let tlp = |t: Tlp, name: &'static str, definition: &'static str| MarkingCase {
             name,
             message_id: t.marking_id().to_owned(),
             platform: def(t.marking_id(), Some("TLP"), Some(definition)),
@@ -87,7 +87,7 @@ mod tests {
         };
         // A resolved non-TLP definition: nothing in the platform's answer, or hidden ⇒ RED.
         let non_tlp =
-            |name: &'static str, kind: &'static str, value: &'static str, id: &str| Kind {
+            |name: &'static str, kind: &'static str, value: &'static str, id: &str| MarkingCase {
                 name,
                 message_id: id.to_owned(),
                 platform: def(id, Some(kind), Some(value)),
@@ -104,7 +104,7 @@ mod tests {
             tlp(Tlp::Amber, "TLP:AMBER", "TLP:AMBER"),
             tlp(Tlp::AmberStrict, "TLP:AMBER+STRICT", "TLP:AMBER+STRICT"),
             tlp(Tlp::Red, "TLP:RED", "TLP:RED"),
-            Kind {
+            MarkingCase {
                 name: "TLP:GREEN (OASIS TLP 2.0 id, upper case)",
                 message_id: "MARKING-DEFINITION--BAB4A63C-AED9-4CF5-A766-DFCA5ABAC2BB".into(),
                 platform: def(
@@ -132,7 +132,7 @@ mod tests {
                 "X-ACME:INTERNAL",
                 "marking-definition--2a8e7d2f-3d4c-4b6e-9fa0-1b2c3d4e5f60",
             ),
-            Kind {
+            MarkingCase {
                 name: "custom TLP-typed, unknown name",
                 message_id: "marking-definition--3b9f8e3a-4e5d-4c7f-8ab1-2c3d4e5f6071".into(),
                 platform: def(
@@ -142,7 +142,7 @@ mod tests {
                 ),
                 expected: |_, _| Some(Tlp::Red),
             },
-            Kind {
+            MarkingCase {
                 name: "unreadable definition",
                 message_id: "marking-definition--4ca09f4b-5f6e-4d80-9bc2-3d4e5f607182".into(),
                 platform: def(
@@ -152,7 +152,7 @@ mod tests {
                 ),
                 expected: |_, _| Some(Tlp::Red),
             },
-            Kind {
+            MarkingCase {
                 name: "unresolvable id",
                 message_id: "marking-definition--5db1a05c-6a7f-4e91-8cd3-4e5f60718293".into(),
                 platform: None,
