@@ -438,3 +438,12 @@ fn crc_file(
         len += n as u64;
     }
 }
+
+/// The base record ids a dead tree marks (replaced or removed by updates).
+fn dead_ids(tree: &sled::Tree) -> Result<std::collections::HashSet<u64>, sled::Error> {
+    tree.iter()
+        .keys()
+        .map(|k| k.map(|k| keys::id_of(&k)))
+        .filter_map(Result::transpose)
+        .collect()
+}

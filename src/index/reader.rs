@@ -7,8 +7,9 @@ use super::keys::{self, Query};
 use super::record_file::RecordFile;
 use super::sorted;
 use super::{
-    base_file, base_identities_file, base_locations_file, dead_tree_name, delta_records_file,
-    identity_tree_name, records_file, tree_name, IndexCheck, IndexError, SLED_DIR,
+    base_file, base_identities_file, base_locations_file, dead_ids, dead_tree_name,
+    delta_records_file, identity_tree_name, records_file, tree_name, IndexCheck, IndexError,
+    SLED_DIR,
 };
 use crate::ivre::RecordKind;
 use serde::de::DeserializeOwned;
@@ -129,15 +130,7 @@ impl IndexReader {
         check.check_entries(&sled_path, &db)?;
         let mut parts = Vec::new();
         for (kind, (file, delta, base, locations)) in RecordKind::ALL.into_iter().zip(files) {
-            let dead = db
-                .open_tree(dead_tree_name(kind))
-                .map_err(err)?
-                .iter()
-                .keys()
-                .map(|k| k.map(|k| keys::id_of(&k)))
-                .filter_map(Result::transpose)
-                .collect::<Result<_, _>>()
-                .map_err(err)?;
+            let dead = dead_ids(&db.open_tree(dead_tree_name(kind)).map_err(err)?).map_err(err)?;
             parts.push(KindIndex {
                 base,
                 locations,

@@ -107,14 +107,7 @@ impl UpdateWriter {
         for ((kind, trees), (base_records, base_ids, base_locations)) in
             RecordKind::ALL.into_iter().zip(trees).zip(checked)
         {
-            let dead = trees
-                .dead
-                .iter()
-                .keys()
-                .map(|k| k.map(|k| keys::id_of(&k)))
-                .filter_map(Result::transpose)
-                .collect::<Result<_, _>>()
-                .map_err(err)?;
+            let dead = super::dead_ids(&trees.dead).map_err(err)?;
             parts.push(UpdateKind {
                 kind,
                 dead,

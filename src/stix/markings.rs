@@ -413,14 +413,7 @@ mod tests {
     /// The table of docs/opencti-protocol.md §8.1 (rows: entity TLP, columns: max TLP).
     #[test]
     fn check_max_tlp_table() {
-        let names = [
-            "TLP:CLEAR",
-            "TLP:WHITE",
-            "TLP:GREEN",
-            "TLP:AMBER",
-            "TLP:AMBER+STRICT",
-            "TLP:RED",
-        ];
+        let names = crate::config::table::TLP_NAMES;
         let table = [
             [true, true, true, true, true, true],
             [true, true, true, true, true, true],
