@@ -277,7 +277,7 @@ async fn pull_loop(
         health.run_started(SyncSource::Pull);
         let outcome = tokio::select! {
             _ = shutdown.cancelled() => return,
-            outcome = refresh::pull_once(&data, &plan.targets, full, false) => outcome,
+            outcome = refresh::pull_once(&data, &plan.targets, full, None) => outcome,
         };
         let next = match outcome {
             Ok(report) => {
@@ -345,7 +345,7 @@ async fn drop_loop(
         );
         // Returns when stopped, or when the folder cannot be watched.
         let result = tokio::task::spawn_blocking(move || {
-            refresh::watch::watch(&d, &dd, ready_marker, &stop, |path, outcome| {
+            refresh::watch::watch(&d, &dd, ready_marker, &stop, None, |path, outcome| {
                 h.run_started(SyncSource::Drop);
                 let name = path.display();
                 let outcome = match outcome {

@@ -17,12 +17,14 @@ use crate::live::source::Source;
 use crate::live::web;
 use crate::net::NetSettings;
 use crate::snapshot::manifest::SOURCE_PULL;
+use crate::snapshot::progress::{Progress, Unit};
 use crate::snapshot::{self, DataDir, ImportOptions, ImportReport};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use futures_util::StreamExt;
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Timeout of one request to IVRE.
@@ -75,7 +77,7 @@ fn targets(settings: &FallbackSettings, geoip_dir: Option<PathBuf>) -> Result<Ta
         }
     }
     if list.is_empty() {
-        bail!("no IVRE URL configured: set IVRE_DB_URL (or IVRE_DB_URL_SCANS / IVRE_DB_URL_PASSIVE), e.g. mongodb://host/ivre or http://host/cgi#X-API-Key=…");
+        return Err(crate::config::SettingsError(vec!["no IVRE URL configured: set IVRE_DB_URL (or IVRE_DB_URL_SCANS / IVRE_DB_URL_PASSIVE), e.g. mongodb://host/ivre or http://host/cgi#X-API-Key=…".into()]).into());
     }
     let label = list
         .iter()
@@ -107,7 +109,7 @@ async fn fetch(
     since: Option<Timestamp>,
     dir: &Path,
     net: &NetSettings,
-    progress: &indicatif::ProgressBar,
+    progress: Option<&dyn Progress>,
 ) -> Result<Fetched> {
     let path = dir.join(format!("{}.jsonl", kind.as_str()));
     let mut out = std::io::BufWriter::new(
@@ -121,10 +123,15 @@ async fn fetch(
         serde_json::to_writer(&mut out, value)?;
         out.write_all(b"\n")?;
         fetched.records += 1;
-        progress.set_message(format!("{kind}: {} records", fetched.records));
+        if let Some(progress) = progress {
+            progress.set(fetched.records);
+        }
         Ok(())
     };
     let shown = crate::logging::redact_url(url);
+    if let Some(progress) = progress {
+        progress.start(&format!("pulling {kind}"), Unit::Records, None);
+    }
     match Source::connect(url, REQUEST_TIMEOUT, net)
         .await
         .with_context(|| format!("cannot reach {shown}"))?
@@ -174,12 +181,12 @@ async fn fetch(
 
 /// One pull; publishes a generation when everything was fetched. `full` forces a full
 /// pull (otherwise incremental when the served snapshot came from the same sources);
-/// `progress` shows a spinner on a terminal.
+/// `progress` receives the records fetched, then the bytes imported.
 pub async fn pull_once(
     data: &DataDir,
     targets: &Targets,
     full: bool,
-    progress: bool,
+    progress: Option<Arc<dyn Progress>>,
 ) -> Result<ImportReport> {
     let served = snapshot::open::current_manifest(data)
         .ok()
@@ -195,21 +202,13 @@ pub async fn pull_once(
     tracing::info!(sources = %targets.label, mode = if since.is_some() { "incremental" } else { "full" }, "pulling");
     let tmp = data.tmp().join(format!("pull-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let progress = if progress && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
     let result = async {
         let mut inputs = Vec::new();
         for (kind, url) in &targets.list {
-            let fetched = fetch(*kind, url, since, &tmp, &targets.net, &progress).await?;
+            let fetched = fetch(*kind, url, since, &tmp, &targets.net, progress.as_deref()).await?;
             tracing::info!(kind = %kind, records = fetched.records, "fetched");
             inputs.push((*kind, fetched.path));
         }
-        progress.finish_and_clear();
         let options = ImportOptions {
             inputs,
             geoip_dir: targets.geoip_dir.clone(),
@@ -227,6 +226,7 @@ pub async fn pull_once(
                 .into(),
             ),
             watermark: true,
+            progress: progress.clone(),
             ..Default::default()
         };
         let data = data.clone();
@@ -237,5 +237,8 @@ pub async fn pull_once(
     }
     .await;
     let _ = std::fs::remove_dir_all(&tmp);
+    if let Some(progress) = &progress {
+        progress.finish();
+    }
     result
 }

@@ -22,12 +22,14 @@ use crate::index::writer::MergeMode;
 use crate::ivre::RecordKind;
 use crate::snapshot::manifest::SOURCE_DROP;
 use crate::snapshot::ndjson::LineReader;
+use crate::snapshot::progress::Progress;
 use crate::snapshot::{self, DataDir, ImportOptions};
 use anyhow::{bail, Context, Result};
 use notify::event::{EventKind, ModifyKind, RenameMode};
 use notify::RecursiveMode;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::RecvTimeoutError;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -99,13 +101,14 @@ pub fn classify(path: &Path) -> Result<Dropped> {
 }
 
 /// Imports one dropped file.
-fn apply(data: &DataDir, path: &Path) -> Result<String> {
+fn apply(data: &DataDir, path: &Path, progress: Option<&Arc<dyn Progress>>) -> Result<String> {
     let dropped = classify(path)?;
     let served = snapshot::open::current_generation(data).ok();
     let mut options = ImportOptions {
         strict: false,
         source_kind: Some(SOURCE_DROP.into()),
         regular_files_only: true,
+        progress: progress.cloned(),
         ..Default::default()
     };
     match dropped {
@@ -165,10 +168,18 @@ fn apply(data: &DataDir, path: &Path) -> Result<String> {
 pub type Outcome = Result<String, anyhow::Error>;
 
 /// Imports `path`, moves it to `done/` or `failed/` and returns what happened.
-fn process(data: &DataDir, drop_dir: &Path, path: &Path) -> Outcome {
+fn process(
+    data: &DataDir,
+    drop_dir: &Path,
+    path: &Path,
+    progress: Option<&Arc<dyn Progress>>,
+) -> Outcome {
     let name = path.file_name().unwrap_or_default().to_owned();
     let marker = drop_dir.join(format!("{}{MARKER}", name.to_string_lossy()));
-    let outcome = apply(data, path);
+    let outcome = apply(data, path, progress);
+    if let Some(progress) = progress {
+        progress.finish();
+    }
     match &outcome {
         Ok(generation) => {
             tracing::info!(file = %path.display(), %generation, "dropped file imported");
@@ -277,11 +288,13 @@ fn ready_files(drop_dir: &Path, initial: bool, ready_marker: bool) -> Vec<PathBu
 /// Watches `drop_dir` until `stop` is cancelled (checked twice a second), calling
 /// `on_file` with the outcome of each file imported. With `ready_marker`, a file is
 /// imported only once its `<name>.ready` marker exists (see the module documentation).
+/// `progress` receives the bytes read of each import.
 pub fn watch(
     data: &DataDir,
     drop_dir: &Path,
     ready_marker: bool,
     stop: &CancellationToken,
+    progress: Option<Arc<dyn Progress>>,
     mut on_file: impl FnMut(&Path, &Outcome),
 ) -> Result<()> {
     for sub in ["done", "failed"] {
@@ -323,7 +336,7 @@ pub fn watch(
         if stop.is_cancelled() {
             return Ok(());
         }
-        let outcome = process(data, drop_dir, &path);
+        let outcome = process(data, drop_dir, &path, progress.as_ref());
         on_file(&path, &outcome);
     }
     while !stop.is_cancelled() {
@@ -338,7 +351,7 @@ pub fn watch(
         }
         // lstat: a symlink renamed in is not followed (open_input checks again).
         if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file()) {
-            let outcome = process(data, drop_dir, &path);
+            let outcome = process(data, drop_dir, &path, progress.as_ref());
             on_file(&path, &outcome);
         }
     }
@@ -389,7 +402,7 @@ mod tests {
         // Neither is listed at start-up.
         assert!(ready_files(&drop_dir, true, false).is_empty());
         for path in [&link, &fifo] {
-            let err = format!("{:#}", process(&data, &drop_dir, path).unwrap_err());
+            let err = format!("{:#}", process(&data, &drop_dir, path, None).unwrap_err());
             assert!(err.contains("not a regular file"), "{err}");
         }
         assert!(
@@ -412,7 +425,7 @@ mod tests {
         // A regular file is imported.
         let real = drop_dir.join("real.jsonl");
         std::fs::copy(fixture("ipinfo.jsonl"), &real).unwrap();
-        process(&data, &drop_dir, &real).unwrap();
+        process(&data, &drop_dir, &real, None).unwrap();
         assert!(drop_dir.join("done/real.jsonl").is_file());
     }
 
@@ -450,7 +463,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel::<(PathBuf, bool)>();
         std::thread::scope(|scope| {
             let watcher = scope.spawn(|| {
-                watch(&data, &drop_dir, true, &stop, |path, outcome| {
+                watch(&data, &drop_dir, true, &stop, None, |path, outcome| {
                     tx.send((path.to_owned(), outcome.is_ok())).unwrap();
                 })
             });
