@@ -120,6 +120,16 @@ fn of(e: &(dyn Error + 'static)) -> Option<i32> {
     {
         return Some(CONFIG);
     }
+    // Transparent variants: their inner error is not a source of its own.
+    if let Some(crate::refresh::pull::PullError::Settings(_)) = e.downcast_ref() {
+        return Some(CONFIG);
+    }
+    if let Some(crate::refresh::watch::WatchError::Snapshot(inner)) = e.downcast_ref() {
+        return of(inner);
+    }
+    if let Some(crate::daemon::DaemonError::NoSnapshot { .. }) = e.downcast_ref() {
+        return Some(NO_SNAPSHOT);
+    }
     if e.is::<RefusedInput>() {
         return Some(REFUSED_INPUT);
     }
@@ -178,6 +188,14 @@ mod tests {
         let duration = crate::config::parse_duration("5x").unwrap_err();
         assert_eq!(for_error(&duration), CONFIG);
         assert_eq!(for_error(&RefusedInput("x".into())), REFUSED_INPUT);
+        let no_url = crate::refresh::pull::PullError::Settings(crate::config::SettingsError(vec![
+            "no IVRE URL".into(),
+        ]));
+        assert_eq!(for_error(&no_url), CONFIG);
+        let watched = crate::refresh::watch::WatchError::Snapshot(
+            crate::snapshot::SnapshotError::NoSnapshot { root: root.clone() },
+        );
+        assert_eq!(for_error(&watched), NO_SNAPSHOT);
         let io = std::io::Error::other("disk full");
         assert_eq!(for_error(&io), FAILURE);
     }

@@ -238,6 +238,18 @@ where
         .with_writer(writer)
 }
 
+/// An error and its sources, `: `-separated (as anyhow's `{:#}`), for logs and reports.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// pycti's level names.
 pub fn level_name(level: &Level) -> &'static str {
     match *level {
@@ -387,15 +399,7 @@ impl Visit for FieldVisitor {
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        // The whole chain, as anyhow's `{:#}`.
-        let mut text = value.to_string();
-        let mut source = value.source();
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        self.put(field, Value::String(text));
+        self.put(field, Value::String(chain(value)));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {

@@ -8,18 +8,22 @@
 //! IVRE updates them in place). Any failure, including a truncated answer, publishes
 //! nothing.
 
+use crate::config::SettingsError;
 use crate::config::{table, ConfigFile};
 use crate::index::writer::MergeMode;
 use crate::ivre::{RecordKind, Timestamp};
 use crate::live::fallback::FallbackSettings;
+use crate::live::mongo::MongoError;
 use crate::live::mongo::MongoSource;
+use crate::live::source::LiveError;
 use crate::live::source::Source;
 use crate::live::web;
+use crate::live::web::WebError;
 use crate::net::NetSettings;
 use crate::snapshot::manifest::SOURCE_PULL;
 use crate::snapshot::progress::{Progress, Unit};
+use crate::snapshot::SnapshotError;
 use crate::snapshot::{self, DataDir, ImportOptions, ImportReport};
-use anyhow::{Context, Result};
 use futures_util::StreamExt;
 use serde_json::Value;
 use std::io::Write;
@@ -30,9 +34,51 @@ use std::time::Duration;
 /// Timeout of one request to IVRE.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Why a pull failed; nothing was published.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// No source configured, or an invalid setting.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("cannot write {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot reach {url}")]
+    Connect {
+        url: String,
+        #[source]
+        source: LiveError,
+    },
+    #[error("pulling {kind} from {url} failed after {records} records")]
+    Web {
+        kind: RecordKind,
+        url: String,
+        records: u64,
+        #[source]
+        source: WebError,
+    },
+    #[error("pulling {kind} from {url} failed after {records} records")]
+    Mongo {
+        kind: RecordKind,
+        url: String,
+        records: u64,
+        #[source]
+        source: MongoError,
+    },
+    #[error("the import crashed")]
+    Crashed(#[source] tokio::task::JoinError),
+    #[error("building the snapshot failed")]
+    Import(#[source] SnapshotError),
+}
+
+type Result<T, E = PullError> = std::result::Result<T, E>;
+
 /// `30s`, `30m`, `1h`, `1d` (a bare number is seconds): the configuration's parser.
-pub fn parse_duration(s: &str) -> Result<Duration> {
-    Ok(crate::config::parse_duration(s)?)
+pub fn parse_duration(s: &str) -> Result<Duration, crate::config::DurationError> {
+    crate::config::parse_duration(s)
 }
 
 /// What to pull from: the Python connector's `IVRE_DB_URL*` (scans and passive; a
@@ -77,7 +123,7 @@ fn targets(settings: &FallbackSettings, geoip_dir: Option<PathBuf>) -> Result<Ta
         }
     }
     if list.is_empty() {
-        return Err(crate::config::SettingsError(vec!["no IVRE URL configured: set IVRE_DB_URL (or IVRE_DB_URL_SCANS / IVRE_DB_URL_PASSIVE), e.g. mongodb://host/ivre or http://host/cgi#X-API-Key=…".into()]).into());
+        return Err(SettingsError(vec!["no IVRE URL configured: set IVRE_DB_URL (or IVRE_DB_URL_SCANS / IVRE_DB_URL_PASSIVE), e.g. mongodb://host/ivre or http://host/cgi#X-API-Key=…".into()]).into());
     }
     let label = list
         .iter()
@@ -112,16 +158,18 @@ async fn fetch(
     progress: Option<&dyn Progress>,
 ) -> Result<Fetched> {
     let path = dir.join(format!("{}.jsonl", kind.as_str()));
-    let mut out = std::io::BufWriter::new(
-        std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?,
-    );
+    let io_err = |source| PullError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io_err)?);
     let mut fetched = Fetched {
         path: path.clone(),
         records: 0,
     };
     let mut keep = |value: &Value, fetched: &mut Fetched| -> Result<()> {
-        serde_json::to_writer(&mut out, value)?;
-        out.write_all(b"\n")?;
+        serde_json::to_writer(&mut out, value).map_err(|e| io_err(e.into()))?;
+        out.write_all(b"\n").map_err(io_err)?;
         fetched.records += 1;
         if let Some(progress) = progress {
             progress.set(fetched.records);
@@ -134,8 +182,10 @@ async fn fetch(
     }
     match Source::connect(url, REQUEST_TIMEOUT, net)
         .await
-        .with_context(|| format!("cannot reach {shown}"))?
-    {
+        .map_err(|source| PullError::Connect {
+            url: shown.clone(),
+            source,
+        })? {
         Source::Web(source) => {
             let f = since.and_then(|t| web::since_flt(kind, t.micros / 1_000_000));
             let mut skip = 0;
@@ -143,8 +193,11 @@ async fn fetch(
                 let page = source
                     .page(kind, f.as_ref(), skip, web::PAGE)
                     .await
-                    .with_context(|| {
-                        format!("pulling {kind} from {shown} failed after {skip} records")
+                    .map_err(|source| PullError::Web {
+                        kind,
+                        url: shown.clone(),
+                        records: skip as u64,
+                        source,
                     })?;
                 for value in &page {
                     keep(value, &mut fetched)?;
@@ -160,22 +213,28 @@ async fn fetch(
                 .and_then(|t| t.to_datetime())
                 .map(|t| MongoSource::since_filter(kind, t))
                 .unwrap_or_default();
-            let mut stream = source
-                .stream(kind, filter)
-                .await
-                .with_context(|| format!("pulling {kind} from {shown} failed"))?;
+            let mut stream =
+                source
+                    .stream(kind, filter)
+                    .await
+                    .map_err(|source| PullError::Mongo {
+                        kind,
+                        url: shown.clone(),
+                        records: 0,
+                        source,
+                    })?;
             while let Some(value) = stream.next().await {
-                let value = value.with_context(|| {
-                    format!(
-                        "pulling {kind} from {shown} failed after {} records",
-                        fetched.records
-                    )
+                let value = value.map_err(|source| PullError::Mongo {
+                    kind,
+                    url: shown.clone(),
+                    records: fetched.records,
+                    source,
                 })?;
                 keep(&value, &mut fetched)?;
             }
         }
     }
-    out.flush()?;
+    out.flush().map_err(io_err)?;
     Ok(fetched)
 }
 
@@ -201,7 +260,10 @@ pub async fn pull_once(
     let since = if full { None } else { watermark };
     tracing::info!(sources = %targets.label, mode = if since.is_some() { "incremental" } else { "full" }, "pulling");
     let tmp = data.tmp().join(format!("pull-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    std::fs::create_dir_all(&tmp).map_err(|source| PullError::Io {
+        path: tmp.clone(),
+        source,
+    })?;
     let result = async {
         let mut inputs = Vec::new();
         for (kind, url) in &targets.list {
@@ -232,8 +294,8 @@ pub async fn pull_once(
         let data = data.clone();
         tokio::task::spawn_blocking(move || snapshot::import(&data, &options))
             .await
-            .context("the import crashed")?
-            .context("building the snapshot failed")
+            .map_err(PullError::Crashed)?
+            .map_err(PullError::Import)
     }
     .await;
     let _ = std::fs::remove_dir_all(&tmp);

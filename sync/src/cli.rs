@@ -216,10 +216,10 @@ pub fn run(cli: Cli) -> Result<i32> {
                             }
                         }
                         Err(e) if every.is_some() => tracing::error!(
-                            error = format!("{e:#}"),
+                            error = ivre_connector::logging::chain(&e),
                             "pull failed; nothing published"
                         ),
-                        Err(e) => return Err(e),
+                        Err(e) => return Err(e.into()),
                     }
                     let Some(period) = every else { return Ok(0) };
                     tokio::select! {

@@ -424,6 +424,34 @@ fn run_health(config: &ConfigFile, live: bool, url: Option<String>, timeout: u64
     }
 }
 
+/// Cancels `token` on SIGTERM or SIGINT (the daemon stops gracefully); a second signal
+/// ends the process at once (exit code 130).
+fn watch_signals(token: tokio_util::sync::CancellationToken) {
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot watch SIGTERM");
+                    return;
+                }
+            };
+        for n in 0.. {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            if n == 0 {
+                tracing::info!("stopping: finishing the enrichments in progress (signal again to stop at once)");
+                token.cancel();
+            } else {
+                tracing::warn!("second signal: exiting now");
+                std::process::exit(exit_code::INTERRUPTED);
+            }
+        }
+    });
+}
+
 fn run_daemon(config: &ConfigFile, data: DataDir, ansi: bool) -> Result<i32> {
     let settings = ivre_connector::opencti::settings::Settings::from_config(config)?;
     ivre_connector::logging::init(
@@ -454,7 +482,11 @@ fn run_daemon(config: &ConfigFile, data: DataDir, ansi: bool) -> Result<i32> {
             ivre_connector::config::table::IVRE_SNAPSHOT_PUBLISH.label()
         )
     })?;
-    let result = runtime.block_on(ivre_connector::daemon::run(settings, plan, data));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let result = runtime.block_on(async {
+        watch_signals(shutdown.clone());
+        ivre_connector::daemon::run(settings, plan, data, shutdown).await
+    });
     // Tasks cut by CONNECTOR_SHUTDOWN_TIMEOUT may still be in blocking code: do not wait
     // for them past a short grace period.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
