@@ -11,6 +11,11 @@
 //! criterion report operations per second. The snapshot is imported into a temporary
 //! directory at each run. Percentiles come from the `perf` harness, not from here.
 
+/// The allocator of both binaries (`src/bin/ivre-connector/main.rs`), so that the figures
+/// are theirs: the library sets none.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[allow(dead_code)]
 #[path = "perf/data.rs"]
 mod data;

@@ -20,22 +20,17 @@
 //!   the platform protocol (messages, GraphQL, splitting, pushing) and the message pipeline
 //!   (TLP gate, playbooks, redelivery guard, work reports).
 //! - [`metrics`]: the Prometheus metrics: names, label enums, the methods that feed them.
-//! - [`demo`]: the self-contained demo.
-//! - [`cli`]: the `ivre-connector` command line.
+//! - [`logging`]: the one logging setup of every command; pycti-shaped JSON logs.
+//! - [`exit_code`]: the exit codes of every command of both binaries.
+//!
+//! The command lines (`ivre-connector`: `src/bin/ivre-connector/`, `ivre-sync`: `sync/`)
+//! are binaries of their own, and so is the global allocator: the library sets none.
 
-/// mimalloc for every program built on this library (both commands, tests, benchmarks):
-/// enrichment builds many small JSON values, and with glibc's allocator malloc and free
-/// took a quarter of the CPU; mimalloc gave 25-50 % more enrichments per CPU-second
-/// (docs/benchmarks.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod demo;
 pub mod distribute;
 pub mod enrich;
+pub mod exit_code;
 pub mod geo;
 pub mod index;
 pub mod ivre;

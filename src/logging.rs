@@ -11,11 +11,18 @@
 //! is `error`) sets the level; `IVRE_LOG`, an [`EnvFilter`] directive such as
 //! `info,ivre_connector::opencti=debug`, replaces it when set.
 //!
+//! The other commands of both binaries log text on stderr ([`init_cli`]): `warn` for
+//! `ivre-connector`, `info` for `ivre-sync`, one level more per `-v`, `error` only with
+//! `--quiet`; `IVRE_LOG` replaces that too, unless `--quiet`. Whatever the level, the libraries we depend on
+//! (sled, lapin, hyper, reqwest, h2, rustls, mongodb, object_store, tower…) log at `warn`
+//! at most unless `IVRE_LOG` asks otherwise ([`level_filter`]): `-vvv` shows our traces, not
+//! sled's. Text logs are coloured on a terminal unless `NO_COLOR` is set, or as `--color`
+//! says ([`Color`]).
+//!
 //! Nothing secret goes into a log line: tokens and message bodies are never logged, and URLs
 //! that may carry credentials go through [`redact_url`] first.
 
 use std::fmt;
-use std::io::IsTerminal as _;
 
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
@@ -41,6 +48,8 @@ pub struct LogSettings {
     pub level: String,
     /// `CONNECTOR_NAME`: the `name` of every JSON line.
     pub name: String,
+    /// Text mode: ANSI colours ([`Color::ansi`]).
+    pub ansi: bool,
 }
 
 impl Default for LogSettings {
@@ -49,8 +58,96 @@ impl Default for LogSettings {
             json: true,
             level: "error".into(),
             name: String::new(),
+            ansi: false,
         }
     }
+}
+
+/// `--color`: whether text logs are coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Color {
+    /// On a terminal, unless `NO_COLOR` is set (to anything but the empty string).
+    #[default]
+    Auto,
+    /// Always, `NO_COLOR` or not.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl Color {
+    /// Whether to write ANSI colours, given the value of `NO_COLOR` and whether stderr is a
+    /// terminal.
+    pub fn ansi(self, no_color: Option<&str>, terminal: bool) -> bool {
+        match self {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => terminal && no_color.is_none_or(str::is_empty),
+        }
+    }
+}
+
+/// The crates whose logs the level applies to; every other target is kept at `warn` at
+/// most ([`level_filter`]).
+pub const OUR_CRATES: [&str; 2] = ["ivre_connector", "ivre_sync"];
+
+/// The filter of a level: our crates ([`OUR_CRATES`]) at `level`, every other target
+/// (sled, lapin, hyper, reqwest, h2, rustls, mongodb, object_store, tower…) at `warn`, or
+/// at `level` when that is quieter.
+pub fn level_filter(level: Level) -> EnvFilter {
+    let level = LevelFilter::from_level(level);
+    if level <= LevelFilter::WARN {
+        return EnvFilter::default().add_directive(level.into());
+    }
+    OUR_CRATES.iter().fold(
+        EnvFilter::default().add_directive(LevelFilter::WARN.into()),
+        |filter, krate| match format!("{krate}={level}").parse() {
+            Ok(directive) => filter.add_directive(directive),
+            Err(_) => filter,
+        },
+    )
+}
+
+/// The level of a command line: `base` raised one step per `-v` (up to `trace`), `error`
+/// with `--quiet`.
+pub fn cli_level(base: Level, verbose: u8, quiet: bool) -> Level {
+    const LEVELS: [Level; 5] = [
+        Level::ERROR,
+        Level::WARN,
+        Level::INFO,
+        Level::DEBUG,
+        Level::TRACE,
+    ];
+    if quiet {
+        return Level::ERROR;
+    }
+    let start = LEVELS.iter().position(|l| *l == base).unwrap_or(1);
+    LEVELS[(start + usize::from(verbose)).min(LEVELS.len() - 1)]
+}
+
+/// The filter of a command line: `ivre_log` (the value of `IVRE_LOG`) when set, not blank
+/// and valid, else [`level_filter`] of `level`.
+pub fn cli_filter(level: Level, ivre_log: Option<&str>) -> EnvFilter {
+    ivre_log
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .and_then(|d| EnvFilter::builder().parse(d).ok())
+        .unwrap_or_else(|| level_filter(level))
+}
+
+/// Installs the text logs of a command line on stderr (see the module documentation);
+/// `ivre_log` is the value of `IVRE_LOG`, if any.
+pub fn init_cli(level: Level, ivre_log: Option<&str>, ansi: bool) -> Result<(), LogError> {
+    tracing_subscriber::registry()
+        .with(cli_filter(level, ivre_log))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .with_ansi(ansi),
+        )
+        .try_init()
+        .map_err(LogError::AlreadyInitialized)
 }
 
 /// Why logging could not be set up.
@@ -101,7 +198,7 @@ pub fn filter(settings: &LogSettings, ivre_log: Option<&str>) -> Result<EnvFilte
                     source,
                 })
         }
-        None => Ok(EnvFilter::default().add_directive(LevelFilter::from_level(level).into())),
+        None => Ok(level_filter(level)),
     }
 }
 
@@ -119,7 +216,7 @@ pub fn init(settings: &LogSettings, ivre_log: Option<&str>) -> Result<(), LogErr
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)
-                    .with_ansi(std::io::stderr().is_terminal()),
+                    .with_ansi(settings.ansi),
             )
             .try_init()
     }
@@ -139,6 +236,18 @@ where
         .fmt_fields(JsonFields::new())
         .event_format(PyctiJson::new(name))
         .with_writer(writer)
+}
+
+/// An error and its sources, `: `-separated (as anyhow's `{:#}`), for logs and reports.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// pycti's level names.
@@ -290,15 +399,7 @@ impl Visit for FieldVisitor {
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        // The whole chain, as anyhow's `{:#}`.
-        let mut text = value.to_string();
-        let mut source = value.source();
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        self.put(field, Value::String(text));
+        self.put(field, Value::String(chain(value)));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
@@ -394,6 +495,7 @@ mod tests {
             json: true,
             level: level.into(),
             name: "IVRE".into(),
+            ansi: false,
         };
         let subscriber = tracing_subscriber::registry()
             .with(filter(&settings, None).unwrap())
@@ -502,6 +604,7 @@ mod tests {
             json: true,
             level: "error".into(),
             name: "x".into(),
+            ansi: false,
         };
         assert_eq!(filter(&settings, None).unwrap().to_string(), "error");
         assert_eq!(filter(&settings, Some("  ")).unwrap().to_string(), "error");
@@ -524,6 +627,92 @@ mod tests {
             filter(&bad, Some("info")),
             Err(LogError::InvalidLevel(_))
         ));
+    }
+
+    /// The messages `filter` lets through, of one event per (target, level) below.
+    fn passed(filter: EnvFilter) -> Vec<String> {
+        let buffer = Buffer::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(filter)
+            .with(json_layer("x", buffer.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::trace!(target: "ivre_connector::index::reader", "ours trace");
+            tracing::warn!(target: "ivre_connector::index::reader", "ours warn");
+            tracing::trace!(target: "ivre_sync", "sync trace");
+            tracing::error!(target: "ivre_sync", "sync error");
+            tracing::trace!(target: "sled::pagecache", "sled trace");
+            tracing::info!(target: "sled::pagecache", "sled info");
+            tracing::warn!(target: "sled::pagecache", "sled warn");
+            tracing::debug!(target: "lapin::channel", "lapin debug");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["message"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    /// The filter of `-v…` keeps the dependencies at `warn`; an explicit `IVRE_LOG` wins.
+    #[test]
+    fn verbosity_raises_our_crates_only() {
+        assert_eq!(cli_level(Level::WARN, 3, false), Level::TRACE);
+        assert_eq!(cli_level(Level::INFO, 9, false), Level::TRACE);
+        assert_eq!(cli_level(Level::INFO, 2, true), Level::ERROR);
+        assert_eq!(
+            passed(cli_filter(cli_level(Level::WARN, 3, false), None)),
+            [
+                "ours trace",
+                "ours warn",
+                "sync trace",
+                "sync error",
+                "sled warn"
+            ]
+        );
+        // An explicit IVRE_LOG wins, for the dependencies too.
+        assert_eq!(
+            passed(cli_filter(
+                Level::TRACE,
+                Some("sled=trace,ivre_connector=error")
+            )),
+            ["sled trace", "sled info", "sled warn"]
+        );
+        // A blank or invalid one is ignored.
+        assert_eq!(
+            passed(cli_filter(Level::INFO, Some("  "))),
+            ["ours warn", "sync error", "sled warn"]
+        );
+        assert_eq!(
+            passed(cli_filter(Level::INFO, Some("x=notalevel"))),
+            ["ours warn", "sync error", "sled warn"]
+        );
+        // --quiet: errors only, ours included.
+        assert_eq!(
+            passed(cli_filter(cli_level(Level::INFO, 2, true), None)),
+            ["sync error"]
+        );
+        // The daemon's CONNECTOR_LOG_LEVEL=debug keeps sled and lapin at warn as well.
+        let settings = LogSettings {
+            level: "debug".into(),
+            ..LogSettings::default()
+        };
+        assert_eq!(
+            passed(filter(&settings, None).unwrap()),
+            ["ours warn", "sync error", "sled warn"]
+        );
+    }
+
+    #[test]
+    fn color_choice() {
+        assert!(Color::Auto.ansi(None, true));
+        assert!(Color::Auto.ansi(Some(""), true));
+        assert!(!Color::Auto.ansi(Some("1"), true));
+        assert!(!Color::Auto.ansi(None, false));
+        assert!(Color::Always.ansi(Some("1"), false));
+        assert!(!Color::Never.ansi(None, true));
     }
 
     #[test]

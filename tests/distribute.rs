@@ -188,7 +188,13 @@ fn s3_round_trip_replicas_serve_the_publishers_generation() {
     flip_a_byte(&bucket, &format!("snapshots/generations/{third}.tar.zst"));
     let before = generation_dirs(b.path());
     let r = fetch(sync_s3(), b.path(), &url);
-    assert_eq!(r.code, 2, "fetch: {}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        ivre_connector::exit_code::FAILURE,
+        "fetch: {}\n{}",
+        r.stdout,
+        r.stderr
+    );
     assert!(r.stderr.contains("sha256"), "{}", r.stderr);
     assert!(
         r.stderr.contains(&format!("generations/{third}.tar.zst")),

@@ -584,7 +584,7 @@ fn freshness_and_the_record_cap_are_visible() {
         &["AS64497"],
         &[("IVRE_MAX_RECORDS", "lots")],
     );
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, ivre_connector::exit_code::CONFIG);
     assert!(r.stderr.contains("IVRE_MAX_RECORDS"), "{}", r.stderr);
 }
 
@@ -658,7 +658,7 @@ fn nothing_is_enriched_above_the_max_tlp() {
         &["192.0.2.10", "bad:value"],
         &[("IVRE_MAX_TLP", "TLP:GREEN")],
     );
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, ivre_connector::exit_code::REFUSED_INPUT);
     let lines = json_lines(&r.stdout);
     assert_eq!(lines.len(), 2);
     assert!(
@@ -683,7 +683,7 @@ fn nothing_is_enriched_above_the_max_tlp() {
         &["192.0.2.10"],
         &[("IVRE_MAX_TLP", "amber")],
     );
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, ivre_connector::exit_code::CONFIG);
     assert!(
         r.stderr.contains("IVRE_MAX_TLP") && r.stderr.contains("amber"),
         "{}",
@@ -698,7 +698,7 @@ fn nothing_is_enriched_above_the_max_tlp() {
 fn enrich_markings_fail_closed() {
     let data = lab_snapshot();
     let empty = enrich_cli(data.path(), &[], &["192.0.2.10"], &[("IVRE_MAX_TLP", "")]);
-    assert_ne!(empty.code, 0);
+    assert_eq!(empty.code, ivre_connector::exit_code::CONFIG);
     assert!(
         empty.stderr.contains("IVRE_MAX_TLP") && empty.stderr.contains("empty"),
         "{}",
@@ -710,7 +710,11 @@ fn enrich_markings_fail_closed() {
         "marking-definition--5db1a05c-6a7f-4e91-8cd3-4e5f60718293",
     ] {
         let r = enrich_cli(data.path(), &["--marking", bad], &["192.0.2.10"], &[]);
-        assert_ne!(r.code, 0, "--marking {bad}");
+        assert_eq!(
+            r.code,
+            ivre_connector::exit_code::REFUSED_INPUT,
+            "--marking {bad}"
+        );
         assert!(
             r.stderr.contains("unknown --marking"),
             "{bad}: {}",
@@ -725,7 +729,7 @@ fn enrich_markings_fail_closed() {
         &["192.0.2.10"],
         &[("IVRE_MAX_TLP", "TLP:GREEN")],
     );
-    assert_eq!(refused.code, 1);
+    assert_eq!(refused.code, ivre_connector::exit_code::REFUSED_INPUT);
     assert!(
         refused.stdout.contains("above IVRE_MAX_TLP"),
         "{}",

@@ -175,7 +175,11 @@ fn strict_mode_publishes_nothing() {
     let data = dir.path();
     let first = scans_only(data);
     let bad = fixture("extra/malformed.jsonl");
-    let r = import(data, &["--strict", "--passive", &path_str(&bad)], 2);
+    let r = import(
+        data,
+        &["--strict", "--passive", &path_str(&bad)],
+        ivre_connector::exit_code::REFUSED_INPUT,
+    );
     assert!(r.stderr.contains("malformed.jsonl:2"), "{}", r.stderr);
     assert!(r.stderr.contains("nothing was published"), "{}", r.stderr);
     assert_eq!(current(data), first);
@@ -254,7 +258,7 @@ fn a_broken_mmdb_fails_the_import_clearly() {
             "--geoip-dir",
             &path_str(&geo),
         ],
-        2,
+        ivre_connector::exit_code::REFUSED_INPUT,
     );
     assert!(r.stderr.contains("City.mmdb"), "{}", r.stderr);
     assert!(!data.join("CURRENT").exists());
@@ -284,5 +288,5 @@ fn verify_recomputes_the_checksum() {
         .arg("--data-dir")
         .arg(data)
         .args(["index", "verify"]));
-    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(r.code, ivre_connector::exit_code::DAMAGED, "{}", r.stdout);
 }

@@ -108,7 +108,13 @@ async fn a_damaged_generation_leaves_the_previous_one_served() {
         .arg("--data-dir")
         .arg(data.path())
         .args(["index", "verify"]));
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        ivre_connector::exit_code::DAMAGED,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     assert!(r.stdout.contains("scans.idx.fst"), "{}", r.stdout);
 
     // A whole generation published next is served, and the failure is cleared.

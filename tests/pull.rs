@@ -81,7 +81,7 @@ fn full_then_incremental_pulls_from_the_web_api() {
     let url = var("IVRE_TEST_WEB_URL");
     let dir = tempfile::tempdir().unwrap();
     let pulled = dir.path().join("pulled");
-    let r = pull(&pulled, &url, &["--once"]);
+    let r = pull(&pulled, &url, &[]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("(full)"), "{}", r.stdout);
     let m = manifest(&pulled);
@@ -191,8 +191,14 @@ fn a_truncated_answer_publishes_nothing() {
         0,
     );
     let first = current(dir.path());
-    let r = pull(dir.path(), &url, &["--once"]);
-    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    let r = pull(dir.path(), &url, &[]);
+    assert_eq!(
+        r.code,
+        ivre_connector::exit_code::FAILURE,
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     assert!(r.stderr.contains("truncated"), "{}", r.stderr);
     assert_eq!(current(dir.path()), first);
     assert!(generation_dirs(dir.path())
@@ -211,6 +217,6 @@ fn durations_and_missing_urls() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("5x"), "{}", r.stderr);
     let r = run(sync().arg("--data-dir").arg(dir.path()).arg("pull"));
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, ivre_connector::exit_code::CONFIG);
     assert!(r.stderr.contains("IVRE_DB_URL"), "{}", r.stderr);
 }

@@ -239,7 +239,7 @@ fn secrets_are_never_written_out() {
             )
             .arg("--data-dir")
             .arg(&pulled)
-            .args(["pull", "--once"]),
+            .arg("pull"),
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let manifest = run(oc_cmd(&s, &web)
@@ -273,7 +273,7 @@ fn secrets_are_never_written_out() {
                 .env_remove("IVRE_DB_URL_PASSIVE")
                 .arg("--data-dir")
                 .arg(root.path().join("failed-pull"))
-                .args(["pull", "--once"]),
+                .arg("pull"),
         );
         assert_ne!(r.code, 0, "{what}: {}{}", r.stdout, r.stderr);
         assert!(r.stderr.contains(expected), "{what}: {}", r.stderr);

@@ -280,7 +280,11 @@ async fn no_snapshot_and_no_source_fails_with_the_three_ways() {
     let double = PlatformDouble::start(DoubleOptions::default()).await;
     let mut daemon = Daemon::start(&double, root.path(), &[]);
     let code = daemon.wait(Duration::from_secs(20));
-    assert!(matches!(code, Some(c) if c != 0), "exit code {code:?}");
+    assert_eq!(
+        code,
+        Some(ivre_connector::exit_code::NO_SNAPSHOT),
+        "exit code {code:?}"
+    );
     let logs = daemon.logs().join("\n");
     let line = logs
         .lines()

@@ -12,6 +12,11 @@
 //! narrows it) to iterate on the read path. `scripts/bench` starts the services the last two need. Figures are
 //! printed as they come and saved to `OUT/report.md` and `OUT/report.json`.
 
+/// The allocator of both binaries (`src/bin/ivre-connector/main.rs`), so that the figures
+/// are theirs: the library sets none.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod daemon;
 mod data;
 mod inproc;

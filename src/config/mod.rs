@@ -80,9 +80,15 @@ pub struct GlobalArgs {
     /// Configuration file [default: ./config.yml when present]
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// More logs on stderr (-v, -vv); IVRE_LOG takes a tracing filter
+    /// More logs on stderr (-v, -vv, -vvv); IVRE_LOG takes a tracing filter
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Errors only: no progress bars, no logs below `error`, no report lines
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Coloured logs: auto (on a terminal, unless NO_COLOR is set), always or never
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    pub color: crate::logging::Color,
 }
 
 impl GlobalArgs {
@@ -94,27 +100,28 @@ impl GlobalArgs {
         Ok((config, data))
     }
 
-    /// Logs to stderr: `base` level, raised by each `-v`; `IVRE_LOG` overrides.
+    /// Logs to stderr, as every command line does (`logging::init_cli`): `base` level,
+    /// raised by each `-v`, `error` with `--quiet`; `IVRE_LOG` overrides (not
+    /// `--quiet`); colours as `--color` and `NO_COLOR` say.
     pub fn init_logging(&self, base: tracing::Level) {
-        let levels = [
-            tracing::Level::ERROR,
-            tracing::Level::WARN,
-            tracing::Level::INFO,
-            tracing::Level::DEBUG,
-            tracing::Level::TRACE,
-        ];
-        let start = levels.iter().position(|l| *l == base).unwrap_or(1);
-        let level = levels[(start + usize::from(self.verbose)).min(levels.len() - 1)];
-        let filter = std::env::var(table::IVRE_LOG.env)
-            .ok()
-            .and_then(|d| tracing_subscriber::EnvFilter::try_new(d).ok())
-            .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(level.as_str()));
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .with_target(false)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init();
+        let env = process_env();
+        let ansi = self.ansi();
+        let level = crate::logging::cli_level(base, self.verbose, self.quiet);
+        // `--quiet` on the command line wins over IVRE_LOG. A second setup in one process
+        // is a programming error; the first one stays.
+        let ivre_log = env
+            .get(table::IVRE_LOG.env)
+            .filter(|_| !self.quiet)
+            .map(String::as_str);
+        let _ = crate::logging::init_cli(level, ivre_log, ansi);
+    }
+
+    /// Whether text on stderr may be coloured (`--color`, `NO_COLOR`, a terminal).
+    pub fn ansi(&self) -> bool {
+        self.color.ansi(
+            process_env().get("NO_COLOR").map(String::as_str),
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        )
     }
 }
 

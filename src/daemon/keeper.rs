@@ -277,7 +277,7 @@ async fn pull_loop(
         health.run_started(SyncSource::Pull);
         let outcome = tokio::select! {
             _ = shutdown.cancelled() => return,
-            outcome = refresh::pull_once(&data, &plan.targets, full, false) => outcome,
+            outcome = refresh::pull_once(&data, &plan.targets, full, None) => outcome,
         };
         let next = match outcome {
             Ok(report) => {
@@ -306,12 +306,16 @@ async fn pull_loop(
                 failures += 1;
                 let retry = backoff(failures, plan.interval);
                 tracing::error!(
-                    error = format!("{e:#}"),
+                    error = crate::logging::chain(&e),
                     retry_in_s = retry.as_secs(),
                     failures,
                     "daemon: pull failed; nothing published, enrichment goes on"
                 );
-                health.run_ended(SyncSource::Pull, Err(format!("{e:#}")), Some(retry));
+                health.run_ended(
+                    SyncSource::Pull,
+                    Err(crate::logging::chain(&e)),
+                    Some(retry),
+                );
                 retry
             }
         };
@@ -345,7 +349,7 @@ async fn drop_loop(
         );
         // Returns when stopped, or when the folder cannot be watched.
         let result = tokio::task::spawn_blocking(move || {
-            refresh::watch::watch(&d, &dd, ready_marker, &stop, |path, outcome| {
+            refresh::watch::watch(&d, &dd, ready_marker, &stop, None, |path, outcome| {
                 h.run_started(SyncSource::Drop);
                 let name = path.display();
                 let outcome = match outcome {
@@ -356,7 +360,7 @@ async fn drop_loop(
                         rt.block_on(swap(&s));
                         Ok(format!("{name}: published {generation}"))
                     }
-                    Err(e) => Err(format!("{name}: {e:#}")),
+                    Err(e) => Err(format!("{name}: {}", crate::logging::chain(e))),
                 };
                 h.run_ended(SyncSource::Drop, outcome, None);
             })
@@ -369,7 +373,7 @@ async fn drop_loop(
         let retry = backoff(failures, Duration::from_secs(600));
         let error = match result {
             Ok(Ok(())) => "the drop folder watcher stopped".to_owned(),
-            Ok(Err(e)) => format!("{e:#}"),
+            Ok(Err(e)) => crate::logging::chain(&e),
             Err(e) => format!("the drop folder watcher crashed: {e}"),
         };
         tracing::error!(dir = %dir.display(), error = %error, retry_in_s = retry.as_secs(), "daemon: cannot watch the drop folder");

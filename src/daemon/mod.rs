@@ -16,4 +16,4 @@ mod ping;
 mod run;
 
 pub use keeper::{PullPlan, UpkeepPlan};
-pub use run::{run, NO_SNAPSHOT_SOURCE};
+pub use run::{run, DaemonError, NO_SNAPSHOT_SOURCE};

@@ -1,4 +1,5 @@
-//! Wiring of the daemon.
+//! Wiring of the daemon. Signals are the binary's: it cancels the `shutdown` token that
+//! [`run`] is given (and ends the process on a second signal).
 
 use super::health::{self, Health};
 use super::keeper::{self, UpkeepPlan};
@@ -17,39 +18,44 @@ use crate::opencti::transport::http_callback::{
 use crate::opencti::transport::jwt::Jwks;
 use crate::snapshot::serving::Serving;
 use crate::snapshot::{DataDir, OpenOptions, SnapshotError};
-use anyhow::{bail, Context, Result};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-/// Cancels `token` on SIGTERM or SIGINT; a second signal exits at once.
-fn watch_signals(token: CancellationToken) {
-    tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot watch SIGTERM");
-                    return;
-                }
-            };
-        for n in 0.. {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            if n == 0 {
-                tracing::info!("stopping: finishing the enrichments in progress (signal again to stop at once)");
-                token.cancel();
-            } else {
-                tracing::warn!("second signal: exiting now");
-                std::process::exit(130);
-            }
-        }
-    });
+/// Why the daemon did not start, or stopped on an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Stopped by `shutdown` before `0` (not a failure of the daemon's own).
+    #[error("stopped before {0}")]
+    Stopped(&'static str),
+    /// No snapshot, and no way to make one configured.
+    #[error("no snapshot in {root}; to get one, {NO_SNAPSHOT_SOURCE}")]
+    NoSnapshot { root: std::path::PathBuf },
+    /// `what` failed (its cause as the source).
+    #[error("{what}")]
+    Failed {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
+
+impl DaemonError {
+    /// `what` failed because of `source` (for `map_err`).
+    fn failed<E: std::error::Error + Send + Sync + 'static>(
+        what: impl Into<String>,
+    ) -> impl FnOnce(E) -> DaemonError {
+        let what = what.into();
+        move |source| DaemonError::Failed {
+            what,
+            source: Box::new(source),
+        }
+    }
+}
+
+type Result<T, E = DaemonError> = std::result::Result<T, E>;
 
 /// Reaches the platform (`about { version }`), waiting while it is unreachable.
 async fn platform_version(api: &Api, shutdown: &CancellationToken) -> Result<String> {
@@ -59,11 +65,15 @@ async fn platform_version(api: &Api, shutdown: &CancellationToken) -> Result<Str
             Err(e) if e.is_transient() => {
                 tracing::error!(error = %e, "OpenCTI API is not reachable. Waiting for OpenCTI API to start or check your configuration...");
                 tokio::select! {
-                    _ = shutdown.cancelled() => bail!("stopped before OpenCTI could be reached"),
+                    _ = shutdown.cancelled() => return Err(DaemonError::Stopped("OpenCTI could be reached")),
                     _ = tokio::time::sleep(Duration::from_secs(10)) => {}
                 }
             }
-            Err(e) => return Err(e).context("OpenCTI refused the connector's token or request"),
+            Err(e) => {
+                return Err(DaemonError::failed(
+                    "OpenCTI refused the connector's token or request",
+                )(e))
+            }
         }
     }
 }
@@ -111,9 +121,10 @@ pub const NO_SNAPSHOT_SOURCE: &str = "set IVRE_DB_URL (the daemon pulls from liv
 async fn open_serving(settings: &Settings, plan: &UpkeepPlan, data: &DataDir) -> Result<Serving> {
     let (data2, geoip, can_wait) = (data.clone(), settings.geoip_dir.clone(), !plan.is_empty());
     if can_wait {
-        std::fs::create_dir_all(data.root()).with_context(|| {
-            format!("cannot create the data directory {}", data.root().display())
-        })?;
+        std::fs::create_dir_all(data.root()).map_err(DaemonError::failed(format!(
+            "cannot create the data directory {}",
+            data.root().display()
+        )))?;
     }
     let opened = tokio::task::spawn_blocking(move || {
         if can_wait {
@@ -123,15 +134,16 @@ async fn open_serving(settings: &Settings, plan: &UpkeepPlan, data: &DataDir) ->
         }
     })
     .await
-    .context("opening the snapshot crashed")?;
+    .map_err(DaemonError::failed("opening the snapshot crashed"))?;
     match opened {
         Ok(serving) => Ok(serving),
-        Err(e @ (SnapshotError::NoSnapshot { .. } | SnapshotError::NoDataDir { .. })) => {
-            bail!("{e}; to get one, {NO_SNAPSHOT_SOURCE}")
+        Err(SnapshotError::NoSnapshot { root } | SnapshotError::NoDataDir { root }) => {
+            Err(DaemonError::NoSnapshot { root })
         }
-        Err(e) => {
-            Err(e).with_context(|| format!("cannot open the snapshot in {}", data.root().display()))
-        }
+        Err(e) => Err(DaemonError::failed(format!(
+            "cannot open the snapshot in {}",
+            data.root().display()
+        ))(e)),
     }
 }
 
@@ -143,20 +155,25 @@ async fn first_snapshot(serving: &Serving, shutdown: &CancellationToken) -> Resu
     tracing::warn!("no snapshot yet and no live IVRE fallback: waiting for the first snapshot before taking messages");
     while serving.snapshot().is_none() {
         tokio::select! {
-            _ = shutdown.cancelled() => bail!("stopped before the first snapshot was published"),
+            _ = shutdown.cancelled() => return Err(DaemonError::Stopped("the first snapshot was published")),
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     }
     Ok(())
 }
 
-/// Runs the daemon until a signal; returns when everything stopped.
-pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<()> {
+/// Runs the daemon until `shutdown` is cancelled (the binary does on SIGTERM / SIGINT);
+/// returns when everything stopped.
+pub async fn run(
+    settings: Settings,
+    plan: UpkeepPlan,
+    data: DataDir,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let settings = Arc::new(settings);
-    let shutdown = CancellationToken::new();
-    watch_signals(shutdown.clone());
-    let metrics = Metrics::new(&settings.metrics_namespace, &settings.metrics_subsystem)
-        .context("invalid CONNECTOR_METRICS_NAMESPACE / CONNECTOR_METRICS_SUBSYSTEM")?;
+    let metrics = Metrics::new(&settings.metrics_namespace, &settings.metrics_subsystem).map_err(
+        DaemonError::failed("invalid CONNECTOR_METRICS_NAMESPACE / CONNECTOR_METRICS_SUBSYSTEM"),
+    )?;
     metrics.set_state(RunState::Idle);
     metrics.set_identity(
         &settings.connector_id,
@@ -220,7 +237,8 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
         shutdown.clone(),
     );
 
-    let api = Api::new(&settings).context("cannot build the OpenCTI client")?;
+    let api =
+        Api::new(&settings).map_err(DaemonError::failed("cannot build the OpenCTI client"))?;
     let version = platform_version(&api, &shutdown).await?;
     // The fields this platform knows: by introspection, else from its version.
     let input = api.type_fields("RegisterConnectorInput").await;
@@ -231,7 +249,7 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
             (input, jwks)
         }
         (Err(e), _) | (_, Err(e)) if e.is_transient() => {
-            return Err(e).context("cannot introspect the platform")
+            return Err(DaemonError::failed("cannot introspect the platform")(e))
         }
         _ => {
             tracing::warn!(platform_version = %version, "introspection unavailable: choosing registration fields from the platform version");
@@ -241,7 +259,7 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
     let registration = api
         .register(&settings, &input_fields, with_jwks)
         .await
-        .context("registration failed")?;
+        .map_err(DaemonError::failed("registration failed"))?;
     tracing::info!(platform_version = %version, connector_id = %registration.id, listen = ?settings.listen, "registered");
     health.set_registered();
 
@@ -311,7 +329,7 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
                 Some(jwks) => CallbackAuth::TokenOrJwks(
                     settings.opencti_token.clone(),
                     Jwks::parse(jwks)
-                        .context("the platform's jwks is unreadable")?
+                        .map_err(DaemonError::failed("the platform's jwks is unreadable"))?
                         .with_audiences([
                             settings.connector_id.clone(),
                             format!("{}{}", settings.api_listen.uri, settings.api_listen.path),
@@ -325,7 +343,10 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
             };
             let listener = http_callback::bind(&callback)
                 .await
-                .with_context(|| format!("cannot listen on {}", callback.bind))?;
+                .map_err(DaemonError::failed(format!(
+                    "cannot listen on {}",
+                    callback.bind
+                )))?;
             let semaphore = Arc::new(tokio::sync::Semaphore::new(settings.concurrency));
             let h = handler.clone();
             let handle: http_callback::ProcessBody = Arc::new(move |body: Vec<u8>| {
@@ -361,7 +382,7 @@ pub async fn run(settings: Settings, plan: UpkeepPlan, data: DataDir) -> Result<
                 tokio::time::sleep(drain_timeout).await;
             };
             tokio::select! {
-                served = &mut serve => served.context("HTTP callback server failed")?,
+                served = &mut serve => served.map_err(DaemonError::failed("HTTP callback server failed"))?,
                 _ = stopped => tracing::warn!(
                     timeout_s = drain_timeout.as_secs(),
                     "stopping with callback requests still running (CONNECTOR_SHUTDOWN_TIMEOUT); the worker will requeue their messages"

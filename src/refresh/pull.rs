@@ -8,29 +8,77 @@
 //! IVRE updates them in place). Any failure, including a truncated answer, publishes
 //! nothing.
 
+use crate::config::SettingsError;
 use crate::config::{table, ConfigFile};
 use crate::ivre::MergeMode;
 use crate::ivre::{RecordKind, Timestamp};
 use crate::live::fallback::FallbackSettings;
+use crate::live::mongo::MongoError;
 use crate::live::mongo::MongoSource;
+use crate::live::source::LiveError;
 use crate::live::source::LiveSource;
 use crate::live::web;
+use crate::live::web::WebError;
 use crate::net::NetSettings;
 use crate::snapshot::manifest::SOURCE_PULL;
+use crate::snapshot::progress::{Progress, Unit};
+use crate::snapshot::SnapshotError;
 use crate::snapshot::{self, DataDir, ImportOptions, ImportReport};
-use anyhow::{bail, Context, Result};
 use futures_util::StreamExt;
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Timeout of one request to IVRE.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Why a pull failed; nothing was published.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// No source configured, or an invalid setting.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("cannot write {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot reach {url}")]
+    Connect {
+        url: String,
+        #[source]
+        source: LiveError,
+    },
+    #[error("pulling {kind} from {url} failed after {records} records")]
+    Web {
+        kind: RecordKind,
+        url: String,
+        records: u64,
+        #[source]
+        source: WebError,
+    },
+    #[error("pulling {kind} from {url} failed after {records} records")]
+    Mongo {
+        kind: RecordKind,
+        url: String,
+        records: u64,
+        #[source]
+        source: MongoError,
+    },
+    #[error("the import crashed")]
+    Crashed(#[source] tokio::task::JoinError),
+    #[error("building the snapshot failed")]
+    Import(#[source] SnapshotError),
+}
+
+type Result<T, E = PullError> = std::result::Result<T, E>;
+
 /// `30s`, `30m`, `1h`, `1d` (a bare number is seconds): the configuration's parser.
-pub fn parse_duration(s: &str) -> Result<Duration> {
-    Ok(crate::config::parse_duration(s)?)
+pub fn parse_duration(s: &str) -> Result<Duration, crate::config::DurationError> {
+    crate::config::parse_duration(s)
 }
 
 /// What to pull from: the Python connector's `IVRE_DB_URL*` (scans and passive; a
@@ -75,7 +123,7 @@ fn targets(settings: &FallbackSettings, geoip_dir: Option<PathBuf>) -> Result<Ta
         }
     }
     if list.is_empty() {
-        bail!("no IVRE URL configured: set IVRE_DB_URL (or IVRE_DB_URL_SCANS / IVRE_DB_URL_PASSIVE), e.g. mongodb://host/ivre or http://host/cgi#X-API-Key=…");
+        return Err(SettingsError(vec!["no IVRE URL configured: set IVRE_DB_URL (or IVRE_DB_URL_SCANS / IVRE_DB_URL_PASSIVE), e.g. mongodb://host/ivre or http://host/cgi#X-API-Key=…".into()]).into());
     }
     let label = list
         .iter()
@@ -107,28 +155,37 @@ async fn fetch(
     since: Option<Timestamp>,
     dir: &Path,
     net: &NetSettings,
-    progress: &indicatif::ProgressBar,
+    progress: Option<&dyn Progress>,
 ) -> Result<Fetched> {
     let path = dir.join(format!("{}.jsonl", kind.as_str()));
-    let mut out = std::io::BufWriter::new(
-        std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?,
-    );
+    let io_err = |source| PullError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io_err)?);
     let mut fetched = Fetched {
         path: path.clone(),
         records: 0,
     };
     let mut keep = |value: &Value, fetched: &mut Fetched| -> Result<()> {
-        serde_json::to_writer(&mut out, value)?;
-        out.write_all(b"\n")?;
+        serde_json::to_writer(&mut out, value).map_err(|e| io_err(e.into()))?;
+        out.write_all(b"\n").map_err(io_err)?;
         fetched.records += 1;
-        progress.set_message(format!("{kind}: {} records", fetched.records));
+        if let Some(progress) = progress {
+            progress.set(fetched.records);
+        }
         Ok(())
     };
     let shown = crate::logging::redact_url(url);
+    if let Some(progress) = progress {
+        progress.start(&format!("pulling {kind}"), Unit::Records, None);
+    }
     match LiveSource::connect(url, REQUEST_TIMEOUT, net)
         .await
-        .with_context(|| format!("cannot reach {shown}"))?
-    {
+        .map_err(|source| PullError::Connect {
+            url: shown.clone(),
+            source,
+        })? {
         LiveSource::Web(source) => {
             let f = since.and_then(|t| web::since_flt(kind, t.micros / 1_000_000));
             let mut skip = 0;
@@ -136,8 +193,11 @@ async fn fetch(
                 let page = source
                     .page(kind, f.as_ref(), skip, web::PAGE)
                     .await
-                    .with_context(|| {
-                        format!("pulling {kind} from {shown} failed after {skip} records")
+                    .map_err(|source| PullError::Web {
+                        kind,
+                        url: shown.clone(),
+                        records: skip as u64,
+                        source,
                     })?;
                 for value in &page {
                     keep(value, &mut fetched)?;
@@ -153,33 +213,39 @@ async fn fetch(
                 .and_then(|t| t.to_datetime())
                 .map(|t| MongoSource::since_filter(kind, t))
                 .unwrap_or_default();
-            let mut stream = source
-                .stream(kind, filter)
-                .await
-                .with_context(|| format!("pulling {kind} from {shown} failed"))?;
+            let mut stream =
+                source
+                    .stream(kind, filter)
+                    .await
+                    .map_err(|source| PullError::Mongo {
+                        kind,
+                        url: shown.clone(),
+                        records: 0,
+                        source,
+                    })?;
             while let Some(value) = stream.next().await {
-                let value = value.with_context(|| {
-                    format!(
-                        "pulling {kind} from {shown} failed after {} records",
-                        fetched.records
-                    )
+                let value = value.map_err(|source| PullError::Mongo {
+                    kind,
+                    url: shown.clone(),
+                    records: fetched.records,
+                    source,
                 })?;
                 keep(&value, &mut fetched)?;
             }
         }
     }
-    out.flush()?;
+    out.flush().map_err(io_err)?;
     Ok(fetched)
 }
 
 /// One pull; publishes a generation when everything was fetched. `full` forces a full
 /// pull (otherwise incremental when the served snapshot came from the same sources);
-/// `progress` shows a spinner on a terminal.
+/// `progress` receives the records fetched, then the bytes imported.
 pub async fn pull_once(
     data: &DataDir,
     targets: &Targets,
     full: bool,
-    progress: bool,
+    progress: Option<Arc<dyn Progress>>,
 ) -> Result<ImportReport> {
     let served = snapshot::open::current_manifest(data)
         .ok()
@@ -194,22 +260,17 @@ pub async fn pull_once(
     let since = if full { None } else { watermark };
     tracing::info!(sources = %targets.label, mode = if since.is_some() { "incremental" } else { "full" }, "pulling");
     let tmp = data.tmp().join(format!("pull-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let progress = if progress && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    std::fs::create_dir_all(&tmp).map_err(|source| PullError::Io {
+        path: tmp.clone(),
+        source,
+    })?;
     let result = async {
         let mut inputs = Vec::new();
         for (kind, url) in &targets.list {
-            let fetched = fetch(*kind, url, since, &tmp, &targets.net, &progress).await?;
+            let fetched = fetch(*kind, url, since, &tmp, &targets.net, progress.as_deref()).await?;
             tracing::info!(kind = %kind, records = fetched.records, "fetched");
             inputs.push((*kind, fetched.path));
         }
-        progress.finish_and_clear();
         let options = ImportOptions {
             inputs,
             geoip_dir: targets.geoip_dir.clone(),
@@ -227,15 +288,19 @@ pub async fn pull_once(
                 .into(),
             ),
             watermark: true,
+            progress: progress.clone(),
             ..Default::default()
         };
         let data = data.clone();
         tokio::task::spawn_blocking(move || snapshot::import(&data, &options))
             .await
-            .context("the import crashed")?
-            .context("building the snapshot failed")
+            .map_err(PullError::Crashed)?
+            .map_err(PullError::Import)
     }
     .await;
     let _ = std::fs::remove_dir_all(&tmp);
+    if let Some(progress) = &progress {
+        progress.finish();
+    }
     result
 }

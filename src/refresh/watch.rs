@@ -18,16 +18,19 @@
 //!   other export replaces the records of its kind (the other kinds are kept); MaxMind
 //!   files replace the snapshot's file of the same role.
 
+use crate::geo::GeoError;
 use crate::ivre::MergeMode;
 use crate::ivre::RecordKind;
 use crate::snapshot::manifest::SOURCE_DROP;
 use crate::snapshot::ndjson::LineReader;
+use crate::snapshot::progress::Progress;
+use crate::snapshot::SnapshotError;
 use crate::snapshot::{self, DataDir, ImportOptions};
-use anyhow::{bail, Context, Result};
 use notify::event::{EventKind, ModifyKind, RenameMode};
 use notify::RecursiveMode;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::RecvTimeoutError;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -48,6 +51,61 @@ fn ignored(name: &str) -> bool {
         .any(|s| name.ends_with(s))
 }
 
+/// Why a dropped file was not imported, or the folder cannot be watched.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// `what` says what was being done to `path` (`cannot read`, `cannot create`…).
+    #[error("{what} {path}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} holds no record")]
+    Empty { path: PathBuf },
+    #[error("{path}:{line}: {reason}")]
+    BadLine {
+        path: PathBuf,
+        line: u64,
+        reason: String,
+    },
+    #[error("{path}:{line}: not a JSON record")]
+    NotJson {
+        path: PathBuf,
+        line: u64,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{path}:{line}: cannot tell whether these are passive, scan or view records")]
+    UnknownKind { path: PathBuf, line: u64 },
+    #[error("no snapshot to add MaxMind data to: drop exports first")]
+    NoSnapshot,
+    #[error(
+        "{path} is not a directory (a symbolic link or a file): remove it, the watcher creates it"
+    )]
+    NotADirectory { path: PathBuf },
+    #[error("cannot watch {path}")]
+    Watch {
+        path: PathBuf,
+        #[source]
+        source: notify::Error,
+    },
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Geo(#[from] GeoError),
+}
+
+impl WatchError {
+    fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> WatchError {
+        let path = path.to_owned();
+        move |source| WatchError::Io { what, path, source }
+    }
+}
+
+type Result<T, E = WatchError> = std::result::Result<T, E>;
+
 /// What a dropped file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dropped {
@@ -66,18 +124,28 @@ pub fn classify(path: &Path) -> Result<Dropped> {
     }
     let delta = name.ends_with(".delta.jsonl") || name.ends_with(".delta.jsonl.gz");
     let file = crate::snapshot::ndjson::open_input(path, true)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+        .map_err(WatchError::io("cannot read", path))?;
     let mut reader = LineReader::from_file(path, file, Default::default())
-        .with_context(|| format!("cannot read {}", path.display()))?;
+        .map_err(WatchError::io("cannot read", path))?;
     let Some((line_no, line)) = reader
         .next_line()
-        .with_context(|| format!("cannot read {}", path.display()))?
+        .map_err(WatchError::io("cannot read", path))?
     else {
-        bail!("{} holds no record", path.display());
+        return Err(WatchError::Empty {
+            path: path.to_owned(),
+        });
     };
-    let line = line.map_err(|e| anyhow::anyhow!("{}:{line_no}: {e}", path.display()))?;
-    let first: serde_json::Value = serde_json::from_str(line)
-        .with_context(|| format!("{}:{line_no}: not a JSON record", path.display()))?;
+    let line = line.map_err(|e| WatchError::BadLine {
+        path: path.to_owned(),
+        line: line_no,
+        reason: e.to_string(),
+    })?;
+    let first: serde_json::Value =
+        serde_json::from_str(line).map_err(|source| WatchError::NotJson {
+            path: path.to_owned(),
+            line: line_no,
+            source,
+        })?;
     let kind = if first.get("recontype").is_some() {
         RecordKind::Passive
     } else if ["addr", "addr_0", "ports", "hostnames", "starttime"]
@@ -90,48 +158,55 @@ pub fn classify(path: &Path) -> Result<Dropped> {
             RecordKind::Scan
         }
     } else {
-        bail!(
-            "{}:{line_no}: cannot tell whether these are passive, scan or view records",
-            path.display()
-        );
+        return Err(WatchError::UnknownKind {
+            path: path.to_owned(),
+            line: line_no,
+        });
     };
     Ok(Dropped::Records { kind, delta })
 }
 
 /// Imports one dropped file.
-fn apply(data: &DataDir, path: &Path) -> Result<String> {
+fn apply(data: &DataDir, path: &Path, progress: Option<&Arc<dyn Progress>>) -> Result<String> {
     let dropped = classify(path)?;
     let served = snapshot::open::current_generation(data).ok();
     let mut options = ImportOptions {
         strict: false,
         source_kind: Some(SOURCE_DROP.into()),
         regular_files_only: true,
+        progress: progress.cloned(),
         ..Default::default()
     };
     match dropped {
         Dropped::Mmdb => {
-            let (_, dir) =
-                served.context("no snapshot to add MaxMind data to: drop exports first")?;
+            let (_, dir) = served.ok_or(WatchError::NoSnapshot)?;
             // The served files, the dropped one replacing any of the same role.
-            let staging =
-                tempfile::tempdir_in(data.tmp()).context("cannot create a staging directory")?;
+            let staging = tempfile::tempdir_in(data.tmp()).map_err(WatchError::io(
+                "cannot create a staging directory in",
+                &data.tmp(),
+            ))?;
             for entry in std::fs::read_dir(dir.join("geoip"))
                 .into_iter()
                 .flatten()
                 .flatten()
             {
-                std::fs::copy(entry.path(), staging.path().join(entry.file_name()))?;
+                std::fs::copy(entry.path(), staging.path().join(entry.file_name()))
+                    .map_err(WatchError::io("cannot copy", &entry.path()))?;
             }
             std::fs::copy(
                 path,
                 staging.path().join(path.file_name().unwrap_or_default()),
-            )?;
+            )
+            .map_err(WatchError::io("cannot copy", path))?;
             let geo = crate::geo::Geo::open_dir(staging.path())?;
             for file in geo.files() {
                 tracing::info!(role = %file.role, file = %file.path.display(), "MaxMind role");
             }
             // Remove files that lost their role to the dropped one.
-            for entry in std::fs::read_dir(staging.path())?.flatten() {
+            for entry in std::fs::read_dir(staging.path())
+                .map_err(WatchError::io("cannot read", staging.path()))?
+                .flatten()
+            {
                 if !geo.files().iter().any(|f| f.path == entry.path()) {
                     let _ = std::fs::remove_file(entry.path());
                 }
@@ -162,22 +237,32 @@ fn apply(data: &DataDir, path: &Path) -> Result<String> {
 }
 
 /// What became of one dropped file: the generation it published, or why it failed.
-pub type Outcome = Result<String, anyhow::Error>;
+pub type Outcome = Result<String, WatchError>;
 
 /// Imports `path`, moves it to `done/` or `failed/` and returns what happened.
-fn process(data: &DataDir, drop_dir: &Path, path: &Path) -> Outcome {
+fn process(
+    data: &DataDir,
+    drop_dir: &Path,
+    path: &Path,
+    progress: Option<&Arc<dyn Progress>>,
+) -> Outcome {
     let name = path.file_name().unwrap_or_default().to_owned();
     let marker = drop_dir.join(format!("{}{MARKER}", name.to_string_lossy()));
-    let outcome = apply(data, path);
+    let outcome = apply(data, path, progress);
+    if let Some(progress) = progress {
+        progress.finish();
+    }
     match &outcome {
         Ok(generation) => {
             tracing::info!(file = %path.display(), %generation, "dropped file imported");
             let _ = std::fs::rename(path, drop_dir.join("done").join(&name));
         }
         Err(e) => {
-            tracing::error!(file = %path.display(), error = format!("{e:#}"), "dropped file failed; nothing published");
+            let text = crate::logging::chain(e);
+            tracing::error!(file = %path.display(), error = %text, "dropped file failed; nothing published");
             let failed = drop_dir.join("failed");
-            if let Err(report) = write_report(&failed, &name.to_string_lossy(), &format!("{e:#}\n"))
+            if let Err(report) =
+                write_report(&failed, &name.to_string_lossy(), &format!("{text}\n"))
             {
                 tracing::error!(dir = %failed.display(), error = %report, "cannot write the error report");
             }
@@ -229,18 +314,17 @@ fn own_dir(dir: &Path) -> Result<()> {
     match std::fs::create_dir(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let meta = std::fs::symlink_metadata(dir)
-                .with_context(|| format!("cannot check {}", dir.display()))?;
+            let meta =
+                std::fs::symlink_metadata(dir).map_err(WatchError::io("cannot check", dir))?;
             if meta.file_type().is_dir() {
                 Ok(())
             } else {
-                bail!(
-                    "{} is not a directory (a symbolic link or a file): remove it, the watcher creates it",
-                    dir.display()
-                )
+                Err(WatchError::NotADirectory {
+                    path: dir.to_owned(),
+                })
             }
         }
-        Err(e) => Err(e).with_context(|| format!("cannot create {}", dir.display())),
+        Err(e) => Err(WatchError::io("cannot create", dir)(e)),
     }
 }
 
@@ -277,18 +361,19 @@ fn ready_files(drop_dir: &Path, initial: bool, ready_marker: bool) -> Vec<PathBu
 /// Watches `drop_dir` until `stop` is cancelled (checked twice a second), calling
 /// `on_file` with the outcome of each file imported. With `ready_marker`, a file is
 /// imported only once its `<name>.ready` marker exists (see the module documentation).
+/// `progress` receives the bytes read of each import.
 pub fn watch(
     data: &DataDir,
     drop_dir: &Path,
     ready_marker: bool,
     stop: &CancellationToken,
+    progress: Option<Arc<dyn Progress>>,
     mut on_file: impl FnMut(&Path, &Outcome),
 ) -> Result<()> {
     for sub in ["done", "failed"] {
         own_dir(&drop_dir.join(sub))?;
     }
-    std::fs::create_dir_all(data.tmp())
-        .with_context(|| format!("cannot create {}", data.tmp().display()))?;
+    std::fs::create_dir_all(data.tmp()).map_err(WatchError::io("cannot create", &data.tmp()))?;
     // The raw watcher, not a debouncer: a debouncer reports a file created then renamed
     // within its window as created, hiding the rename that says the file is complete.
     let (tx, rx) = std::sync::mpsc::channel::<PathBuf>();
@@ -315,15 +400,22 @@ pub fn watch(
             let _ = tx.send(path.clone());
         }
     })
-    .context("cannot watch files")?;
-    notify::Watcher::watch(&mut watcher, drop_dir, RecursiveMode::NonRecursive)
-        .with_context(|| format!("cannot watch {}", drop_dir.display()))?;
+    .map_err(|source| WatchError::Watch {
+        path: drop_dir.to_owned(),
+        source,
+    })?;
+    notify::Watcher::watch(&mut watcher, drop_dir, RecursiveMode::NonRecursive).map_err(
+        |source| WatchError::Watch {
+            path: drop_dir.to_owned(),
+            source,
+        },
+    )?;
     tracing::info!(dir = %drop_dir.display(), ready_marker, "watching the drop folder");
     for path in ready_files(drop_dir, true, ready_marker) {
         if stop.is_cancelled() {
             return Ok(());
         }
-        let outcome = process(data, drop_dir, &path);
+        let outcome = process(data, drop_dir, &path, progress.as_ref());
         on_file(&path, &outcome);
     }
     while !stop.is_cancelled() {
@@ -338,7 +430,7 @@ pub fn watch(
         }
         // lstat: a symlink renamed in is not followed (open_input checks again).
         if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file()) {
-            let outcome = process(data, drop_dir, &path);
+            let outcome = process(data, drop_dir, &path, progress.as_ref());
             on_file(&path, &outcome);
         }
     }
@@ -389,7 +481,7 @@ mod tests {
         // Neither is listed at start-up.
         assert!(ready_files(&drop_dir, true, false).is_empty());
         for path in [&link, &fifo] {
-            let err = format!("{:#}", process(&data, &drop_dir, path).unwrap_err());
+            let err = crate::logging::chain(&process(&data, &drop_dir, path, None).unwrap_err());
             assert!(err.contains("not a regular file"), "{err}");
         }
         assert!(
@@ -412,7 +504,7 @@ mod tests {
         // A regular file is imported.
         let real = drop_dir.join("real.jsonl");
         std::fs::copy(fixture("ipinfo.jsonl"), &real).unwrap();
-        process(&data, &drop_dir, &real).unwrap();
+        process(&data, &drop_dir, &real, None).unwrap();
         assert!(drop_dir.join("done/real.jsonl").is_file());
     }
 
@@ -450,7 +542,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel::<(PathBuf, bool)>();
         std::thread::scope(|scope| {
             let watcher = scope.spawn(|| {
-                watch(&data, &drop_dir, true, &stop, |path, outcome| {
+                watch(&data, &drop_dir, true, &stop, None, |path, outcome| {
                     tx.send((path.to_owned(), outcome.is_ok())).unwrap();
                 })
             });

@@ -44,6 +44,8 @@ pub struct ImportOptions {
     /// Inputs must be regular files, opened without following a symlink (the drop
     /// folder); otherwise a path is opened as given (`ivre-sync import <(zcat …)` works).
     pub regular_files_only: bool,
+    /// Where to report the bytes read (`ivre-sync`'s progress bar); none: not reported.
+    pub progress: Option<std::sync::Arc<dyn super::progress::Progress>>,
 }
 
 /// The outcome of an import.

@@ -35,6 +35,7 @@ fn options(inputs: Vec<(RecordKind, PathBuf)>, update: Option<MergeMode>) -> Imp
         watermark: false,
         limits: Default::default(),
         regular_files_only: false,
+        progress: None,
     }
 }
 

@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod ndjson;
 pub mod open;
 mod pipeline;
+pub mod progress;
 pub mod publish;
 pub mod serving;
 pub mod verify;

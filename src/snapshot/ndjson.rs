@@ -65,6 +65,8 @@ pub struct LineReader {
     line_no: u64,
     buf: Vec<u8>,
     max_line: usize,
+    /// Bytes read from the file so far (compressed bytes for gzip).
+    read: Arc<AtomicU64>,
 }
 
 impl LineReader {
@@ -80,6 +82,7 @@ impl LineReader {
             inner: file,
             count: compressed.clone(),
         };
+        let read = compressed.clone();
         let mut file = BufReader::with_capacity(256 * 1024, counted);
         let gzip = file.fill_buf()?.starts_with(&[0x1f, 0x8b]);
         let reader: Box<dyn BufRead + Send> = if gzip {
@@ -101,9 +104,17 @@ impl LineReader {
             line_no: 0,
             buf: Vec::new(),
             max_line: limits.max_line_bytes,
+            read,
         })
     }
 
+    /// Bytes read from the file so far (compressed bytes for a gzip file): the progress of
+    /// an import.
+    pub fn bytes_read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+
+    /// The file's path, as given.
     pub fn path(&self) -> &Path {
         &self.path
     }

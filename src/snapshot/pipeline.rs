@@ -17,6 +17,7 @@
 
 use super::manifest::{Rejection, SourceFile, MAX_REJECTION_SAMPLES};
 use super::ndjson::{self, LineReader};
+use super::progress::Unit;
 use super::publish::pause_point;
 use super::{ImportOptions, SnapshotError};
 use crate::geo::Geo;
@@ -263,6 +264,27 @@ fn read_lines(
         next += 1;
         Ok(())
     };
+    // Progress: bytes read over the total size of the inputs (unknown when one is not a
+    // regular file, e.g. a pipe).
+    let progress = options.progress.as_deref();
+    if let Some(progress) = progress {
+        let sizes: Option<u64> = options
+            .inputs
+            .iter()
+            .map(|(_, p)| {
+                std::fs::metadata(p)
+                    .ok()
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len())
+            })
+            .sum();
+        let what = match options.inputs.len() {
+            1 => "importing 1 file".to_owned(),
+            n => format!("importing {n} files"),
+        };
+        progress.start(&what, Unit::Bytes, sizes);
+    }
+    let mut done_before = 0;
     for (file, (_, path)) in options.inputs.iter().enumerate() {
         let input_err = |source| SnapshotError::Input {
             path: path.clone(),
@@ -270,6 +292,11 @@ fn read_lines(
         };
         let opened = ndjson::open_input(path, options.regular_files_only).map_err(input_err)?;
         let mut reader = LineReader::from_file(path, opened, options.limits).map_err(input_err)?;
+        let report = |reader: &LineReader| {
+            if let Some(progress) = progress {
+                progress.set(done_before + reader.bytes_read());
+            }
+        };
         let mut lines = Vec::with_capacity(CHUNK);
         let mut bytes = 0;
         let mut last_line = 0;
@@ -295,11 +322,14 @@ fn read_lines(
                     lines: full,
                     bytes: std::mem::take(&mut bytes),
                 })?;
+                report(&reader);
             }
         }
         if !lines.is_empty() {
             send(Lines { file, lines, bytes })?;
         }
+        report(&reader);
+        done_before += reader.bytes_read();
     }
     Ok(())
 }

@@ -9,9 +9,6 @@ use ivre_connector::snapshot::DataDir;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-/// Exit code when a generation was published locally but its upload to the store failed.
-pub const EXIT_UPLOAD_FAILED: i32 = 4;
-
 /// The S3 settings of the table (`AWS_*`, YAML section `s3`).
 pub fn s3_options(config: &ConfigFile) -> Result<S3Options> {
     let settings = S3Settings::from_config(config)?;
@@ -57,21 +54,21 @@ pub fn set_publish_target(store: Store) {
 pub async fn push(data: &DataDir, store: &Store) -> bool {
     match distribute::publish(data, store).await {
         Ok(p) if p.uploaded => {
-            println!(
+            crate::cli::say(format_args!(
                 "uploaded {} to {} ({} bytes, sha256 {})",
                 p.generation,
                 store.shown(),
                 p.bytes,
                 p.sha256
-            );
+            ));
             true
         }
         Ok(p) => {
-            println!(
+            crate::cli::say(format_args!(
                 "{} is already the latest in {}",
                 p.generation,
                 store.shown()
-            );
+            ));
             true
         }
         Err(e) => {
@@ -124,19 +121,19 @@ pub fn publish_command(data: &DataDir, config: &ConfigFile, to: &str) -> Result<
             )
         })?;
     if published.uploaded {
-        println!(
+        crate::cli::say(format_args!(
             "uploaded {} to {} ({} bytes, sha256 {})",
             published.generation,
             store.shown(),
             published.bytes,
             published.sha256
-        );
+        ));
     } else {
-        println!(
+        crate::cli::say(format_args!(
             "{} is already the latest in {}",
             published.generation,
             store.shown()
-        );
+        ));
     }
     Ok(0)
 }
@@ -152,16 +149,16 @@ pub fn fetch_command(
     runtime()?.block_on(async {
         loop {
             match distribute::fetch(data, &store).await {
-                Ok(Some(name)) => println!(
+                Ok(Some(name)) => crate::cli::say(format_args!(
                     "installed {name} from {} in {}",
                     store.shown(),
                     data.root().display()
-                ),
-                Ok(None) => println!(
+                )),
+                Ok(None) => crate::cli::say(format_args!(
                     "{} is up to date with {}",
                     data.root().display(),
                     store.shown()
-                ),
+                )),
                 Err(e) if every.is_some() => {
                     tracing::error!(error = %e, "fetch failed; the served generation stays")
                 }

@@ -2,12 +2,12 @@
 //! the binary (the lab dataset of `tests/data/`), then lookups and enrichments of each
 //! observable type.
 
-use crate::enrich::{self, EnrichOptions, EnrichRequest};
-use crate::ivre::RecordKind;
-use crate::lookup;
-use crate::observable::Observable;
-use crate::snapshot::{self, DataDir, ImportOptions, Snapshot};
 use anyhow::{Context, Result};
+use ivre_connector::enrich::{self, EnrichOptions, EnrichRequest};
+use ivre_connector::ivre::RecordKind;
+use ivre_connector::lookup;
+use ivre_connector::observable::Observable;
+use ivre_connector::snapshot::{self, DataDir, ImportOptions, Snapshot};
 use std::path::Path;
 
 /// Embedded exports: `ivre scancli --json`, `ivre view --json`, `ivre ipinfo --json`.
@@ -15,17 +15,17 @@ const EXPORTS: [(&str, RecordKind, &[u8]); 3] = [
     (
         "scancli.jsonl",
         RecordKind::Scan,
-        include_bytes!("../tests/data/ivre-0.9.20/scancli.jsonl"),
+        include_bytes!("../../../tests/data/ivre-0.9.20/scancli.jsonl"),
     ),
     (
         "view.jsonl",
         RecordKind::View,
-        include_bytes!("../tests/data/ivre-0.9.20/view.jsonl"),
+        include_bytes!("../../../tests/data/ivre-0.9.20/view.jsonl"),
     ),
     (
         "ipinfo.jsonl",
         RecordKind::Passive,
-        include_bytes!("../tests/data/ivre-0.9.20/ipinfo.jsonl"),
+        include_bytes!("../../../tests/data/ivre-0.9.20/ipinfo.jsonl"),
     ),
 ];
 
@@ -33,15 +33,15 @@ const EXPORTS: [(&str, RecordKind, &[u8]); 3] = [
 const MMDB: [(&str, &[u8]); 3] = [
     (
         "GeoLite2-City.mmdb",
-        include_bytes!("../tests/data/geoip/GeoLite2-City.mmdb"),
+        include_bytes!("../../../tests/data/geoip/GeoLite2-City.mmdb"),
     ),
     (
         "GeoLite2-Country.mmdb",
-        include_bytes!("../tests/data/geoip/GeoLite2-Country.mmdb"),
+        include_bytes!("../../../tests/data/geoip/GeoLite2-Country.mmdb"),
     ),
     (
         "GeoLite2-ASN.mmdb",
-        include_bytes!("../tests/data/geoip/GeoLite2-ASN.mmdb"),
+        include_bytes!("../../../tests/data/geoip/GeoLite2-ASN.mmdb"),
     ),
 ];
 

@@ -1,19 +1,29 @@
 //! The `ivre-connector` command line.
 
-use crate::config::{table, ConfigFile, GlobalArgs};
-use crate::enrich::{EnrichOptions, EnrichRequest};
-use crate::lookup::{self, error_json};
-use crate::observable::Observable;
-use crate::snapshot::{self, DataDir, Snapshot};
-use crate::stix::markings::{assess, MarkingDefinition, PlatformMarkings, Tlp};
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
+use ivre_connector::config::{table, ConfigFile, GlobalArgs, SettingsError};
+use ivre_connector::enrich::{EnrichOptions, EnrichRequest};
+use ivre_connector::exit_code::{self, RefusedInput};
+use ivre_connector::lookup::{self, error_json};
+use ivre_connector::observable::Observable;
+use ivre_connector::snapshot::{self, DataDir, Snapshot};
+use ivre_connector::stix::markings::{assess, MarkingDefinition, PlatformMarkings, Tlp};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
+/// The `--help` text after the options of `ivre-connector`: examples, where a command
+/// reads input, and the exit codes.
+fn after_long_help() -> String {
+    format!(
+        "Examples:\n  ivre-connector demo\n  ivre-connector --data-dir /var/lib/ivre lookup 192.0.2.10 example.com AS64496\n  ivre-connector --config config.yml run\n\nAn observable argument `-` reads observables from stdin, one per line (once per command).\n\n{}",
+        exit_code::help_text()
+    )
+}
+
 /// OpenCTI enrichment from a local snapshot of IVRE data.
 #[derive(Debug, Parser)]
-#[command(name = "ivre-connector", version, about)]
+#[command(name = "ivre-connector", version, about, after_long_help = after_long_help())]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -24,6 +34,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print IVRE's records for observables, one JSON line each
+    #[command(after_help = "Examples:
+  ivre-connector lookup 192.0.2.10 example.com AS64496
+  ivre-connector lookup --limit 5 ipv4-addr:192.0.2.10 domain-name:example.com
+  cut -d, -f1 hosts.csv | ivre-connector lookup -")]
     Lookup {
         /// TYPE:VALUE (TYPE: ipv4-addr, ipv6-addr, domain-name, mac-addr,
         /// autonomous-system, x509-certificate) or a bare value; `-` reads stdin
@@ -34,6 +48,10 @@ pub enum Command {
         limit: Option<usize>,
     },
     /// Print one STIX 2.1 bundle per observable (NDJSON), as the connector sends them
+    #[command(after_help = "Examples:
+  ivre-connector enrich --pretty 192.0.2.10
+  ivre-connector enrich --marking TLP:AMBER --marking PAP:RED domain-name:example.com
+  echo 192.0.2.10 | ivre-connector enrich -")]
     Enrich {
         /// TYPE:VALUE or a bare value, as for `lookup`; `-` reads stdin
         #[arg(required = true, value_name = "OBSERVABLE")]
@@ -48,9 +66,15 @@ pub enum Command {
         pretty: bool,
     },
     /// Run the OpenCTI connector (configuration: config.yml and environment, as pycti)
+    #[command(after_help = "Examples:
+  ivre-connector --config config.yml run
+  OPENCTI_URL=http://opencti:8080 OPENCTI_TOKEN=changeme ivre-connector run")]
     Run,
     /// Ask a running daemon whether it is ready (exit 0) or not (exit 1): for a
     /// container HEALTHCHECK. Asks http://127.0.0.1:CONNECTOR_METRICS_PORT/ready
+    #[command(after_help = "Examples:
+  ivre-connector health
+  ivre-connector health --live --url http://127.0.0.1:9095 --timeout 2")]
     Health {
         /// Ask /health (the process answers) instead of /ready (it can take work)
         #[arg(long)]
@@ -63,11 +87,17 @@ pub enum Command {
         timeout: u64,
     },
     /// Inspect the served snapshot
+    #[command(after_help = "Examples:
+  ivre-connector --data-dir /var/lib/ivre index info
+  ivre-connector index verify")]
     Index {
         #[command(subcommand)]
         command: IndexCommand,
     },
     /// Build a demo snapshot from IVRE exports shipped in the binary and look things up
+    #[command(after_help = "Examples:
+  ivre-connector demo
+  ivre-connector demo --json --keep /tmp/ivre-demo")]
     Demo {
         /// Print the full lookup JSON lines
         #[arg(long)]
@@ -76,19 +106,56 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
     },
+    /// Print the shell completion script of ivre-connector
+    #[command(after_help = "Examples:
+  ivre-connector completions bash > /etc/bash_completion.d/ivre-connector
+  ivre-connector completions zsh > ~/.zfunc/_ivre-connector
+  ivre-connector completions fish > ~/.config/fish/completions/ivre-connector.fish")]
+    Completions {
+        /// bash, elvish, fish, powershell or zsh
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page of ivre-connector (roff)
+    #[command(after_help = "Examples:
+  ivre-connector man > ivre-connector.1 && man ./ivre-connector.1")]
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum IndexCommand {
     /// Print the served generation's manifest
+    #[command(after_help = "Examples:
+  ivre-connector --data-dir /var/lib/ivre index info")]
     Info,
     /// Check the served generation: every manifest field, every index file (size,
     /// CRC-32) and record, the MaxMind files
+    #[command(after_help = "Examples:
+  ivre-connector --data-dir /var/lib/ivre index verify")]
     Verify,
 }
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
+    // Neither needs a configuration.
+    match cli.command {
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(
+                shell,
+                &mut command,
+                "ivre-connector",
+                &mut std::io::stdout(),
+            );
+            return Ok(exit_code::OK);
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .context("cannot write the manual page")?;
+            return Ok(exit_code::OK);
+        }
+        _ => {}
+    }
     let (config, data) = cli.global.load()?;
     match cli.command {
         Command::Lookup { observables, limit } => run_lookup(&data, &observables, limit),
@@ -127,17 +194,25 @@ pub fn run(cli: Cli) -> Result<i32> {
                     report.generation,
                     report.problems.len()
                 );
-                Ok(1)
+                Ok(exit_code::DAMAGED)
             }
         }
         Command::Demo { json, keep } => crate::demo::run(json, keep.as_deref()),
-        Command::Run => run_daemon(&config, data),
+        Command::Run => run_daemon(&config, data, cli.global.ansi()),
         Command::Health { live, url, timeout } => run_health(&config, live, url, timeout),
+        Command::Completions { .. } | Command::Man => Ok(exit_code::OK),
     }
 }
 
-/// Expands `-` into the lines of stdin.
+/// Expands `-` into the lines of stdin (blank lines skipped); `-` may be given once, as
+/// for `ivre-sync import`'s files.
 fn read_observables(args: &[String]) -> Result<Vec<String>> {
+    let dashes = args.iter().filter(|a| *a == "-").count();
+    if dashes > 1 {
+        return Err(
+            RefusedInput(format!("`-` (stdin) is given {dashes} times: give it once")).into(),
+        );
+    }
     let mut out = Vec::new();
     for arg in args {
         if arg == "-" {
@@ -179,7 +254,11 @@ fn run_lookup(data: &DataDir, args: &[String], limit: Option<usize>) -> Result<i
         writeln!(out, "{line}")?;
     }
     out.flush()?;
-    Ok(if failed { 1 } else { 0 })
+    Ok(if failed {
+        exit_code::REFUSED_INPUT
+    } else {
+        exit_code::OK
+    })
 }
 
 /// `--marking` values as the platform would define them: a TLP name (2.0 or 1.0, any
@@ -192,14 +271,14 @@ fn marking_definitions(markings: &[String]) -> Result<Vec<MarkingDefinition>> {
         .iter()
         .map(|m| {
             if m.trim().to_ascii_lowercase().starts_with("marking-definition--") {
-                let tlp = Tlp::from_marking_id(m).with_context(|| {
-                    format!("unknown --marking {m:?}: only the TLP marking ids are known without the platform; give another marking as TYPE:VALUE (e.g. PAP:RED)")
+                let tlp = Tlp::from_marking_id(m).ok_or_else(|| {
+                    RefusedInput(format!("unknown --marking {m:?}: only the TLP marking ids are known without the platform; give another marking as TYPE:VALUE (e.g. PAP:RED)"))
                 })?;
                 return MarkingDefinition::from_definition(&tlp.to_string())
                     .with_context(|| format!("invalid --marking {m:?}"));
             }
-            MarkingDefinition::from_definition(m).with_context(|| {
-                format!("unknown --marking {m:?}: expected TLP:CLEAR, TLP:WHITE, TLP:GREEN, TLP:AMBER, TLP:AMBER+STRICT, TLP:RED, a TLP marking id or TYPE:VALUE")
+            MarkingDefinition::from_definition(m).ok_or_else(|| {
+                anyhow::Error::new(RefusedInput(format!("unknown --marking {m:?}: expected TLP:CLEAR, TLP:WHITE, TLP:GREEN, TLP:AMBER, TLP:AMBER+STRICT, TLP:RED, a TLP marking id or TYPE:VALUE")))
             })
         })
         .collect()
@@ -207,17 +286,26 @@ fn marking_definitions(markings: &[String]) -> Result<Vec<MarkingDefinition>> {
 
 /// `IVRE_MAX_TLP` / `ivre.max_tlp`, validated (an invalid value, or one set but empty, is
 /// a start-up error; unset: no limit).
-pub fn max_tlp(config: &ConfigFile) -> Result<Option<Tlp>> {
+fn max_tlp(config: &ConfigFile) -> Result<Option<Tlp>> {
     if config.set_but_empty(&table::IVRE_MAX_TLP) {
-        anyhow::bail!(
+        return Err(SettingsError(vec![format!(
             "{} is set but empty: give the highest TLP to enrich (e.g. TLP:AMBER), or unset it",
             table::IVRE_MAX_TLP.label()
-        );
+        )])
+        .into());
     }
     config
         .value(&table::IVRE_MAX_TLP)
-        .map(|v| Tlp::parse(&v).with_context(|| format!("invalid {}", table::IVRE_MAX_TLP.label())))
+        .map(|v| {
+            Tlp::parse(&v).map_err(|e| {
+                SettingsError(vec![format!(
+                    "invalid {}: {e}",
+                    table::IVRE_MAX_TLP.label()
+                )])
+            })
+        })
         .transpose()
+        .map_err(Into::into)
 }
 
 fn run_enrich(
@@ -228,9 +316,9 @@ fn run_enrich(
     pretty: bool,
 ) -> Result<i32> {
     let options = EnrichOptions::from_config(config)?;
-    let fallback_settings = crate::live::fallback::FallbackSettings::from_config(config)?;
+    let fallback_settings = ivre_connector::live::fallback::FallbackSettings::from_config(config)?;
     let fallback = fallback_settings.enabled.then(|| {
-        std::sync::Arc::new(crate::live::fallback::Fallback::new(
+        std::sync::Arc::new(ivre_connector::live::fallback::Fallback::new(
             fallback_settings,
             None,
         ))
@@ -274,7 +362,7 @@ fn run_enrich(
         }
         let request = EnrichRequest::new(observable, markings.clone());
         let (result, _) = runtime
-            .block_on(crate::live::enrich_with_fallback(
+            .block_on(ivre_connector::live::enrich_with_fallback(
                 Some(snap.clone()),
                 request,
                 options.clone(),
@@ -288,7 +376,11 @@ fn run_enrich(
         }
     }
     out.flush()?;
-    Ok(if failed { 1 } else { 0 })
+    Ok(if failed {
+        exit_code::REFUSED_INPUT
+    } else {
+        exit_code::OK
+    })
 }
 
 /// `run`: settings validated (all problems at once), logs as configured, then the daemon.
@@ -297,7 +389,7 @@ fn run_health(config: &ConfigFile, live: bool, url: Option<String>, timeout: u64
     let base = match url {
         Some(url) => url.trim_end_matches('/').to_owned(),
         None => {
-            let port = config.port(&crate::config::table::CONNECTOR_METRICS_PORT)?;
+            let port = config.port(&ivre_connector::config::table::CONNECTOR_METRICS_PORT)?;
             format!("http://127.0.0.1:{port}")
         }
     };
@@ -332,13 +424,42 @@ fn run_health(config: &ConfigFile, live: bool, url: Option<String>, timeout: u64
     }
 }
 
-fn run_daemon(config: &ConfigFile, data: DataDir) -> Result<i32> {
-    let settings = crate::config::daemon::Settings::from_config(config)?;
-    crate::logging::init(
-        &crate::logging::LogSettings {
+/// Cancels `token` on SIGTERM or SIGINT (the daemon stops gracefully); a second signal
+/// ends the process at once (exit code 130).
+fn watch_signals(token: tokio_util::sync::CancellationToken) {
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot watch SIGTERM");
+                    return;
+                }
+            };
+        for n in 0.. {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            if n == 0 {
+                tracing::info!("stopping: finishing the enrichments in progress (signal again to stop at once)");
+                token.cancel();
+            } else {
+                tracing::warn!("second signal: exiting now");
+                std::process::exit(exit_code::INTERRUPTED);
+            }
+        }
+    });
+}
+
+fn run_daemon(config: &ConfigFile, data: DataDir, ansi: bool) -> Result<i32> {
+    let settings = ivre_connector::config::daemon::Settings::from_config(config)?;
+    ivre_connector::logging::init(
+        &ivre_connector::logging::LogSettings {
             json: settings.json_logging,
             level: settings.log_level.clone(),
             name: settings.connector_name.clone(),
+            ansi,
         },
         settings.log_filter.as_deref(),
     )?;
@@ -354,17 +475,86 @@ fn run_daemon(config: &ConfigFile, data: DataDir) -> Result<i32> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let plan = crate::daemon::UpkeepPlan::from_settings(&settings).with_context(|| {
+    let plan = ivre_connector::daemon::UpkeepPlan::from_settings(&settings).with_context(|| {
         format!(
             "{} / {}",
-            crate::config::table::IVRE_SNAPSHOT_SOURCE.label(),
-            crate::config::table::IVRE_SNAPSHOT_PUBLISH.label()
+            ivre_connector::config::table::IVRE_SNAPSHOT_SOURCE.label(),
+            ivre_connector::config::table::IVRE_SNAPSHOT_PUBLISH.label()
         )
     })?;
-    let result = runtime.block_on(crate::daemon::run(settings, plan, data));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let result = runtime.block_on(async {
+        watch_signals(shutdown.clone());
+        ivre_connector::daemon::run(settings, plan, data, shutdown).await
+    });
     // Tasks cut by CONNECTOR_SHUTDOWN_TIMEOUT may still be in blocking code: do not wait
     // for them past a short grace period.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     result?;
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The command lines of the "Examples:" blocks of `command` and its subcommands: the
+    /// part after a pipe, before a redirection or `&&`, without leading `VAR=value`.
+    fn examples(command: &clap::Command, out: &mut Vec<String>) {
+        for text in [command.get_after_help(), command.get_after_long_help()]
+            .into_iter()
+            .flatten()
+        {
+            let text = text.to_string();
+            let Some((_, block)) = text.split_once("Examples:") else {
+                continue;
+            };
+            for line in block.lines().skip(1).map(str::trim) {
+                if line.is_empty() {
+                    break;
+                }
+                let line = line.rsplit('|').next().unwrap_or(line);
+                let line = line.split("&&").next().unwrap_or(line);
+                let line = line.split('>').next().unwrap_or(line);
+                let words: Vec<&str> = line
+                    .split_whitespace()
+                    .skip_while(|w| w.contains('=') && !w.starts_with('-'))
+                    .collect();
+                out.push(words.join(" "));
+            }
+        }
+        for sub in command.get_subcommands() {
+            examples(sub, out);
+        }
+    }
+
+    /// Every command shows examples, and every example parses.
+    #[test]
+    fn every_command_has_examples_that_parse() {
+        let command = Cli::command();
+        for sub in command.get_subcommands() {
+            let help = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(
+                help.contains("Examples:"),
+                "{} has no examples",
+                sub.get_name()
+            );
+        }
+        let mut lines = Vec::new();
+        examples(&command, &mut lines);
+        assert!(
+            lines.len() >= 2 * command.get_subcommands().count(),
+            "{lines:?}"
+        );
+        for line in lines {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(words.first(), Some(&command.get_name()), "{line}");
+            if let Err(e) = Cli::try_parse_from(&words) {
+                panic!("example `{line}` does not parse: {e}");
+            }
+        }
+    }
 }
