@@ -22,6 +22,7 @@ fn own_text_files(root: &Path) -> Vec<PathBuf> {
     let mut stack: Vec<PathBuf> = [
         "src",
         "sync",
+        "opencti-double",
         "tests",
         "benches",
         "fuzz/fuzz_targets",

@@ -1,8 +1,8 @@
 //! `ivre-connector run` against the OpenCTI platform double on the real RabbitMQ: the
 //! conformance checklist of `docs/opencti-protocol.md` (section C, items cited as §C<n>).
 
-use crate::util::opencti_double::{DoubleOptions, GraphqlCall, PlatformDouble, Reject};
 use crate::util::*;
+use opencti_double::{DoubleOptions, GraphqlCall, PlatformDouble, Reject};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -1156,7 +1156,7 @@ async fn a_new_snapshot_is_served_without_a_restart() {
     double.add_entity(scanner.clone(), &[]);
     double.publish(&manual(&scanner, "work_old")).await;
     processed(&double, "work_old").await;
-    let labels = |pushed: &[crate::util::opencti_double::Pushed]| -> Vec<String> {
+    let labels = |pushed: &[opencti_double::Pushed]| -> Vec<String> {
         pushed
             .iter()
             .flat_map(|p| {

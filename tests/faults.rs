@@ -8,8 +8,8 @@
 use crate::daemon::{free_port, ipv4, manual, processed, started, wait_processed, Daemon, WAIT};
 use crate::upkeep::{wait_health, web_url};
 use crate::util::faults::{figures, scale, Rng};
-use crate::util::opencti_double::{DoubleOptions, PlatformDouble};
 use crate::util::*;
+use opencti_double::{DoubleOptions, PlatformDouble};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -834,7 +834,7 @@ fn a_full_disk_fails_the_build_and_keeps_the_served_generation() {
 /// (requeued meanwhile, never acknowledged unprocessed), its bundle pushed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graphql_down_requeues_and_loses_nothing() {
-    use crate::util::opencti_double::faults::PlatformFault;
+    use opencti_double::faults::PlatformFault;
     let outage = Duration::from_secs(scale("OUTAGE_SECS", 6));
     let count = scale("OUTAGE_MESSAGES", 12) as usize;
     let started_at = Instant::now();

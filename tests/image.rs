@@ -6,8 +6,8 @@
 
 use crate::daemon::started;
 use crate::upkeep::{enrich_once, wait_health, web_url};
-use crate::util::opencti_double::{DoubleOptions, PlatformDouble};
 use crate::util::*;
+use opencti_double::{DoubleOptions, PlatformDouble};
 use std::process::Command;
 use std::time::{Duration, Instant};
 

@@ -5,8 +5,8 @@
 
 use crate::daemon::{free_port, started, Daemon};
 use crate::upkeep::{enrich_once, wait_health};
-use crate::util::opencti_double::{DoubleOptions, PlatformDouble};
 use crate::util::*;
+use opencti_double::{DoubleOptions, PlatformDouble};
 use std::path::Path;
 
 /// Builds a generation in another data directory, damages `file` of its index (one

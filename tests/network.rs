@@ -2,8 +2,8 @@
 //! CAs (`OPENCTI_SSL_CA`, `SSL_CERT_FILE`), the warning when verification is off.
 
 use crate::daemon::{free_port, manual, processed, started, Daemon};
-use crate::util::opencti_double::{DoubleOptions, PlatformDouble};
 use crate::util::*;
+use opencti_double::{DoubleOptions, PlatformDouble};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -15,7 +15,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde_json::{json, Value};
 
-use crate::util::opencti_double::{
+use opencti_double::{
     require_amqp_url, DoubleOptions, PlatformDouble, QueueNames, Reject, CONNECTOR_USER_ID, JWT_KID,
 };
 

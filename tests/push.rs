@@ -2,7 +2,6 @@
 //! a level only after the levels before it were confirmed, a nacked piece published again
 //! (and only it), a piece refused [`ATTEMPTS`] times reported with its sequence.
 
-use crate::util::opencti_double::amqp_url_from_env;
 use ivre_connector::opencti::protocol::push::{Piece, PushError, Pusher};
 use lapin::options::{
     BasicGetOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
@@ -11,6 +10,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::uri::AMQPUri;
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use opencti_double::amqp_url_from_env;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);

@@ -15,7 +15,7 @@
 
 use crate::daemon::{ipv4, manual, rabbitmqctl, Daemon, WAIT};
 use crate::util::lab_snapshot;
-use crate::util::opencti_double::{DoubleOptions, GraphqlCall, PlatformDouble};
+use opencti_double::{DoubleOptions, GraphqlCall, PlatformDouble};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,8 +3,8 @@
 //! `/health` and `/ready`, and `ivre-connector health` turns that into an exit code.
 
 use crate::daemon::{free_port, ipv4, manual, processed, started, Daemon, WAIT};
-use crate::util::opencti_double::{DoubleOptions, PlatformDouble};
 use crate::util::*;
+use opencti_double::{DoubleOptions, PlatformDouble};
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};

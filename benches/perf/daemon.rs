@@ -1,6 +1,6 @@
 //! `daemon` suite: end to end through a real RabbitMQ. The real `ivre-connector run`
 //! serves a snapshot of the lab fixtures (`tests/data`) to the OpenCTI platform double
-//! (`tests/util/opencti_double.rs`: GraphQL over HTTP, the platform's queues on the broker
+//! (the `opencti-double` crate: GraphQL over HTTP, the platform's queues on the broker
 //! of `IVRE_TEST_AMQP_URL`); the suite publishes enrichment messages on the listen queue as
 //! the platform does and takes the pushed messages off the push queue as the worker does.
 //!
@@ -36,10 +36,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
-
-#[allow(dead_code)]
-#[path = "../../tests/util/opencti_double.rs"]
-mod opencti_double;
 
 use opencti_double::{DoubleOptions, PlatformDouble, AMQP_URL_VAR};
 

@@ -198,9 +198,6 @@ pub fn generation_dirs(data: &Path) -> Vec<String> {
     names
 }
 
-/// The OpenCTI platform double (GraphQL over HTTP, RabbitMQ topology, push consumer).
-pub mod opencti_double;
-
 /// A fault-injecting proxy in front of the real IVRE web API.
 pub mod web_faults;
 

@@ -1,5 +1,5 @@
 //! Switchable failures of the platform double's GraphQL endpoint (an outage, not one
-//! rejected call: [`super::PlatformDouble::reject_next`] does that).
+//! rejected call: [`crate::PlatformDouble::reject_next`] does that).
 
 use std::sync::Mutex;
 use std::time::Duration;
