@@ -1046,7 +1046,8 @@ async fn bad_configuration_and_refused_registration_fail_at_start() {
         data.path(),
         &[("IVRE_MAX_TLP", "amber"), ("CONNECTOR_CONCURRENCY", "0")],
     );
-    assert_eq!(daemon.wait(WAIT), Some(2));
+    // A bad configuration: exit code 7 (README "Exit codes").
+    assert_eq!(daemon.wait(WAIT), Some(ivre_connector::exit_code::CONFIG));
     let logs = daemon.logs().join("\n");
     assert!(
         logs.contains("IVRE_MAX_TLP") && logs.contains("CONNECTOR_CONCURRENCY"),
@@ -1061,7 +1062,13 @@ async fn bad_configuration_and_refused_registration_fail_at_start() {
         Reject::GraphqlError("no such connector type".into()),
     );
     let mut daemon = Daemon::start(&double, data.path(), &[]);
-    assert_eq!(daemon.wait(WAIT), Some(2), "{:?}", daemon.logs());
+    // A refused registration: a failure at run time, exit code 1.
+    assert_eq!(
+        daemon.wait(WAIT),
+        Some(ivre_connector::exit_code::FAILURE),
+        "{:?}",
+        daemon.logs()
+    );
     assert!(daemon.logs().join("\n").contains("registration failed"));
 }
 
