@@ -141,6 +141,13 @@ fn of(e: &(dyn Error + 'static)) -> Option<i32> {
 #[error("{0}")]
 pub struct RefusedInput(pub String);
 
+/// What both binaries do with the error a command ends with: prints `error: ` and the
+/// error with its causes (as `anyhow`'s `{:#}`) on stderr, and returns its exit code.
+pub fn report(error: &(dyn Error + 'static)) -> i32 {
+    eprintln!("error: {}", crate::logging::chain(error));
+    for_error(error)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,3 +207,4 @@ mod tests {
         assert_eq!(for_error(&io), FAILURE);
     }
 }
+
