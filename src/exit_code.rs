@@ -14,8 +14,8 @@
 //! | 8 | the served snapshot is damaged: `index verify` found problems, or the generation does not open |
 //! | 130 | interrupted: a second Ctrl-C / SIGTERM while the daemon was stopping |
 //!
-//! The binaries map the errors they end on to a code with [`for_error`]; commands that
-//! end without an error return their code themselves.
+//! The binaries end on an error with [`report`] (the error printed, then its code from
+//! [`for_error`]); commands that end without an error return their code themselves.
 
 use std::error::Error;
 
@@ -207,4 +207,3 @@ mod tests {
         assert_eq!(for_error(&io), FAILURE);
     }
 }
-

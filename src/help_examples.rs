@@ -1,6 +1,7 @@
-//! The "Examples:" blocks both command lines put at the end of every command's help
-//! (`after_help`), and the check their tests run: every command has examples, and every
-//! example parses.
+//! The check of the "Examples:" blocks both command lines put at the end of every
+//! command's help (`after_help`, written next to each command in the binaries' `cli.rs`):
+//! [`examples`] reads the command lines out of them, and [`check`], which the binaries'
+//! tests run, asks that every command has examples and that every example parses.
 
 /// The command lines of the "Examples:" blocks of `command` and its subcommands: the part
 /// after a pipe, before a redirection or `&&`, without leading `VAR=value` words.

@@ -22,7 +22,7 @@
 //! - [`metrics`]: the Prometheus metrics: names, label enums, the methods that feed them.
 //! - [`logging`]: the one logging setup of every command; pycti-shaped JSON logs.
 //! - [`exit_code`]: the exit codes of every command of both binaries.
-//! - [`help_examples`]: the "Examples:" blocks of both command lines' help, and their check.
+//! - [`help_examples`]: the check of the "Examples:" blocks of both command lines' help.
 //! - [`daemon`]: the `run` command: registration, the message pipeline's wiring, the
 //!   snapshot upkeep, health and metrics endpoints.
 //! - [`distribute`]: publishing generations to an S3 or `file://` store and fetching them.
