@@ -14,8 +14,8 @@
 //! | 8 | the served snapshot is damaged: `index verify` found problems, or the generation does not open |
 //! | 130 | interrupted: a second Ctrl-C / SIGTERM while the daemon was stopping |
 //!
-//! The binaries map the errors they end on to a code with [`for_error`]; commands that
-//! end without an error return their code themselves.
+//! The binaries end on an error with [`report`] (the error printed, then its code from
+//! [`for_error`]); commands that end without an error return their code themselves.
 
 use std::error::Error;
 
@@ -140,6 +140,13 @@ fn of(e: &(dyn Error + 'static)) -> Option<i32> {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct RefusedInput(pub String);
+
+/// What both binaries do with the error a command ends with: prints `error: ` and the
+/// error with its causes (as `anyhow`'s `{:#}`) on stderr, and returns its exit code.
+pub fn report(error: &(dyn Error + 'static)) -> i32 {
+    eprintln!("error: {}", crate::logging::chain(error));
+    for_error(error)
+}
 
 #[cfg(test)]
 mod tests {

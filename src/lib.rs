@@ -22,6 +22,13 @@
 //! - [`metrics`]: the Prometheus metrics: names, label enums, the methods that feed them.
 //! - [`logging`]: the one logging setup of every command; pycti-shaped JSON logs.
 //! - [`exit_code`]: the exit codes of every command of both binaries.
+//! - [`help_examples`]: the check of the "Examples:" blocks of both command lines' help.
+//! - [`daemon`]: the `run` command: registration, the message pipeline's wiring, the
+//!   snapshot upkeep, health and metrics endpoints.
+//! - [`distribute`]: publishing generations to an S3 or `file://` store and fetching them.
+//! - [`enrich`]: an observable and its records in, one STIX 2.1 bundle out.
+//! - [`live`]: live IVRE (web API, MongoDB) and the cache-miss fallback.
+//! - [`stix`]: STIX ids, objects, bundles and markings.
 //!
 //! The command lines (`ivre-connector`: `src/bin/ivre-connector/`, `ivre-sync`: `sync/`)
 //! are binaries of their own, and so is the global allocator: the library sets none.
@@ -32,6 +39,7 @@ pub mod distribute;
 pub mod enrich;
 pub mod exit_code;
 pub mod geo;
+pub mod help_examples;
 pub mod index;
 pub mod ivre;
 pub mod live;

@@ -442,8 +442,8 @@ fn unfiltered_line(
 }
 
 /// Hides the secrets of a URL before it is logged: [`crate::redact::url`], the one
-/// redaction of the project (user-info, and the values of query parameters and fragment
-/// headers whose names look secret).
+/// redaction of the project (user-info, the values of query parameters whose names look
+/// secret, the whole fragment).
 pub fn redact_url(url: &str) -> String {
     crate::redact::url(url)
 }

@@ -1,5 +1,6 @@
 //! Observables as the CLI takes them: `TYPE:VALUE`, TYPE being one of the connector's
-//! scopes, or a bare value whose type is detected.
+//! scopes, or a bare value whose type is detected; and as the platform gives them, a scope
+//! name and a value ([`Observable::parse_typed`]).
 
 use crate::index::keys::{self, CertHash};
 use std::fmt;

@@ -1,6 +1,7 @@
-//! `opencti::protocol::push::Pusher` on the real RabbitMQ: the pieces of a level in flight together,
-//! a level only after the levels before it were confirmed, a nacked piece published again
-//! (and only it), a piece refused [`ATTEMPTS`] times reported with its sequence.
+//! `opencti::protocol::push::Pusher` on the real RabbitMQ: the pieces of a level in flight
+//! together, a level only after the levels before it were confirmed, a nacked piece
+//! published again (and only it), a piece refused as many times as the pusher tries
+//! (`ATTEMPTS` in `src/opencti/protocol/push.rs`, 5) reported with its sequence.
 
 use ivre_connector::opencti::protocol::push::{Piece, PushError, Pusher};
 use lapin::options::{

@@ -71,7 +71,7 @@ impl Budget {
     }
 }
 
-/// Runs `suite` (`inproc`, `generate` or the hidden `serve-rss`).
+/// Runs `suite` (`inproc`, `serving`, `generate` or the hidden `serve-rss`).
 pub fn run(suite: &str, args: &Args, report: &mut Report) -> anyhow::Result<()> {
     match suite {
         "generate" => {

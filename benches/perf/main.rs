@@ -9,8 +9,10 @@
 //! `daemon` (end to end through a real RabbitMQ), `live` (the same lookups answered by a
 //! real IVRE web API); `serving` (import, then only the lookups and enrichments of
 //! `inproc`, with the shapes of real scans; `IVRE_BENCH_ONLY=ipv4,certificate,shapes`
-//! narrows it) to iterate on the read path. `scripts/bench` starts the services the last two need. Figures are
-//! printed as they come and saved to `OUT/report.md` and `OUT/report.json`.
+//! narrows it) to iterate on the read path; `generate` (the dataset only). Without a suite:
+//! `inproc`, `daemon` and `live`. `scripts/bench` starts the services `daemon` and `live`
+//! need. Figures are printed as they come and saved to `OUT/report.md` and
+//! `OUT/report.json`.
 
 /// The allocator of both binaries (`src/bin/ivre-connector/main.rs`), so that the figures
 /// are theirs: the library sets none.

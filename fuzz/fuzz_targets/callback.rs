@@ -4,7 +4,8 @@
 //! `Message::parse`), and the `jwks` document of the registration (`Jwks::parse`).
 //!
 //! Input: `AUTHORIZATION\nBODY`. The corpus holds tokens signed with the fixed key
-//! (`fuzz/README.md`), so the fuzzer starts past the signature check.
+//! (`fuzz/seeds/make_seeds.py`, `docs/reliability/fuzz.md`), so the fuzzer starts past
+//! the signature check.
 #![no_main]
 
 use axum::http::{header, HeaderMap, HeaderValue};

@@ -13,8 +13,10 @@
 //! YAML configuration when the key exists, else the table's default. The configuration
 //! file is `--config FILE`, else `./config.yml` when present.
 //!
-//! The process environment is read here only, by [`GlobalArgs::load`] ([`process_env`]);
-//! a [`ConfigFile`] holds the environment it was given, so tests pass an explicit map.
+//! The process environment is read here only, through [`process_env`], by [`GlobalArgs`]
+//! ([`GlobalArgs::load`], and the logging and colour setup: `IVRE_LOG`, `NO_COLOR`), the
+//! test hooks of the `test-hooks` feature aside; a [`ConfigFile`] holds the environment it
+//! was given, so tests pass an explicit map.
 //!
 //! The data directory: `--data-dir`, else `IVRE_DATA_DIR` / `ivre.data_dir`, else
 //! `./ivre-data`.

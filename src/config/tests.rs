@@ -1,3 +1,6 @@
+//! Tests of the configuration sources and the table: YAML keys and pycti's booleans, the
+//! environment before the YAML, durations, the table's consistency, every sub-configuration's
+//! `Default` being the table's defaults, and variable names quoted only in the table.
 use super::table::{self, Kind, SETTINGS};
 use super::*;
 use std::collections::HashSet;

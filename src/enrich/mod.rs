@@ -12,7 +12,9 @@
 //! - [`options`]: the `IVRE_USE_*` switches and the other settings;
 //! - [`context`]: object creation shared by the purposes (ids reused for the enriched
 //!   observable, domain parent chains, certificates and their TOR labels);
-//! - [`data`], [`passive`], [`scans`]: one module per IVRE purpose.
+//! - [`data`], [`passive`], [`scans`]: one module per IVRE purpose;
+//! - [`records`]: the records an enrichment is made from, and where they came from (for
+//!   the freshness Note); [`labels`]: the labels the Python connector sets.
 
 pub mod context;
 pub mod data;

@@ -1,6 +1,6 @@
 //! IVRE's merge rules: what becomes of a stored record when an update brings one with the
 //! same identity (a host's scan run, a view's address, IVRE's passive aggregation key;
-//! `index::identity`).
+//! `index::record_identity`).
 //!
 //! A pull replaces it: IVRE already merged the record in its database. A delta drop of
 //! passive records adds to it, as IVRE's passive insertion does: `count` summed,

@@ -1,3 +1,7 @@
+//! Tests of the outgoing connections' settings: the CA file read and checked, proxies
+//! checked and their credentials hidden from `Debug`, lower-case proxy variables (used
+//! when the upper-case one is unset), and requests going through the proxy unless
+//! `NO_PROXY` excludes them.
 use super::*;
 use crate::config::Env;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -7,10 +7,13 @@
 //!   generations/
 //!     gen-20261128T221500123456Z/          a published generation (never written again)
 //!       manifest.json
-//!       index/                  sled database
+//!       index/                  record files, the fst base, sled (`entries/`)
 //!       geoip/*.mmdb            the MaxMind files this generation was built with
 //!     gen-….building/           being built; never read; removed if left by a crash
 //!   tmp/private-*/              private copies of a locked generation (see `open`)
+//!   tmp/pull-<pid>/             the NDJSON files of a pull in progress (`refresh::pull`)
+//!   tmp/.tmp*/                  MaxMind files staged for a dropped `.mmdb` (`refresh::watch`)
+//!   daemon/inflight/            the daemon's redelivery markers (`opencti::pipeline::redelivery`)
 //! ```
 
 use std::path::{Path, PathBuf};

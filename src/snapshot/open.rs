@@ -3,9 +3,9 @@
 //! sled 0.34.7 locks a database exclusively, even for readers. The process that
 //! serves a generation (the daemon) opens it in place; another process (a CLI command
 //! run next to the daemon) that finds it locked reads a private copy of the sled search
-//! entries under `DATA_DIR/tmp/` (the record file, which nothing locks, is shared),
-//! removed when it is done. `ivre-sync` never opens a served
-//! generation's index: it only reads its manifest and `.mmdb` files.
+//! entries under `DATA_DIR/tmp/` (the record files and the base, which nothing locks, are
+//! shared), removed when it is done. `ivre-sync` never opens a served generation's index:
+//! it only reads its manifest and `.mmdb` files.
 
 use super::layout::{self, DataDir};
 use super::manifest::Manifest;
@@ -196,7 +196,7 @@ impl Snapshot {
                     .prefix("private-")
                     .tempdir_in(&tmp)
                     .map_err(|e| SnapshotError::io(&tmp, e))?;
-                // Only the sled database locks: copy it, share the record file.
+                // Only the sled database locks: copy it, share the record files and the base.
                 let copy_entries = copy.path().join(crate::index::SLED_DIR);
                 copy_dir(&index_dir.join(crate::index::SLED_DIR), &copy_entries)?;
                 let index = IndexReader::open_parts(

@@ -340,63 +340,14 @@ fn print_report(data: &ivre_connector::snapshot::DataDir, m: &ivre_connector::sn
 mod tests {
     use super::*;
 
-    /// The command lines of the "Examples:" blocks of `command` and its subcommands: the
-    /// part after a pipe, before a redirection or `&&`, without leading `VAR=value`.
-    fn examples(command: &clap::Command, out: &mut Vec<String>) {
-        for text in [command.get_after_help(), command.get_after_long_help()]
-            .into_iter()
-            .flatten()
-        {
-            let text = text.to_string();
-            let Some((_, block)) = text.split_once("Examples:") else {
-                continue;
-            };
-            for line in block.lines().skip(1).map(str::trim) {
-                if line.is_empty() {
-                    break;
-                }
-                let line = line.rsplit('|').next().unwrap_or(line);
-                let line = line.split("&&").next().unwrap_or(line);
-                let line = line.split('>').next().unwrap_or(line);
-                let words: Vec<&str> = line
-                    .split_whitespace()
-                    .skip_while(|w| w.contains('=') && !w.starts_with('-'))
-                    .collect();
-                out.push(words.join(" "));
-            }
-        }
-        for sub in command.get_subcommands() {
-            examples(sub, out);
-        }
-    }
-
     /// Every command shows examples, and every example parses.
     #[test]
     fn every_command_has_examples_that_parse() {
-        let command = Cli::command();
-        for sub in command.get_subcommands() {
-            let help = sub
-                .get_after_help()
-                .map(|h| h.to_string())
-                .unwrap_or_default();
-            assert!(
-                help.contains("Examples:"),
-                "{} has no examples",
-                sub.get_name()
-            );
-        }
-        let mut lines = Vec::new();
-        examples(&command, &mut lines);
-        assert!(
-            lines.len() >= 2 * command.get_subcommands().count(),
-            "{lines:?}"
-        );
-        for line in lines {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            assert_eq!(words.first(), Some(&command.get_name()), "{line}");
-            if let Err(e) = Cli::try_parse_from(&words) {
-                panic!("example `{line}` does not parse: {e}");
-            }
+        let checked = ivre_connector::help_examples::check(&Cli::command(), |words| {
+            Cli::try_parse_from(words).map(drop)
+        });
+        if let Err(problem) = checked {
+            panic!("{problem}");
         }
     }
 }

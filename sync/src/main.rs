@@ -20,12 +20,6 @@ use cli::Cli;
 fn main() {
     let cli = Cli::parse();
     cli.global.init_logging(tracing::Level::INFO);
-    let code = match cli::run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ivre_connector::exit_code::for_error(e.as_ref())
-        }
-    };
+    let code = cli::run(cli).unwrap_or_else(|e| ivre_connector::exit_code::report(e.as_ref()));
     std::process::exit(code);
 }

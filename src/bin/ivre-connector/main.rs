@@ -20,12 +20,6 @@ fn main() {
     if !matches!(cli.command, cli::Command::Run) {
         cli.global.init_logging(tracing::Level::WARN);
     }
-    let code = match cli::run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ivre_connector::exit_code::for_error(e.as_ref())
-        }
-    };
+    let code = cli::run(cli).unwrap_or_else(|e| ivre_connector::exit_code::report(e.as_ref()));
     std::process::exit(code);
 }

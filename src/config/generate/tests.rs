@@ -1,3 +1,6 @@
+//! The generated files (schema, its documentation, `config.yml.sample`, compose files,
+//! README tables) match their rendering from the table, the schema has the connectors
+//! repository's form, and the YAML files parse and list every variable.
 use super::*;
 use std::path::Path;
 
