@@ -9,4 +9,4 @@
 pub mod pull;
 pub mod watch;
 
-pub use pull::{parse_duration, pull_once, Targets};
+pub use pull::{pull_once, Targets};

@@ -76,11 +76,6 @@ pub enum PullError {
 
 type Result<T, E = PullError> = std::result::Result<T, E>;
 
-/// `30s`, `30m`, `1h`, `1d` (a bare number is seconds): the configuration's parser.
-pub fn parse_duration(s: &str) -> Result<Duration, crate::config::DurationError> {
-    crate::config::parse_duration(s)
-}
-
 /// What to pull from: the Python connector's `IVRE_DB_URL*` (scans and passive; a
 /// `maxmind://` data URL names the MaxMind directory to carry into the snapshot).
 #[derive(Debug, Clone)]
