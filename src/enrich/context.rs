@@ -24,7 +24,7 @@ pub struct Context<'a> {
     pub skipped_values: usize,
     /// Certificate object ids by digest: the same certificate seen in scans (with its
     /// serial number) and in passive data (without) is one object.
-    certificates: HashMap<String, String>,
+    certificates: HashMap<String, String, foldhash::fast::RandomState>,
 }
 
 impl<'a> Context<'a> {
@@ -43,7 +43,7 @@ impl<'a> Context<'a> {
             scan_records: 0,
             truncated: false,
             skipped_values: 0,
-            certificates: HashMap::new(),
+            certificates: HashMap::default(),
         }
     }
 

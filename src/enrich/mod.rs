@@ -167,12 +167,12 @@ pub fn build(
             &observable_id,
         ));
     }
-    let bundle_id = ids::generate(
+    let bundle_id = ids::generate_from(
         "bundle",
-        &ids::object([
-            ("observable", observable_id.clone().into()),
-            ("snapshot", origin.name.clone().into()),
-        ]),
+        &[
+            ("observable", ids::IdValue::Str(&observable_id)),
+            ("snapshot", ids::IdValue::Str(&origin.name)),
+        ],
     );
     Enrichment {
         bundle: builder.finish(bundle_id),

@@ -1,24 +1,27 @@
 //! The STIX objects the enrichment creates, each with its deterministic id. Provenance
 //! (author, markings, organizations, timestamps) is added by [`super::bundle`].
 
-use super::ids::{self, object};
+use super::ids::{self, object, IdValue};
 use crate::ivre::{Certificate, Timestamp};
 use serde_json::{json, Map, Value};
 use std::net::IpAddr;
 
-fn sco(stix_type: &str, id_props: Value, mut props: Map<String, Value>) -> Map<String, Value> {
-    let mut out = Map::new();
+fn sco(stix_type: &str, id: String, mut props: Map<String, Value>) -> Map<String, Value> {
+    // Room for the provenance and labels the bundle adds: no map growth.
+    let mut out = Map::with_capacity(8 + props.len());
     out.insert("type".into(), stix_type.into());
     out.insert("spec_version".into(), "2.1".into());
-    out.insert("id".into(), ids::generate(stix_type, &id_props).into());
+    out.insert("id".into(), id.into());
     out.append(&mut props);
     out
 }
 
-fn value_props(value: &str) -> Map<String, Value> {
-    let mut m = Map::new();
+/// An SCO whose id is its `value` (addresses, names, MACs).
+fn value_sco(stix_type: &str, value: &str) -> Map<String, Value> {
+    let id = ids::generate_from(stix_type, &[("value", IdValue::Str(value))]);
+    let mut m = Map::with_capacity(1);
     m.insert("value".into(), value.into());
-    m
+    sco(stix_type, id, m)
 }
 
 /// `ipv4-addr` or `ipv6-addr`, by the address.
@@ -29,29 +32,17 @@ pub fn ip_address(ip: IpAddr) -> Map<String, Value> {
     } else {
         "ipv6-addr"
     };
-    sco(
-        ty,
-        object([("value", value.clone().into())]),
-        value_props(&value),
-    )
+    value_sco(ty, &value)
 }
 
 /// `domain-name` (the caller lower-cases and strips the trailing dot).
 pub fn domain_name(name: &str) -> Map<String, Value> {
-    sco(
-        "domain-name",
-        object([("value", name.into())]),
-        value_props(name),
-    )
+    value_sco("domain-name", name)
 }
 
 /// `mac-addr` (lower-case, colon-separated).
 pub fn mac_address(mac: &str) -> Map<String, Value> {
-    sco(
-        "mac-addr",
-        object([("value", mac.into())]),
-        value_props(mac),
-    )
+    value_sco("mac-addr", mac)
 }
 
 /// `autonomous-system`; `name` defaults to `AS<number>` as in the Python connector.
@@ -63,11 +54,11 @@ pub fn autonomous_system(number: u32, name: Option<&str>) -> Map<String, Value> 
         name.map_or_else(|| format!("AS{number}"), str::to_owned)
             .into(),
     );
-    sco(
+    let id = ids::generate_from(
         "autonomous-system",
-        object([("number", number.into())]),
-        props,
-    )
+        &[("number", IdValue::Int(u64::from(number)))],
+    );
+    sco("autonomous-system", id, props)
 }
 
 /// STIX hash names of IVRE's digests.
@@ -92,9 +83,10 @@ pub fn x509_from_hashes(hashes: Map<String, Value>) -> Map<String, Value> {
     if let Some(h) = id_hash(&hashes) {
         id_props.insert("hashes".into(), h);
     }
+    let id = ids::generate("x509-certificate", &Value::Object(id_props));
     let mut props = Map::new();
     props.insert("hashes".into(), Value::Object(hashes));
-    sco("x509-certificate", Value::Object(id_props), props)
+    sco("x509-certificate", id, props)
 }
 
 /// `x509-certificate` from IVRE's certificate data (either `ssl-cert` shape): hashes,
@@ -115,16 +107,24 @@ pub fn x509_certificate(cert: &Certificate) -> Option<Map<String, Value>> {
     if hashes.is_empty() && cert.serial_number.is_none() {
         return None;
     }
-    let mut id_props = Map::new();
-    if let Some(h) = id_hash(&hashes) {
-        id_props.insert("hashes".into(), h);
+    // The id: the first of MD5, SHA-1, SHA-256 (`id_hash`'s order; these are the only
+    // keys here), and the serial number.
+    let id_hash = ["MD5", "SHA-1", "SHA-256"]
+        .into_iter()
+        .find_map(|k| hashes.get(k).and_then(Value::as_str).map(|v| (k, v)));
+    let mut id_props: Vec<(&str, IdValue<'_>)> = Vec::with_capacity(2);
+    if let Some((k, v)) = id_hash {
+        id_props.push(("hashes", IdValue::Pair(k, v)));
     }
+    if let Some(serial) = &cert.serial_number {
+        id_props.push(("serial_number", IdValue::Str(serial)));
+    }
+    let id = ids::generate_from("x509-certificate", &id_props);
     let mut props = Map::new();
     if !hashes.is_empty() {
         props.insert("hashes".into(), Value::Object(hashes));
     }
     if let Some(serial) = &cert.serial_number {
-        id_props.insert("serial_number".into(), serial.clone().into());
         props.insert("serial_number".into(), serial.clone().into());
     }
     if let Some(self_signed) = cert.self_signed {
@@ -151,16 +151,16 @@ pub fn x509_certificate(cert: &Certificate) -> Option<Map<String, Value>> {
     if let Some(modulus) = &cert.pubkey_modulus {
         props.insert("subject_public_key_modulus".into(), modulus.clone().into());
     }
-    Some(sco("x509-certificate", Value::Object(id_props), props))
+    Some(sco("x509-certificate", id, props))
 }
 
 fn location(name: &str, location_type: &str, mut props: Map<String, Value>) -> Map<String, Value> {
-    let id = ids::generate(
+    let id = ids::generate_from(
         "location",
-        &object([
-            ("name", name.trim().to_lowercase().into()),
-            ("x_opencti_location_type", location_type.into()),
-        ]),
+        &[
+            ("name", IdValue::Str(&name.trim().to_lowercase())),
+            ("x_opencti_location_type", IdValue::Str(location_type)),
+        ],
     );
     let mut out = Map::new();
     out.insert("type".into(), "location".into());
@@ -194,12 +194,12 @@ pub fn city(name: &str, country_code: Option<&str>, country_name: &str) -> Map<S
 
 /// The author Organization named after the IVRE instance.
 pub fn organization(name: &str) -> Map<String, Value> {
-    let id = ids::generate(
+    let id = ids::generate_from(
         "identity",
-        &object([
-            ("name", name.trim().to_lowercase().into()),
-            ("identity_class", "organization".into()),
-        ]),
+        &[
+            ("identity_class", IdValue::Str("organization")),
+            ("name", IdValue::Str(&name.trim().to_lowercase())),
+        ],
     );
     let mut out = Map::new();
     out.insert("type".into(), "identity".into());
@@ -217,13 +217,13 @@ pub fn organization(name: &str) -> Map<String, Value> {
 /// A relationship id: type, source and target only (never the times, so that
 /// re-enrichment updates instead of duplicating).
 pub fn relationship_id(relationship_type: &str, source: &str, target: &str) -> String {
-    ids::generate(
+    ids::generate_from(
         "relationship",
-        &object([
-            ("relationship_type", relationship_type.into()),
-            ("source_ref", source.into()),
-            ("target_ref", target.into()),
-        ]),
+        &[
+            ("relationship_type", IdValue::Str(relationship_type)),
+            ("source_ref", IdValue::Str(source)),
+            ("target_ref", IdValue::Str(target)),
+        ],
     )
 }
 
@@ -234,9 +234,12 @@ pub fn note(
     created: &str,
     object_refs: &[String],
 ) -> Map<String, Value> {
-    let id = ids::generate(
+    let id = ids::generate_from(
         "note",
-        &object([("content", content.into()), ("created", created.into())]),
+        &[
+            ("content", IdValue::Str(content)),
+            ("created", IdValue::Str(created)),
+        ],
     );
     let mut out = Map::new();
     out.insert("type".into(), "note".into());
@@ -292,6 +295,22 @@ mod tests {
         assert_eq!(
             x509_from_hashes(hashes)["id"],
             "x509-certificate--5919a4b1-9e97-5c92-9203-9c050f677cb4"
+        );
+        // A certificate's id: the first of its digests (MD5 before SHA-1 before
+        // SHA-256) and its serial number, as the JSON path computes it.
+        let cert = Certificate {
+            md5: None,
+            sha1: Some("A94A8FE5CCB19BA61C4C0873D391E987982FBBD3".into()),
+            sha256: Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into()),
+            serial_number: Some("36:f7:d4".into()),
+            ..Certificate::from_json(&Map::new())
+        };
+        assert_eq!(
+            x509_certificate(&cert).unwrap()["id"],
+            ids::generate(
+                "x509-certificate",
+                &json!({"hashes": {"SHA-1": "a94a8fe5ccb19ba61c4c0873d391e987982fbbd3"}, "serial_number": "36:f7:d4"})
+            )
         );
         assert_eq!(
             relationship_id(
