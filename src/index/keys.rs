@@ -103,6 +103,13 @@ pub enum Query {
 }
 
 impl Query {
+    /// Every matching key is `prefix | id`, so a scan yields the ids in ascending order and
+    /// can stop once it has as many as it needs. Only a host-name query (a name and every
+    /// name under it: several terms) yields them in term order instead.
+    pub fn ids_ascending(&self) -> bool {
+        !matches!(self, Query::Domain(_))
+    }
+
     /// The key prefix holding every matching entry; `None` when nothing can match
     /// (e.g. an empty name).
     pub fn prefix(&self) -> Option<Vec<u8>> {

@@ -164,17 +164,31 @@ impl IndexReader {
         limit: Option<usize>,
     ) -> Result<Found<Hit>, IndexError> {
         let part = self.part(kind);
-        let mut hits: BTreeMap<u64, Location> = BTreeMap::new();
+        // The answer is the `limit` lowest ids; one more tells that more matched. Only
+        // that many are kept, and a scan whose ids ascend stops at the first id beyond
+        // them: an AS of a million records costs what its first thousand do.
+        let keep = limit.map(|l| l.saturating_add(1));
+        let mut hits = Hits {
+            found: BTreeMap::new(),
+            keep,
+        };
         for query in queries {
             let Some(prefix) = query.prefix() else {
                 continue;
             };
+            let ascending = query.ids_ascending();
             if let Some(base) = &part.base {
                 for id in sorted::scan_prefix(base, &prefix, keys::id_of) {
                     let Some(id) = id else {
                         continue;
                     };
                     if part.dead.contains(&id) {
+                        continue;
+                    }
+                    if hits.beyond(id) {
+                        if ascending {
+                            break;
+                        }
                         continue;
                     }
                     let packed = usize::try_from(id)
@@ -194,6 +208,12 @@ impl IndexReader {
                 let Some(id) = keys::id_of(&key) else {
                     continue;
                 };
+                if hits.beyond(id) {
+                    if ascending {
+                        break;
+                    }
+                    continue;
+                }
                 let location =
                     codec::decode_location(&value).map_err(|source| IndexError::Codec {
                         path: self.path.clone(),
@@ -204,6 +224,7 @@ impl IndexReader {
                 hits.insert(id, location);
             }
         }
+        let hits = hits.found;
         let truncated = limit.is_some_and(|l| hits.len() > l);
         let records = hits
             .into_iter()
@@ -352,4 +373,30 @@ pub struct Verified {
     pub records: u64,
     /// Each problem, naming the file (and record).
     pub problems: Vec<String>,
+}
+
+/// The lowest ids a search found so far, at most `keep` of them.
+struct Hits {
+    found: BTreeMap<u64, Location>,
+    keep: Option<usize>,
+}
+
+impl Hits {
+    /// `id` cannot be among the lowest `keep`: that many are kept, all lower than it.
+    fn beyond(&self, id: u64) -> bool {
+        self.keep.is_some_and(|keep| {
+            self.found.len() >= keep
+                && self
+                    .found
+                    .last_key_value()
+                    .is_some_and(|(&max, _)| id > max)
+        })
+    }
+
+    fn insert(&mut self, id: u64, location: Location) {
+        self.found.insert(id, location);
+        if self.keep.is_some_and(|keep| self.found.len() > keep) {
+            self.found.pop_last();
+        }
+    }
 }

@@ -492,4 +492,92 @@ mod tests {
         assert!(!path.join("passive.idx.fst").exists());
         assert_eq!(counts(&path, &stats), Vec::<u64>::new());
     }
+
+    /// A search with a limit answers the lowest ids (base and updates together, dead
+    /// records left out) and says whether more matched, exactly as cutting the whole
+    /// answer would, whether its scans stop early (ids ascending) or not.
+    #[test]
+    fn a_limited_search_is_the_start_of_the_whole_answer() {
+        let record = |addr: &str, value: &str, count: u64| {
+            let line = format!(
+                r#"{{"addr": "{addr}", "sensor": "S", "recontype": "DNS_ANSWER", "source": "A-192.0.2.53-53", "value": "{value}", "count": {count}, "firstseen": "2026-01-01 00:00:00", "lastseen": "2026-01-02 00:00:00", "schema_version": 3}}"#
+            );
+            parse_line(RecordKind::Passive, &line).unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index");
+        let mut writer = BaseWriter::create(&path).unwrap();
+        for i in 0..30 {
+            let addr = if i % 3 == 0 { "192.0.2.2" } else { "192.0.2.1" };
+            writer
+                .add(
+                    RecordKind::Passive,
+                    &record(addr, &format!("n{i}.example.com"), 1),
+                    None,
+                )
+                .unwrap();
+        }
+        let stats = writer.finish().unwrap();
+        // Updates: two base records replaced (dead in the base, added again in sled) and
+        // new ones, so that answers mix both layers.
+        let mut writer = UpdateWriter::open(&path, &stats.check()).unwrap();
+        for (addr, value) in [
+            ("192.0.2.1", "n1.example.com"),
+            ("192.0.2.2", "n3.example.com"),
+            ("192.0.2.1", "new1.example.com"),
+            ("192.0.2.2", "new2.example.com"),
+        ] {
+            writer
+                .merge(
+                    RecordKind::Passive,
+                    &record(addr, value, 5),
+                    None,
+                    MergeMode::Accumulate,
+                )
+                .unwrap();
+        }
+        let stats = writer.finish().unwrap();
+        let reader = IndexReader::open(&path, &stats.check(), 1 << 20).unwrap();
+        let ip = |s: &str| Query::Host(s.parse().unwrap());
+        let query_sets = [
+            vec![ip("192.0.2.1")],
+            vec![ip("192.0.2.2"), ip("192.0.2.1")],
+            vec![Query::DnsName("n4.example.com".into()), ip("192.0.2.2")],
+            vec![ip("198.51.100.1")],
+        ];
+        for queries in &query_sets {
+            let whole: Vec<u64> = reader
+                .search(RecordKind::Passive, queries, None)
+                .unwrap()
+                .records
+                .iter()
+                .map(|h| h.id)
+                .collect();
+            for limit in [
+                0,
+                1,
+                2,
+                5,
+                whole.len().saturating_sub(1),
+                whole.len(),
+                whole.len() + 1,
+                100,
+            ] {
+                let found = reader
+                    .search(RecordKind::Passive, queries, Some(limit))
+                    .unwrap();
+                let ids: Vec<u64> = found.records.iter().map(|h| h.id).collect();
+                assert_eq!(
+                    ids,
+                    whole[..limit.min(whole.len())],
+                    "{queries:?} limit {limit}"
+                );
+                assert_eq!(
+                    found.truncated,
+                    whole.len() > limit,
+                    "{queries:?} limit {limit}"
+                );
+            }
+        }
+    }
 }
