@@ -25,7 +25,7 @@ pub mod records;
 pub mod scans;
 
 pub use options::EnrichOptions;
-pub use records::{Origin, Records};
+pub use records::{AnsweredBy, Origin, Records};
 
 use crate::index::IndexError;
 use crate::ivre::Timestamp;
@@ -64,8 +64,8 @@ impl EnrichRequest {
 #[derive(Debug, Clone)]
 pub struct Enrichment {
     pub bundle: Value,
-    /// Which answer was used: the generation's name, `live`, or `none` (no snapshot yet).
-    pub answered_by: String,
+    /// Who answered: a snapshot generation, live IVRE, or nobody yet.
+    pub answered_by: AnsweredBy,
     /// Records used, per purpose.
     pub passive_records: usize,
     pub scan_records: usize,
@@ -171,12 +171,12 @@ pub fn build(
         "bundle",
         &[
             ("observable", ids::IdValue::Str(&observable_id)),
-            ("snapshot", ids::IdValue::Str(&origin.name)),
+            ("snapshot", ids::IdValue::Str(origin.answered_by.name())),
         ],
     );
     Enrichment {
         bundle: builder.finish(bundle_id),
-        answered_by: origin.name.clone(),
+        answered_by: origin.answered_by.clone(),
         passive_records,
         scan_records,
         truncated: records.truncated,

@@ -22,7 +22,7 @@ fn records(passive: Vec<PassiveSummary>) -> Records {
 
 fn origin(name: &str, at: &str) -> Origin {
     Origin {
-        name: name.into(),
+        answered_by: AnsweredBy::Snapshot(name.into()),
         description: "Enriched by IVRE from its local snapshot".into(),
         at: at.into(),
     }
@@ -128,4 +128,17 @@ fn ivre_note_false_sends_no_note() {
         &origin("g1", "2026-12-01T00:00:00Z"),
     );
     assert_eq!(on.len(), 1);
+}
+
+/// The answer's name is part of every bundle id: it must not change between versions
+/// (`live` and `none` as the strings they replaced); the work message has its words.
+#[test]
+fn who_answered_keeps_its_names_and_words() {
+    let generation = AnsweredBy::Snapshot("gen-20260101T000000Z".into());
+    assert_eq!(generation.name(), "gen-20260101T000000Z");
+    assert_eq!(AnsweredBy::Live.name(), "live");
+    assert_eq!(AnsweredBy::NoSnapshot.name(), "none");
+    assert_eq!(generation.to_string(), "snapshot gen-20260101T000000Z");
+    assert_eq!(AnsweredBy::Live.to_string(), "live IVRE");
+    assert_eq!(AnsweredBy::NoSnapshot.to_string(), "no snapshot yet");
 }

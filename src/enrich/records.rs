@@ -45,11 +45,46 @@ impl Records {
     }
 }
 
+/// Who answered an enrichment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnsweredBy {
+    /// A snapshot generation, by its name.
+    Snapshot(String),
+    /// Live IVRE (the snapshot had no record).
+    Live,
+    /// Nobody: no snapshot is served yet.
+    NoSnapshot,
+}
+
+impl AnsweredBy {
+    /// The answer's stable name, part of the bundle id: the generation's name, `live` or
+    /// `none`.
+    pub fn name(&self) -> &str {
+        match self {
+            AnsweredBy::Snapshot(generation) => generation,
+            AnsweredBy::Live => "live",
+            AnsweredBy::NoSnapshot => "none",
+        }
+    }
+}
+
+/// The words of the work message (the Note does not say which generation: its content
+/// must not change with it).
+impl std::fmt::Display for AnsweredBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnsweredBy::Snapshot(generation) => write!(f, "snapshot {generation}"),
+            AnsweredBy::Live => f.write_str("live IVRE"),
+            AnsweredBy::NoSnapshot => f.write_str("no snapshot yet"),
+        }
+    }
+}
+
 /// Where records came from.
 #[derive(Debug, Clone)]
 pub struct Origin {
-    /// Stable name of the answer (the generation name, or `live`): part of the bundle id.
-    pub name: String,
+    /// Who answered; its name is part of the bundle id.
+    pub answered_by: AnsweredBy,
     /// The first sentence of the Note: how the answer was obtained, never when (the
     /// Note's id depends on its content).
     pub description: String,
@@ -63,7 +98,7 @@ impl Origin {
     pub fn snapshot(snapshot: &Snapshot) -> Origin {
         let m = &snapshot.manifest;
         Origin {
-            name: m.generation.clone(),
+            answered_by: AnsweredBy::Snapshot(m.generation.clone()),
             description: "Enriched by IVRE from its local snapshot".into(),
             at: m.built_at.clone(),
         }
@@ -72,7 +107,7 @@ impl Origin {
     /// No snapshot served yet (the daemon is building or fetching its first one).
     pub fn no_snapshot() -> Origin {
         Origin {
-            name: "none".into(),
+            answered_by: AnsweredBy::NoSnapshot,
             description: "No IVRE snapshot was served yet (the first one is being built)".into(),
             at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         }

@@ -13,7 +13,7 @@
 use super::source::{LiveError, LiveSource};
 use crate::config::{table, ConfigFile, Problems, SettingsError};
 use crate::enrich::records::searches;
-use crate::enrich::{EnrichOptions, Origin, Records};
+use crate::enrich::{AnsweredBy, EnrichOptions, Origin, Records};
 use crate::index::Query;
 use crate::ivre::{self, RecordKind, Summary};
 use crate::lookup;
@@ -155,7 +155,7 @@ impl LiveAnswer {
             format!(" (partial: {})", self.failures.join("; "))
         };
         Origin {
-            name: "live".into(),
+            answered_by: AnsweredBy::Live,
             description: format!(
                 "Answered live by IVRE ({}) as the snapshot had no record{partial}",
                 self.from

@@ -17,7 +17,7 @@ pub(super) enum Output {
         bundle: Value,
         objects: usize,
         /// The generation that answered, `live` or `none` ([`crate::enrich::Enrichment`]).
-        answered_by: String,
+        answered_by: crate::enrich::AnsweredBy,
     },
     /// Nothing to send; for playbooks the received bundle goes on unchanged.
     Skip(Skip),

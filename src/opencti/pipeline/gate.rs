@@ -182,7 +182,7 @@ mod tests {
             ..Records::default()
         };
         let origin = Origin {
-            name: "g1".into(),
+            answered_by: crate::enrich::AnsweredBy::Snapshot("g1".into()),
             description: "test".into(),
             at: "2026-01-01T00:00:00Z".into(),
         };

@@ -165,8 +165,7 @@ impl Handler {
                         .work_processed(
                             w,
                             &format!(
-                                "Sent {sent} bundle(s) for worker import (answered by {})",
-                                answer_source(&answered_by)
+                                "Sent {sent} bundle(s) for worker import (answered by {answered_by})"
                             ),
                             false,
                             draft,
@@ -195,13 +194,3 @@ async fn test_delay() {
 /// Without the `test-hooks` feature (release builds): nothing.
 #[cfg(not(feature = "test-hooks"))]
 async fn test_delay() {}
-
-/// The work message's words for who answered: the snapshot generation, live IVRE, or
-/// nobody yet (the Note does not say which generation: its content must not change with it).
-fn answer_source(answered_by: &str) -> String {
-    match answered_by {
-        "live" => "live IVRE".to_owned(),
-        "none" => "no snapshot yet".to_owned(),
-        generation => format!("snapshot {generation}"),
-    }
-}
