@@ -261,80 +261,13 @@ fn inproc(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             overhead.quantile_us(0.99) * 1e3
         ),
     );
-    let limit = Some(EnrichOptions::default().max_records);
     let mut histograms = serde_json::Map::new();
     histograms.insert("timer overhead".into(), overhead.to_json());
+    // 4-5. Lookup, and enrichment (lookup + bundle + JSON), per observable type.
     for probe in &probes {
-        let (mut hits, mut checked, started) = (0usize, 0usize, Instant::now());
-        for o in &probe.observables {
-            let r = lookup::lookup(&snapshot, o, limit)?;
-            hits += usize::from(!(r.passive.is_empty() && r.scans.is_empty()));
-            checked += 1;
-            if started.elapsed() > budget.per_figure / 4 {
-                break;
-            }
-        }
-        let latency = timed(&probe.observables, &budget, |o| {
-            black_box(lookup::lookup(&snapshot, o, limit)?);
-            Ok(())
-        })?;
-        histograms.insert(format!("lookup {}", probe.name), latency.to_json());
-        report.add(
-            SUITE,
-            &format!("lookup {}", probe.name),
-            latency.quantile_us(0.99),
-            "µs",
-            Some(Target::AtMost(20.0)),
-            format!(
-                "{}; {hits}/{checked} probes found records",
-                latency.summary(),
-            ),
-        );
+        probe_rows(&snapshot, probe, &budget, report, &mut histograms)?;
     }
-
-    // 5. Enrichment: lookup + bundle + JSON.
     let options = EnrichOptions::default();
-    for probe in &probes {
-        let requests = requests(probe);
-        let (mut objects, mut bundles, started) = (0usize, 0usize, Instant::now());
-        for r in &requests {
-            let e = enrich::enrich(&snapshot, r, &options)?;
-            objects += e.bundle["objects"].as_array().map_or(0, Vec::len);
-            bundles += 1;
-            if started.elapsed() > budget.per_figure / 4 {
-                break;
-            }
-        }
-        let latency = timed(&requests, &budget, |r| {
-            black_box(enrich_one(&snapshot, r, &options)?);
-            Ok(())
-        })?;
-        histograms.insert(format!("enrich {}", probe.name), latency.to_json());
-        report.add(
-            SUITE,
-            &format!("enrich {}", probe.name),
-            latency.quantile_us(0.99),
-            "µs",
-            Some(Target::AtMost(150.0)),
-            format!(
-                "{}; {:.1} objects per bundle",
-                latency.summary(),
-                objects as f64 / bundles as f64
-            ),
-        );
-        let (rate, wall_rate) = throughput(&requests, budget.per_figure, |r| {
-            black_box(enrich_one(&snapshot, r, &options)?);
-            Ok(())
-        })?;
-        report.add(
-            SUITE,
-            &format!("enrich {} throughput", probe.name),
-            rate,
-            "/s",
-            Some(Target::AtLeast(20_000.0)),
-            format!("one thread, untimed loop over the probes: per CPU second of the thread ({wall_rate:.0}/s per wall-clock second)"),
-        );
-    }
     // 5b. All cores at once, as the daemon's concurrent enrichments run.
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
     let mixed = interleaved(&probes);
@@ -453,8 +386,6 @@ fn serving_only(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         ),
     );
     let snapshot = Snapshot::open(&DataDir::new(&snap_dir))?;
-    let limit = Some(EnrichOptions::default().max_records);
-    let options = EnrichOptions::default();
     let mut histograms = serde_json::Map::new();
     let only: Option<Vec<String>> = std::env::var("IVRE_BENCH_ONLY")
         .ok()
@@ -466,43 +397,7 @@ fn serving_only(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         {
             continue;
         }
-        let latency = timed(&probe.observables, &budget, |o| {
-            black_box(lookup::lookup(&snapshot, o, limit)?);
-            Ok(())
-        })?;
-        report.add(
-            SUITE,
-            &format!("lookup {}", probe.name),
-            latency.quantile_us(0.99),
-            "µs",
-            Some(Target::AtMost(20.0)),
-            latency.summary(),
-        );
-        let requests = requests(probe);
-        let latency = timed(&requests, &budget, |r| {
-            black_box(enrich_one(&snapshot, r, &options)?);
-            Ok(())
-        })?;
-        report.add(
-            SUITE,
-            &format!("enrich {}", probe.name),
-            latency.quantile_us(0.99),
-            "µs",
-            Some(Target::AtMost(150.0)),
-            latency.summary(),
-        );
-        let (rate, wall_rate) = throughput(&requests, budget.per_figure, |r| {
-            black_box(enrich_one(&snapshot, r, &options)?);
-            Ok(())
-        })?;
-        report.add(
-            SUITE,
-            &format!("enrich {} throughput", probe.name),
-            rate,
-            "/s",
-            Some(Target::AtLeast(20_000.0)),
-            format!("per CPU second of the thread ({wall_rate:.0}/s per wall-clock second)"),
-        );
+        probe_rows(&snapshot, probe, &budget, report, &mut histograms)?;
     }
     if only
         .as_ref()
@@ -510,6 +405,85 @@ fn serving_only(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     {
         shape_rows(&dataset, &snapshot, &budget, report, &mut histograms)?;
     }
+    Ok(())
+}
+
+/// The rows of one observable type's probes (the `inproc` and `serving` suites): lookup
+/// p99 (with how many probes found records), enrichment p99 (with the bundle's size) and
+/// enrichments per CPU-second of one thread.
+fn probe_rows(
+    snapshot: &Snapshot,
+    probe: &Probes,
+    budget: &Budget,
+    report: &mut Report,
+    histograms: &mut serde_json::Map<String, Value>,
+) -> anyhow::Result<()> {
+    let options = EnrichOptions::default();
+    let limit = Some(options.max_records);
+    let (mut hits, mut checked, started) = (0usize, 0usize, Instant::now());
+    for o in &probe.observables {
+        let r = lookup::lookup(snapshot, o, limit)?;
+        hits += usize::from(!(r.passive.is_empty() && r.scans.is_empty()));
+        checked += 1;
+        if started.elapsed() > budget.per_figure / 4 {
+            break;
+        }
+    }
+    let latency = timed(&probe.observables, budget, |o| {
+        black_box(lookup::lookup(snapshot, o, limit)?);
+        Ok(())
+    })?;
+    histograms.insert(format!("lookup {}", probe.name), latency.to_json());
+    report.add(
+        SUITE,
+        &format!("lookup {}", probe.name),
+        latency.quantile_us(0.99),
+        "µs",
+        Some(Target::AtMost(20.0)),
+        format!(
+            "{}; {hits}/{checked} probes found records",
+            latency.summary(),
+        ),
+    );
+    let requests = requests(probe);
+    let (mut objects, mut bundles, started) = (0usize, 0usize, Instant::now());
+    for r in &requests {
+        let e = enrich::enrich(snapshot, r, &options)?;
+        objects += e.bundle["objects"].as_array().map_or(0, Vec::len);
+        bundles += 1;
+        if started.elapsed() > budget.per_figure / 4 {
+            break;
+        }
+    }
+    let latency = timed(&requests, budget, |r| {
+        black_box(enrich_one(snapshot, r, &options)?);
+        Ok(())
+    })?;
+    histograms.insert(format!("enrich {}", probe.name), latency.to_json());
+    report.add(
+        SUITE,
+        &format!("enrich {}", probe.name),
+        latency.quantile_us(0.99),
+        "µs",
+        Some(Target::AtMost(150.0)),
+        format!(
+            "{}; {:.1} objects per bundle",
+            latency.summary(),
+            objects as f64 / bundles as f64
+        ),
+    );
+    let (rate, wall_rate) = throughput(&requests, budget.per_figure, |r| {
+        black_box(enrich_one(snapshot, r, &options)?);
+        Ok(())
+    })?;
+    report.add(
+        SUITE,
+        &format!("enrich {} throughput", probe.name),
+        rate,
+        "/s",
+        Some(Target::AtLeast(20_000.0)),
+        format!("one thread, untimed loop over the probes: per CPU second of the thread ({wall_rate:.0}/s per wall-clock second)"),
+    );
     Ok(())
 }
 
