@@ -433,17 +433,13 @@ fn probe_rows(
         black_box(lookup::lookup(snapshot, o, limit)?);
         Ok(())
     })?;
-    histograms.insert(format!("lookup {}", probe.name), latency.to_json());
-    report.add(
-        SUITE,
-        &format!("lookup {}", probe.name),
-        latency.quantile_us(0.99),
-        "µs",
-        Some(Target::AtMost(20.0)),
-        format!(
-            "{}; {hits}/{checked} probes found records",
-            latency.summary(),
-        ),
+    p99_row(
+        report,
+        histograms,
+        format!("lookup {}", probe.name),
+        &latency,
+        Target::AtMost(20.0),
+        format!("{hits}/{checked} probes found records"),
     );
     let requests = requests(probe);
     let (mut objects, mut bundles, started) = (0usize, 0usize, Instant::now());
@@ -459,18 +455,13 @@ fn probe_rows(
         black_box(enrich_one(snapshot, r, &options)?);
         Ok(())
     })?;
-    histograms.insert(format!("enrich {}", probe.name), latency.to_json());
-    report.add(
-        SUITE,
-        &format!("enrich {}", probe.name),
-        latency.quantile_us(0.99),
-        "µs",
-        Some(Target::AtMost(150.0)),
-        format!(
-            "{}; {:.1} objects per bundle",
-            latency.summary(),
-            objects as f64 / bundles as f64
-        ),
+    p99_row(
+        report,
+        histograms,
+        format!("enrich {}", probe.name),
+        &latency,
+        Target::AtMost(150.0),
+        format!("{:.1} objects per bundle", objects as f64 / bundles as f64),
     );
     let (rate, wall_rate) = throughput(&requests, budget.per_figure, |r| {
         black_box(enrich_one(snapshot, r, &options)?);
@@ -485,6 +476,27 @@ fn probe_rows(
         format!("one thread, untimed loop over the probes: per CPU second of the thread ({wall_rate:.0}/s per wall-clock second)"),
     );
     Ok(())
+}
+
+/// A latency figure: its histogram kept for the JSON file, its p99 as a report row whose
+/// detail is the percentiles, then `detail`.
+fn p99_row(
+    report: &mut Report,
+    histograms: &mut serde_json::Map<String, Value>,
+    name: String,
+    latency: &Latency,
+    target: Target,
+    detail: String,
+) {
+    report.add(
+        SUITE,
+        &name,
+        latency.quantile_us(0.99),
+        "µs",
+        Some(target),
+        format!("{}; {detail}", latency.summary()),
+    );
+    histograms.insert(name, latency.to_json());
 }
 
 /// Lookup and enrichment of the shapes of real scans (`scale_data::write_shapes`): per
