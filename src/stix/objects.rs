@@ -64,9 +64,13 @@ pub fn autonomous_system(number: u32, name: Option<&str>) -> Map<String, Value> 
 /// STIX hash names of IVRE's digests.
 pub const HASH_KEYS: [(&str, &str); 3] = [("md5", "MD5"), ("sha1", "SHA-1"), ("sha256", "SHA-256")];
 
+/// The hashes the `stix2` library keeps for a certificate's id, in its order of
+/// preference (another key only when none of these is there: see [`id_hash`]).
+const ID_HASHES: [&str; 4] = ["MD5", "SHA-1", "SHA-256", "SHA-512"];
+
 /// The hash the `stix2` library keeps for the id: MD5, else SHA-1, else SHA-256.
 fn id_hash(hashes: &Map<String, Value>) -> Option<Value> {
-    ["MD5", "SHA-1", "SHA-256", "SHA-512"]
+    ID_HASHES
         .iter()
         .find_map(|k| hashes.get(*k).map(|v| object([(k, v.clone())])))
         .or_else(|| {
@@ -107,9 +111,9 @@ pub fn x509_certificate(cert: &Certificate) -> Option<Map<String, Value>> {
     if hashes.is_empty() && cert.serial_number.is_none() {
         return None;
     }
-    // The id: the first of MD5, SHA-1, SHA-256 (`id_hash`'s order; these are the only
-    // keys here), and the serial number.
-    let id_hash = ["MD5", "SHA-1", "SHA-256"]
+    // The id: the first digest in `ID_HASHES`' order (the keys here are all among
+    // them), and the serial number.
+    let id_hash = ID_HASHES
         .into_iter()
         .find_map(|k| hashes.get(k).and_then(Value::as_str).map(|v| (k, v)));
     let mut id_props: Vec<(&str, IdValue<'_>)> = Vec::with_capacity(2);

@@ -16,7 +16,8 @@ pub(super) enum Output {
     Bundle {
         bundle: Value,
         objects: usize,
-        /// The generation that answered, `live` or `none` ([`crate::enrich::Enrichment`]).
+        /// Who answered: a snapshot generation, live IVRE or nobody yet
+        /// ([`crate::enrich::Enrichment`]).
         answered_by: crate::enrich::AnsweredBy,
     },
     /// Nothing to send; for playbooks the received bundle goes on unchanged.
