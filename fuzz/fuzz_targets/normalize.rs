@@ -31,15 +31,24 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut stored = Vec::new();
-    codec::encode_record(&record.json, &record.summary, &mut stored).expect("encode a record");
+    codec::encode_record(&record.json, &record.summary, None, &mut stored).expect("encode a record");
     if let Some(dir) = codec_seeds() {
         let name = format!("{:016x}", fxhash(&stored));
         std::fs::write(dir.join(name), &stored).expect("write a codec seed");
     }
-    let json = codec::decode_record_json(&stored).expect("decode a record's JSON");
+    let json = codec::decode_record_json(&stored, None).expect("decode a record's JSON");
     assert_eq!(json, record.json, "record JSON changed by the codec");
-    let summary: Summary = codec::decode_record_summary(&stored).expect("decode a summary");
+    let summary: Summary = codec::decode_record_summary(&stored, None).expect("decode a summary");
     assert_eq!(summary, record.summary, "summary changed by the codec");
+    // Compressed against a dictionary (the record's own JSON: a worst case of matches
+    // reaching into it), it reads back the same.
+    let dictionary = codec::RecordDictionary::from_bytes(record.json.as_bytes().to_vec()).ok();
+    codec::encode_record(&record.json, &record.summary, dictionary.as_ref(), &mut stored)
+        .expect("encode a record against a dictionary");
+    let (json, summary): (String, Summary) =
+        codec::decode_record(&stored, dictionary.as_ref()).expect("decode with a dictionary");
+    assert_eq!(json, record.json, "record JSON changed by the dictionary codec");
+    assert_eq!(summary, record.summary, "summary changed by the dictionary codec");
     // The export form is a fixed point: it parses again to the same record (serde_json's
     // `float_roundtrip` makes long floats exact; docs/reliability/fuzz.md, finding 4).
     let again = ivre::parse_line(kind, &record.json).expect("the export form parses again");

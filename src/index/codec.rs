@@ -23,6 +23,12 @@
 //! bounded before it is allocated: the stored length by the file's length and
 //! [`MAX_STORED_BYTES`], the content size the frame declares by [`MAX_PLAIN_BYTES`],
 //! bincode's lengths by the same limit.
+//!
+//! Dictionaries (format 4): a zstd frame compressed alone carries its own entropy tables
+//! and every string once, which for records of a few hundred bytes is most of the frame
+//! and most of the decoding time (a table rebuilt per record). A full import trains one
+//! [`RecordDictionary`] per record kind on the kind's first records and compresses every
+//! record of the kind against it; readers load it once.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -30,7 +36,9 @@ use std::cell::RefCell;
 
 /// Version of the value encoding (and of the snapshot format, see the manifest).
 /// 3: records carry a CRC-32; the manifest lists every base file's size and CRC.
-pub const FORMAT_VERSION: u8 = 3;
+/// 4: records of a kind are compressed against the kind's dictionary when the index has
+/// one ([`RecordDictionary`]).
+pub const FORMAT_VERSION: u8 = 4;
 
 /// zstd level of stored records: 1 compresses at several hundred MB/s, and higher levels
 /// gained little on IVRE records (measured on the scale data).
@@ -128,47 +136,174 @@ thread_local! {
     /// The decompressed record being read: reused, so reading a record allocates no
     /// buffer once the thread has read one as large.
     static DECODED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Contexts for frames made against a dictionary (which is given per call).
+    static CCTX: RefCell<zstd::zstd_safe::CCtx<'static>> = RefCell::new(zstd::zstd_safe::CCtx::create());
+    static DCTX: RefCell<zstd::zstd_safe::DCtx<'static>> = RefCell::new(zstd::zstd_safe::DCtx::create());
 }
 
-/// Encodes a stored record (its export-form JSON and its summary) into `out`.
-pub fn encode_record<T: Serialize>(
+fn zstd_error(code: usize) -> std::io::Error {
+    std::io::Error::other(zstd::zstd_safe::get_error_name(code))
+}
+
+/// A record kind's zstd dictionary: trained by a full import on the kind's first
+/// records, stored with the index (`<kind>.zdict`, see [`super::dictionary_file`]) and
+/// used for every record of the kind that import and later updates write. Frames
+/// compressed against it reuse its entropy tables and its common strings instead of
+/// carrying and rebuilding their own: on IVRE records decompression runs 2-3x faster and
+/// records come out 2-4x smaller (docs/benchmarks.md). zstd writes the dictionary's id
+/// in each frame and refuses to decode it against another dictionary; a frame made
+/// without one decodes with or without it.
+pub struct RecordDictionary {
+    bytes: Vec<u8>,
+    /// Prepared on first use: a reader only decodes.
+    encoder: std::sync::OnceLock<zstd::dict::EncoderDictionary<'static>>,
+    decoder: zstd::dict::DecoderDictionary<'static>,
+}
+
+impl std::fmt::Debug for RecordDictionary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordDictionary")
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
+impl RecordDictionary {
+    /// Largest dictionary trained (zstd's default size).
+    pub const MAX_BYTES: usize = 110 << 10;
+    /// Fewer samples than this train no dictionary: small kinds compress alone.
+    pub const MIN_SAMPLES: usize = 256;
+    /// Largest dictionary file read back.
+    pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+    /// Trains a dictionary on plain records ([`plain_record`]); `None` when there are too
+    /// few samples or zstd finds none (then records are compressed alone).
+    pub fn train<S: AsRef<[u8]>>(samples: &[S]) -> Option<RecordDictionary> {
+        if samples.len() < Self::MIN_SAMPLES {
+            return None;
+        }
+        let total: usize = samples.iter().map(|s| s.as_ref().len()).sum();
+        // zstd wants about 10x the dictionary's size in samples.
+        let size = (total / 10).min(Self::MAX_BYTES);
+        match zstd::dict::from_samples(samples, size) {
+            Ok(bytes) => Self::from_bytes(bytes).ok(),
+            Err(e) => {
+                tracing::info!(samples = samples.len(), error = %e, "no zstd dictionary: records are compressed alone");
+                None
+            }
+        }
+    }
+
+    /// A dictionary as stored.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<RecordDictionary, CodecError> {
+        if bytes.is_empty() {
+            return Err(CodecError::Empty);
+        }
+        if bytes.len() as u64 > Self::MAX_FILE_BYTES {
+            return Err(CodecError::TooLarge {
+                declared: bytes.len() as u64,
+                limit: Self::MAX_FILE_BYTES,
+            });
+        }
+        Ok(RecordDictionary {
+            encoder: std::sync::OnceLock::new(),
+            decoder: zstd::dict::DecoderDictionary::copy(&bytes),
+            bytes,
+        })
+    }
+
+    /// The bytes to store.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    fn encoder(&self) -> &zstd::dict::EncoderDictionary<'static> {
+        self.encoder
+            .get_or_init(|| zstd::dict::EncoderDictionary::copy(&self.bytes, ZSTD_LEVEL))
+    }
+}
+
+/// The plain form of a record, as it is compressed: `[u32 LE length][JSON][summary]`
+/// (what a dictionary is trained on, see [`RecordDictionary::train`]), appended to
+/// `out` (cleared first).
+pub fn plain_record<T: Serialize>(
     json: &str,
     summary: &T,
     out: &mut Vec<u8>,
 ) -> Result<(), CodecError> {
-    let too_large = |declared: usize| CodecError::TooLarge {
+    let len = u32::try_from(json.len()).map_err(|_| too_large(json.len()))?;
+    out.clear();
+    out.reserve(json.len() + 64);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(json.as_bytes());
+    bincode::serde::encode_into_std_write(summary, out, config())?;
+    if out.len() > MAX_PLAIN_BYTES {
+        return Err(too_large(out.len()));
+    }
+    Ok(())
+}
+
+fn too_large(declared: usize) -> CodecError {
+    CodecError::TooLarge {
         declared: declared as u64,
         limit: MAX_PLAIN_BYTES as u64,
-    };
-    let len = u32::try_from(json.len()).map_err(|_| too_large(json.len()))?;
+    }
+}
+
+/// Encodes a stored record (its export-form JSON and its summary) into `out`,
+/// compressed against `dictionary` when there is one (the record kind's, see
+/// [`RecordDictionary`]).
+pub fn encode_record<T: Serialize>(
+    json: &str,
+    summary: &T,
+    dictionary: Option<&RecordDictionary>,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
     PLAIN.with_borrow_mut(|plain| {
-        plain.clear();
-        plain.extend_from_slice(&len.to_le_bytes());
-        plain.extend_from_slice(json.as_bytes());
-        bincode::serde::encode_into_std_write(summary, plain, config())?;
-        if plain.len() > MAX_PLAIN_BYTES {
-            return Err(too_large(plain.len()));
-        }
-        let compressed = COMPRESSOR.with_borrow_mut(|slot| {
+        plain_record(json, summary, plain)?;
+        compress_record(plain, dictionary, out)
+    })
+}
+
+/// Compresses a plain record ([`plain_record`]) into its stored form in `out`: what
+/// [`encode_record`] gives for the same record and dictionary.
+pub fn compress_record(
+    plain: &[u8],
+    dictionary: Option<&RecordDictionary>,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    if plain.len() > MAX_PLAIN_BYTES {
+        return Err(too_large(plain.len()));
+    }
+    let compressed = match dictionary {
+        None => COMPRESSOR.with_borrow_mut(|slot| {
             let compressor = match slot {
                 Some(c) => c,
                 None => slot.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
             };
             compressor.compress(plain)
-        });
-        let compressed = compressed.map_err(CodecError::Compress)?;
-        out.clear();
-        out.push(FORMAT_VERSION);
-        out.extend_from_slice(&crc32fast::hash(&compressed).to_le_bytes());
-        out.extend_from_slice(&compressed);
-        Ok(())
-    })
+        }),
+        Some(dictionary) => CCTX.with_borrow_mut(|cctx| {
+            let mut compressed = Vec::with_capacity(zstd::zstd_safe::compress_bound(plain.len()));
+            cctx.compress_using_cdict(&mut compressed, plain, dictionary.encoder().as_cdict())
+                .map_err(zstd_error)?;
+            Ok(compressed)
+        }),
+    };
+    let compressed = compressed.map_err(CodecError::Compress)?;
+    out.clear();
+    out.reserve(RECORD_HEADER + compressed.len());
+    out.push(FORMAT_VERSION);
+    out.extend_from_slice(&crc32fast::hash(&compressed).to_le_bytes());
+    out.extend_from_slice(&compressed);
+    Ok(())
 }
 
 /// Checks a stored record (version, CRC, declared size), decompresses it and hands its
 /// JSON and encoded summary to `f`.
 fn with_record_parts<R>(
     bytes: &[u8],
+    dictionary: Option<&RecordDictionary>,
     f: impl FnOnce(&[u8], &[u8]) -> Result<R, CodecError>,
 ) -> Result<R, CodecError> {
     let (&version, rest) = bytes.split_first().ok_or(CodecError::Empty)?;
@@ -198,15 +333,20 @@ fn with_record_parts<R>(
         plain.clear();
         // Bounded just above.
         plain.reserve(size as usize);
-        DECOMPRESSOR
-            .with_borrow_mut(|slot| {
+        match dictionary {
+            None => DECOMPRESSOR.with_borrow_mut(|slot| {
                 let decompressor = match slot {
                     Some(d) => d,
                     None => slot.insert(zstd::bulk::Decompressor::new()?),
                 };
                 decompressor.decompress_to_buffer(frame, plain)
-            })
-            .map_err(CodecError::Decompress)?;
+            }),
+            Some(dictionary) => DCTX.with_borrow_mut(|dctx| {
+                dctx.decompress_using_ddict(plain, frame, dictionary.decoder.as_ddict())
+                    .map_err(zstd_error)
+            }),
+        }
+        .map_err(CodecError::Decompress)?;
         let len_bytes: [u8; 4] = plain
             .get(..4)
             .and_then(|b| b.try_into().ok())
@@ -231,21 +371,32 @@ fn summary_value<T: DeserializeOwned>(summary: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
-/// The export-form JSON of a stored record.
-pub fn decode_record_json(bytes: &[u8]) -> Result<String, CodecError> {
-    with_record_parts(bytes, |json, _| json_string(json))
+/// The export-form JSON of a stored record (compressed against `dictionary`, the
+/// record kind's, when the index has one).
+pub fn decode_record_json(
+    bytes: &[u8],
+    dictionary: Option<&RecordDictionary>,
+) -> Result<String, CodecError> {
+    with_record_parts(bytes, dictionary, |json, _| json_string(json))
 }
 
 /// The summary of a stored record.
-pub fn decode_record_summary<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    with_record_parts(bytes, |_, summary| summary_value(summary))
+pub fn decode_record_summary<T: DeserializeOwned>(
+    bytes: &[u8],
+    dictionary: Option<&RecordDictionary>,
+) -> Result<T, CodecError> {
+    with_record_parts(bytes, dictionary, |_, summary| summary_value(summary))
 }
 
-/// A whole stored record (as `super::record_file::read_record` returns it, without the file's length
-/// prefix): its export-form JSON and its summary, every check applied. The entry point
-/// for a fuzzer: any bytes give a record or an error.
-pub fn decode_record<T: DeserializeOwned>(bytes: &[u8]) -> Result<(String, T), CodecError> {
-    with_record_parts(bytes, |json, summary| {
+/// A whole stored record (as `super::record_file::read_record` returns it, without the
+/// file's length prefix): its export-form JSON and its summary, every check applied.
+/// The entry point for a fuzzer: any bytes give a record or an error, with or without
+/// a dictionary.
+pub fn decode_record<T: DeserializeOwned>(
+    bytes: &[u8],
+    dictionary: Option<&RecordDictionary>,
+) -> Result<(String, T), CodecError> {
+    with_record_parts(bytes, dictionary, |json, summary| {
         Ok((json_string(json)?, summary_value(summary)?))
     })
 }
@@ -396,25 +547,74 @@ mod tests {
     fn records_round_trip_by_parts() {
         let json = r#"{"addr": "192.0.2.10", "value": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}"#;
         let mut out = Vec::new();
-        encode_record(json, &(7u32, Some("x".to_owned())), &mut out).unwrap();
+        encode_record(json, &(7u32, Some("x".to_owned())), None, &mut out).unwrap();
         assert!(out.len() < json.len() + 8, "the JSON is compressed");
-        assert_eq!(decode_record_json(&out).unwrap(), json);
+        assert_eq!(decode_record_json(&out, None).unwrap(), json);
         assert_eq!(
-            decode_record_summary::<(u32, Option<String>)>(&out).unwrap(),
+            decode_record_summary::<(u32, Option<String>)>(&out, None).unwrap(),
             (7, Some("x".to_owned()))
         );
         for cut in [0, 1, 3, 6, out.len() - 1] {
             let broken = &out[..cut];
             assert!(
-                decode_record_json(broken).is_err()
-                    || decode_record_summary::<(u32, Option<String>)>(broken).is_err()
+                decode_record_json(broken, None).is_err()
+                    || decode_record_summary::<(u32, Option<String>)>(broken, None).is_err()
             );
         }
         out[0] = 0;
         assert!(matches!(
-            decode_record_json(&out),
+            decode_record_json(&out, None),
             Err(CodecError::Version { found: 0 })
         ));
+    }
+
+    /// Records compressed against a trained dictionary read back whole with it, come out
+    /// smaller than alone, and without it are an error, never another record.
+    #[test]
+    fn records_round_trip_with_a_dictionary() {
+        let record = |i: usize| {
+            let json = format!(
+                r#"{{"addr": "192.0.2.{}", "recontype": "DNS_ANSWER", "sensor": "S", "source": "A-192.0.2.53-53", "value": "host{i}.example{}.com", "count": {i}, "firstseen": "2026-01-01 00:00:00", "lastseen": "2026-01-02 00:00:00"}}"#,
+                i % 256,
+                i % 17
+            );
+            (json, (i as u32, Some(format!("host{i}"))))
+        };
+        let samples: Vec<Vec<u8>> = (0..2000)
+            .map(|i| {
+                let (json, summary) = record(i);
+                let mut plain = Vec::new();
+                plain_record(&json, &summary, &mut plain).unwrap();
+                plain
+            })
+            .collect();
+        assert!(
+            RecordDictionary::train(&samples[..10]).is_none(),
+            "too few samples"
+        );
+        let dictionary = RecordDictionary::train(&samples).expect("a dictionary");
+        let again = RecordDictionary::from_bytes(dictionary.bytes().to_vec()).unwrap();
+        let (json, summary) = record(5000);
+        let (mut alone, mut with) = (Vec::new(), Vec::new());
+        encode_record(&json, &summary, None, &mut alone).unwrap();
+        encode_record(&json, &summary, Some(&dictionary), &mut with).unwrap();
+        assert!(
+            with.len() < alone.len(),
+            "{} vs {}",
+            with.len(),
+            alone.len()
+        );
+        assert_eq!(decode_record_json(&with, Some(&again)).unwrap(), json);
+        assert_eq!(
+            decode_record_summary::<(u32, Option<String>)>(&with, Some(&again)).unwrap(),
+            summary
+        );
+        assert!(matches!(
+            decode_record_json(&with, None),
+            Err(CodecError::Decompress(_))
+        ));
+        // A record made without a dictionary still reads with one given.
+        assert_eq!(decode_record_json(&alone, Some(&again)).unwrap(), json);
     }
 
     /// Fuzzing (`fuzz/`, target `codec`): a frame header declaring exabytes of content
@@ -424,13 +624,13 @@ mod tests {
         // Magic, single segment with an 8-byte content size of 2^60, no block.
         let mut frame = vec![FORMAT_VERSION, 0x28, 0xb5, 0x2f, 0xfd, 0xe0];
         frame.extend_from_slice(&(1u64 << 60).to_le_bytes());
-        assert!(decode_record_json(&frame).is_err());
+        assert!(decode_record_json(&frame, None).is_err());
         // A real record still decodes: its frame declares what it holds.
         let json = "{}".repeat(50_000);
         let mut out = Vec::new();
-        encode_record(&json, &0u8, &mut out).unwrap();
+        encode_record(&json, &0u8, None, &mut out).unwrap();
         assert!(out.len() < 1000, "{}", out.len());
-        assert_eq!(decode_record_json(&out).unwrap(), json);
+        assert_eq!(decode_record_json(&out, None).unwrap(), json);
     }
 
     /// Fuzzing (`fuzz/`, target `codec`, input in `fuzz/corpus/codec`): a string whose
@@ -453,16 +653,16 @@ mod tests {
         ));
         // The same length inside a record's summary.
         let mut summary = Vec::new();
-        encode_record("{}", &vec![String::from("x")], &mut summary).unwrap();
+        encode_record("{}", &vec![String::from("x")], None, &mut summary).unwrap();
         assert_eq!(
-            decode_record_summary::<Vec<String>>(&summary).unwrap(),
+            decode_record_summary::<Vec<String>>(&summary, None).unwrap(),
             ["x"]
         );
         let mut plain = vec![2, 0, 0, 0, b'{', b'}', 1, 0xfd];
         plain.extend_from_slice(&(1u64 << 60).to_le_bytes());
         let mut forged = vec![FORMAT_VERSION];
         forged.extend_from_slice(&zstd::bulk::compress(&plain, 1).unwrap());
-        assert!(decode_record_summary::<Vec<String>>(&forged).is_err());
+        assert!(decode_record_summary::<Vec<String>>(&forged, None).is_err());
     }
 
     #[test]

@@ -12,8 +12,11 @@
 //!   positioned reads (in sequence too: each record carries its length).
 //! - the base, written once by a full import ([`sorted`]): per kind, the search keys
 //!   (`scans.idx.fst`, …: `field | term | record id`) as an immutable sorted [`fst`] set,
-//!   the records' packed locations by id (`scans.loc`), and the record identities
-//!   (`scans.ids.sorted`, …: see [`record_identity`] and [`identity_file`]);
+//!   the records' packed locations by id (`scans.loc`), the record identities
+//!   (`scans.ids.sorted`, …: see [`record_identity`] and [`identity_file`]) and, for a
+//!   kind with enough records, the zstd dictionary every record of the kind is
+//!   compressed against (`scans.zdict`, …: see [`codec::RecordDictionary`]; trained by
+//!   the full import, used as it is by updates);
 //! - a sled database (`entries/`): what incremental updates changed since the base:
 //!   search entries and identities of added records (trees `scans.idx`, `scans.ids`, …,
 //!   same keys, value the [`codec::encode_location`] location), base records they
@@ -28,6 +31,8 @@
 
 pub mod base_writer;
 pub mod codec;
+#[cfg(test)]
+mod dictionary_tests;
 pub mod entries;
 pub mod identity_file;
 pub mod keys;
@@ -102,6 +107,16 @@ pub fn base_locations_file(kind: RecordKind) -> &'static str {
     }
 }
 
+/// File of a kind's record dictionary (see [`codec::RecordDictionary`]): `<kind>.zdict`,
+/// written by a full import when the kind has enough records to train one.
+pub fn dictionary_file(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Scan => "scans.zdict",
+        RecordKind::View => "view.zdict",
+        RecordKind::Passive => "passive.zdict",
+    }
+}
+
 /// Base files are written once and never changed: copies of an index may share them
 /// (hard links).
 pub fn is_immutable_file(name: &std::ffi::OsStr) -> bool {
@@ -109,6 +124,7 @@ pub fn is_immutable_file(name: &std::ffi::OsStr) -> bool {
     name.ends_with(".fst")
         || name.ends_with(".sorted")
         || name.ends_with(".loc")
+        || name.ends_with(".zdict")
         || RecordKind::ALL.iter().any(|k| name == records_file(*k))
 }
 
@@ -397,6 +413,7 @@ pub(crate) fn checksum(path: &Path, db: &sled::Db) -> Result<(String, IndexFiles
             base_file(tree_name(kind)),
             base_identities_file(kind),
             base_locations_file(kind).to_owned(),
+            dictionary_file(kind).to_owned(),
         ] {
             sum(name, false)?;
         }

@@ -2,14 +2,14 @@
 //! memory, sled handles are thread-safe and record bodies are read with positioned
 //! reads.
 
-use super::codec::{self, Location};
+use super::codec::{self, Location, RecordDictionary};
 use super::keys::{self, Query};
 use super::record_file::RecordFile;
 use super::sorted;
 use super::{
     base_file, base_identities_file, base_locations_file, dead_ids, dead_tree_name,
-    delta_records_file, identity_tree_name, records_file, tree_name, IndexCheck, IndexError,
-    SLED_DIR,
+    delta_records_file, dictionary_file, identity_tree_name, records_file, tree_name, IndexCheck,
+    IndexError, SLED_DIR,
 };
 use crate::ivre::RecordKind;
 use serde::de::DeserializeOwned;
@@ -46,6 +46,8 @@ struct KindIndex {
     file: RecordFile,
     /// Records added by updates (`None`: none yet).
     delta: Option<RecordFile>,
+    /// The dictionary the kind's records are compressed against (`None`: alone).
+    dictionary: Option<RecordDictionary>,
 }
 
 /// An open index.
@@ -119,7 +121,8 @@ impl IndexReader {
             // Only updates read the identities: checked to be there, sized as listed.
             let name = base_identities_file(kind);
             check.open_file(&path.join(&name), &name)?;
-            files.push((file, delta, base, locations));
+            let dictionary = read_dictionary(path, kind, check)?;
+            files.push((file, delta, base, locations, dictionary));
         }
         let err = |e| IndexError::sled(&sled_path, e);
         let db = sled::Config::new()
@@ -129,7 +132,9 @@ impl IndexReader {
             .map_err(err)?;
         check.check_entries(&sled_path, &db)?;
         let mut parts = Vec::new();
-        for (kind, (file, delta, base, locations)) in RecordKind::ALL.into_iter().zip(files) {
+        for (kind, (file, delta, base, locations, dictionary)) in
+            RecordKind::ALL.into_iter().zip(files)
+        {
             let dead = dead_ids(&db.open_tree(dead_tree_name(kind)).map_err(err)?).map_err(err)?;
             parts.push(KindIndex {
                 base,
@@ -138,6 +143,7 @@ impl IndexReader {
                 added: db.open_tree(tree_name(kind)).map_err(err)?,
                 file,
                 delta,
+                dictionary,
             });
         }
         Ok(IndexReader {
@@ -238,7 +244,7 @@ impl IndexReader {
     fn with_raw<R>(
         &self,
         hit: &Hit,
-        f: impl FnOnce(&[u8]) -> Result<R, codec::CodecError>,
+        f: impl FnOnce(&[u8], Option<&RecordDictionary>) -> Result<R, codec::CodecError>,
     ) -> Result<R, IndexError> {
         thread_local! {
             static RAW: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -260,7 +266,7 @@ impl IndexReader {
         };
         RAW.with_borrow_mut(|buf| {
             file.read_into(hit.location, buf)?;
-            f(buf)
+            f(buf, part.dictionary.as_ref())
         })
         .map_err(|source| IndexError::Codec {
             path: file.path.clone(),
@@ -290,10 +296,10 @@ impl IndexReader {
     /// the index is whole): the checksum and every file's size and CRC against the
     /// manifest, then every live record (read, CRC, decompressed, decoded) and every
     /// location in sled. `decode` decodes one record's summary (the caller knows the
-    /// types).
+    /// types), given the kind's dictionary.
     pub fn verify(
         &self,
-        decode: impl Fn(RecordKind, &[u8]) -> Result<(), codec::CodecError>,
+        decode: impl Fn(RecordKind, &[u8], Option<&RecordDictionary>) -> Result<(), codec::CodecError>,
     ) -> Result<Verified, IndexError> {
         let mut out = Verified::default();
         let (checksum, files) = super::checksum(&self.path, &self.db)?;
@@ -331,8 +337,9 @@ impl IndexReader {
             let part = self.part(kind);
             let mut check = |id: u64, location: Location| {
                 let hit = Hit { kind, id, location };
-                let result = self.with_raw(&hit, |bytes| {
-                    codec::decode_record_json(bytes).and_then(|_| decode(kind, bytes))
+                let result = self.with_raw(&hit, |bytes, dictionary| {
+                    codec::decode_record_json(bytes, dictionary)
+                        .and_then(|_| decode(kind, bytes, dictionary))
                 });
                 out.records += 1;
                 if let Err(e) = result {
@@ -364,6 +371,23 @@ impl IndexReader {
         out.problems.extend(bad_locations);
         Ok(out)
     }
+}
+
+/// The dictionary of `kind` in the index at `path`, if the manifest lists one (CRC
+/// checked).
+pub(super) fn read_dictionary(
+    path: &Path,
+    kind: RecordKind,
+    check: &IndexCheck,
+) -> Result<Option<RecordDictionary>, IndexError> {
+    let name = dictionary_file(kind);
+    let file = path.join(name);
+    let Some(bytes) = check.read_file(&file, name)? else {
+        return Ok(None);
+    };
+    RecordDictionary::from_bytes(bytes)
+        .map(Some)
+        .map_err(|e| IndexError::damaged(&file, e.to_string()))
 }
 
 /// What [`IndexReader::verify`] found.

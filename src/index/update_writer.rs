@@ -6,14 +6,15 @@
 //! (one added earlier). What the new record becomes is IVRE's merge rule
 //! ([`crate::ivre::merge`]).
 
-use super::codec::{self, Location};
+use super::codec::{self, Location, RecordDictionary};
 use super::entries::record_entries;
 use super::identity_file::IdentityTable;
 use super::keys;
+use super::reader::read_dictionary;
 use super::record_file::{RecordAppender, RecordFile};
 use super::sorted;
 use super::writer::{
-    part_index, prepare, IndexStats, KindEnd, Prepared, SledStore, Trees, BATCH_RECORDS,
+    part_index, prepare, Encoding, IndexStats, KindEnd, Prepared, SledStore, Trees, BATCH_RECORDS,
 };
 use super::{
     base_file, base_identities_file, base_locations_file, delta_records_file, record_identity,
@@ -55,6 +56,8 @@ struct UpdateKind {
     records: RecordAppender,
     /// The base records file (`None` when the kind has no base).
     base_records: Option<RecordFile>,
+    /// The full import's dictionary of the kind: records are read and added with it.
+    dictionary: Option<RecordDictionary>,
 }
 
 /// Updates an index directory: a private copy, never a published one.
@@ -99,12 +102,13 @@ impl UpdateWriter {
             };
             let name = base_file(tree_name(kind));
             check.expect(&path.join(&name), &name)?;
-            checked.push((base_records, ids, locations));
+            let dictionary = read_dictionary(path, kind, check)?;
+            checked.push((base_records, ids, locations, dictionary));
         }
         let (store, trees) = SledStore::open(path, false, Some(check))?;
         let err = |e| IndexError::sled(&store.path.join(SLED_DIR), e);
         let mut parts = Vec::new();
-        for ((kind, trees), (base_records, base_ids, base_locations)) in
+        for ((kind, trees), (base_records, base_ids, base_locations, dictionary)) in
             RecordKind::ALL.into_iter().zip(trees).zip(checked)
         {
             let dead = super::dead_ids(&trees.dead).map_err(err)?;
@@ -124,6 +128,7 @@ impl UpdateWriter {
                 records: RecordAppender::open(&path.join(delta_records_file(kind)), kind, true)?,
                 base_records,
                 trees,
+                dictionary,
             });
         }
         Ok(UpdateWriter {
@@ -187,7 +192,8 @@ impl UpdateWriter {
                 })?;
             (buf, base.path.clone())
         };
-        codec::decode_record(&bytes).map_err(|source| IndexError::Codec {
+        let dictionary = self.parts[part_index(kind)].dictionary.as_ref();
+        codec::decode_record(&bytes, dictionary).map_err(|source| IndexError::Codec {
             path,
             kind,
             id,
@@ -300,7 +306,9 @@ impl UpdateWriter {
             };
             self.forget(kind, id, &summary, passive_asn)?;
         }
-        self.write(&prepare(kind, &merged, passive_asn)?)?;
+        let dictionary = self.parts[part_index(kind)].dictionary.as_ref();
+        let prepared = prepare(kind, &merged, passive_asn, Encoding::Stored(dictionary))?;
+        self.write(&prepared)?;
         self.pending += 1;
         if self.pending >= BATCH_RECORDS {
             self.apply()?;

@@ -5,7 +5,7 @@
 //! sled database with its `meta` counts (`SledStore`), and the end of a write
 //! ([`IndexStats`]: counts, checksum, files).
 
-use super::codec;
+use super::codec::{self, RecordDictionary};
 use super::entries::record_entries;
 use super::keys::{self, Field};
 use super::record_file::RecordAppender;
@@ -46,11 +46,23 @@ impl IndexStats {
 /// A record ready to be written (see [`prepare`]).
 pub struct Prepared {
     pub(super) kind: RecordKind,
-    /// The encoded record.
+    /// The encoded record: stored form, or plain ([`Encoding::Plain`]).
     pub(super) bytes: Vec<u8>,
+    /// `bytes` is the plain record, which the writer compresses.
+    pub(super) plain: bool,
     /// Sorted, without duplicates.
     pub(super) entries: Vec<(Field, Vec<u8>)>,
     pub(super) identity: [u8; 16],
+}
+
+/// How [`prepare`] encodes a record.
+#[derive(Debug, Clone, Copy)]
+pub enum Encoding<'a> {
+    /// In its stored form, compressed against the kind's dictionary if it has one.
+    Stored(Option<&'a RecordDictionary>),
+    /// Plain ([`codec::plain_record`]): the kind's dictionary is not trained yet, the
+    /// writer trains it on such records and compresses them.
+    Plain,
 }
 
 /// Encodes a record and computes its search entries and identity, without a writer: the
@@ -61,13 +73,17 @@ pub fn prepare(
     kind: RecordKind,
     record: &ParsedRecord,
     passive_asn: Option<u32>,
+    encoding: Encoding<'_>,
 ) -> Result<Prepared, IndexError> {
     let mut entries = Vec::new();
     record_entries(&record.summary, passive_asn, &mut entries);
     let mut bytes = Vec::new();
-    let encoded = match &record.summary {
-        Summary::Host(h) => codec::encode_record(&record.json, h, &mut bytes),
-        Summary::Passive(p) => codec::encode_record(&record.json, p, &mut bytes),
+    let json = &record.json;
+    let encoded = match (&record.summary, encoding) {
+        (Summary::Host(h), Encoding::Stored(d)) => codec::encode_record(json, h, d, &mut bytes),
+        (Summary::Passive(p), Encoding::Stored(d)) => codec::encode_record(json, p, d, &mut bytes),
+        (Summary::Host(h), Encoding::Plain) => codec::plain_record(json, h, &mut bytes),
+        (Summary::Passive(p), Encoding::Plain) => codec::plain_record(json, p, &mut bytes),
     };
     encoded.map_err(|source| IndexError::Encode { kind, source })?;
     entries.sort();
@@ -75,6 +91,7 @@ pub fn prepare(
     Ok(Prepared {
         kind,
         bytes,
+        plain: matches!(encoding, Encoding::Plain),
         entries,
         identity: record_identity::of(kind, &record.summary),
     })

@@ -39,7 +39,32 @@ fn options(inputs: Vec<(RecordKind, PathBuf)>, update: Option<MergeMode>) -> Imp
     }
 }
 
-/// A data directory holding one generation: the fixtures, then an update.
+/// Passive records enough for a record dictionary (`passive.zdict`).
+const MANY: usize = 300;
+
+fn many_name(i: usize) -> String {
+    format!("host{i}.zone{}.many.example.net", i % 7)
+}
+
+/// `MANY` generated passive DNS records, written next to the data directory.
+fn many_records(root: &Path) -> PathBuf {
+    let path = root.with_extension("many.jsonl");
+    let lines: Vec<String> = (0..MANY)
+        .map(|i| {
+            format!(
+                r#"{{"addr": "198.51.100.{}", "sensor": "S", "recontype": "DNS_ANSWER", "source": "A-192.0.2.53-53", "value": "{}", "count": {}, "firstseen": "2026-01-01 00:00:00", "lastseen": "2026-01-02 00:00:00", "schema_version": 3}}"#,
+                i % 200,
+                many_name(i),
+                i + 1
+            )
+        })
+        .collect();
+    fs::write(&path, lines.join("\n")).unwrap();
+    path
+}
+
+/// A data directory holding one generation: the fixtures and enough passive records for
+/// a dictionary, then an update.
 fn build(root: &Path) {
     let data = DataDir::new(root);
     import(
@@ -49,6 +74,7 @@ fn build(root: &Path) {
                 (RecordKind::Scan, fixture("ivre-0.9.20/scancli.jsonl")),
                 (RecordKind::View, fixture("ivre-0.9.20/view.jsonl")),
                 (RecordKind::Passive, fixture("ivre-0.9.20/ipinfo.jsonl")),
+                (RecordKind::Passive, many_records(root)),
             ],
             None,
         ),
@@ -77,9 +103,10 @@ fn build(root: &Path) {
     let _ = fs::remove_dir_all(root.join("tmp"));
 }
 
-/// Every address, host name, DNS value and AS of the fixtures, as observables.
+/// Every address, host name, DNS value and AS of the fixtures (and some of the generated
+/// records), as observables.
 fn observables() -> Vec<String> {
-    let mut out = BTreeSet::new();
+    let mut out: BTreeSet<String> = (0..MANY).step_by(29).map(many_name).collect();
     for file in [
         "ivre-0.9.20/scancli.jsonl",
         "ivre-0.9.20/view.jsonl",
@@ -201,6 +228,10 @@ fn damaged_files_are_named_never_misread() {
     };
     let mut all = Vec::new();
     files(&pristine, &mut all);
+    assert!(
+        all.iter().any(|f| f.ends_with("passive.zdict")),
+        "the generation has a record dictionary"
+    );
     let trial = dir.path().join("trial");
     let (mut tried, mut errors, mut same) = (0u64, 0u64, 0u64);
     let mut failures = Vec::new();

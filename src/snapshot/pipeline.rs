@@ -21,12 +21,13 @@ use super::progress::Unit;
 use super::publish::pause_point;
 use super::{ImportOptions, SnapshotError};
 use crate::geo::Geo;
+use crate::index::base_writer::Dictionaries;
 use crate::index::writer::{prepare, Prepared};
 use crate::index::{BaseWriter, IndexError, IndexStats, UpdateWriter};
 use crate::ivre::{self, MergeMode, ParsedRecord, RecordKind, Summary, Timestamp};
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 /// Lines per chunk.
 const CHUNK: usize = 1024;
@@ -106,30 +107,41 @@ pub(super) struct Parsed {
 pub(super) trait Sink: Send {
     /// A record on its way to the writer.
     type Item: Send;
+    /// What the writer shares with the parsers while it writes.
+    type Shared: Send + Sync;
+    fn shared(&self) -> Arc<Self::Shared>;
     /// Made on a parser thread.
     fn item(
+        shared: &Self::Shared,
         kind: RecordKind,
         record: ParsedRecord,
         passive_asn: Option<u32>,
     ) -> Result<Self::Item, IndexError>;
     /// Written on the writer thread, in input order.
-    fn write(&mut self, item: &Self::Item) -> Result<(), IndexError>;
+    fn write(&mut self, item: Self::Item) -> Result<(), IndexError>;
     fn finish(self) -> Result<IndexStats, IndexError>;
 }
 
-/// A full import: records are prepared (encoded, entries computed) by the parsers.
+/// A full import: records are prepared (encoded, entries computed) by the parsers, with
+/// the dictionaries the writer trains on the first ones.
 impl Sink for BaseWriter {
     type Item = Prepared;
+    type Shared = Dictionaries;
+
+    fn shared(&self) -> Arc<Dictionaries> {
+        self.dictionaries()
+    }
 
     fn item(
+        dictionaries: &Dictionaries,
         kind: RecordKind,
         record: ParsedRecord,
         passive_asn: Option<u32>,
     ) -> Result<Prepared, IndexError> {
-        prepare(kind, &record, passive_asn)
+        prepare(kind, &record, passive_asn, dictionaries.encoding(kind))
     }
 
-    fn write(&mut self, item: &Prepared) -> Result<(), IndexError> {
+    fn write(&mut self, item: Prepared) -> Result<(), IndexError> {
         self.add_prepared(item)
     }
 
@@ -146,8 +158,14 @@ pub(super) struct Merging {
 
 impl Sink for Merging {
     type Item = (RecordKind, Box<ParsedRecord>, Option<u32>);
+    type Shared = ();
+
+    fn shared(&self) -> Arc<()> {
+        Arc::new(())
+    }
 
     fn item(
+        _: &(),
         kind: RecordKind,
         record: ParsedRecord,
         passive_asn: Option<u32>,
@@ -155,8 +173,8 @@ impl Sink for Merging {
         Ok((kind, Box::new(record), passive_asn))
     }
 
-    fn write(&mut self, (kind, record, asn): &Self::Item) -> Result<(), IndexError> {
-        self.writer.merge(*kind, record, *asn, self.mode)
+    fn write(&mut self, (kind, record, asn): Self::Item) -> Result<(), IndexError> {
+        self.writer.merge(kind, &record, asn, self.mode)
     }
 
     fn finish(self) -> Result<IndexStats, IndexError> {
@@ -201,6 +219,8 @@ pub(super) fn run<S: Sink>(
         .clamp(1, 4);
     let budget = Budget::new(IN_FLIGHT_BYTES);
     let budget = &budget;
+    let shared = writer.shared();
+    let shared = &*shared;
     std::thread::scope(|scope| {
         let spawn_err = |e| SnapshotError::io(index_path, e);
         let mut to_parsers = Vec::new();
@@ -214,7 +234,7 @@ pub(super) fn run<S: Sink>(
             let handle = std::thread::Builder::new()
                 .name(format!("import-parse-{i}"))
                 .spawn_scoped(scope, move || {
-                    parse_chunks::<S>(options, geo, lines_rx, done_tx)
+                    parse_chunks::<S>(options, geo, shared, lines_rx, done_tx)
                 })
                 .map_err(spawn_err)?;
             handles.push(handle);
@@ -338,11 +358,12 @@ fn read_lines(
 fn parse_chunks<S: Sink>(
     options: &ImportOptions,
     geo: &Geo,
+    shared: &S::Shared,
     lines: Receiver<Lines>,
     done: SyncSender<Parsing<S>>,
 ) {
     for chunk in lines {
-        let result = parse_chunk::<S>(options, geo, chunk);
+        let result = parse_chunk::<S>(options, geo, shared, chunk);
         let failed = result.is_err();
         if done.send(result).is_err() || failed {
             return;
@@ -353,6 +374,7 @@ fn parse_chunks<S: Sink>(
 fn parse_chunk<S: Sink>(
     options: &ImportOptions,
     geo: &Geo,
+    shared: &S::Shared,
     chunk: Lines,
 ) -> Result<Done<S::Item>, SnapshotError> {
     let (kind, path) = &options.inputs[chunk.file];
@@ -389,7 +411,7 @@ fn parse_chunk<S: Sink>(
             Summary::Passive(p) => p.addr.and_then(|a| geo.asn(a)),
             Summary::Host(_) => None,
         };
-        done.items.push(S::item(*kind, record, asn)?);
+        done.items.push(S::item(shared, *kind, record, asn)?);
     }
     Ok(done)
 }
@@ -408,10 +430,9 @@ fn write_chunks<S: Sink>(
             break;
         };
         let mut chunk = chunk?;
-        for item in &chunk.items {
+        for item in std::mem::take(&mut chunk.items) {
             writer.write(item)?;
         }
-        chunk.items = Vec::new();
         budget.give_back(chunk.bytes);
         tallies.push(chunk);
     }

@@ -14,7 +14,7 @@ use super::layout::{self, DataDir};
 use super::manifest::{Manifest, MAX_REJECTION_SAMPLES};
 use super::open::{current_manifest, OpenOptions, Snapshot};
 use crate::geo::Geo;
-use crate::index::codec::{self, CodecError};
+use crate::index::codec::{self, CodecError, RecordDictionary};
 use crate::ivre::{HostSummary, PassiveSummary, RecordKind, Timestamp};
 
 /// What `index verify` found.
@@ -122,10 +122,16 @@ pub fn verify(data: &DataDir) -> Result<Report, super::SnapshotError> {
 }
 
 /// Decodes a record's summary with the type of its kind.
-fn decode_summary(kind: RecordKind, bytes: &[u8]) -> Result<(), CodecError> {
+fn decode_summary(
+    kind: RecordKind,
+    bytes: &[u8],
+    dictionary: Option<&RecordDictionary>,
+) -> Result<(), CodecError> {
     match kind {
-        RecordKind::Passive => codec::decode_record_summary::<PassiveSummary>(bytes).map(drop),
-        _ => codec::decode_record_summary::<HostSummary>(bytes).map(drop),
+        RecordKind::Passive => {
+            codec::decode_record_summary::<PassiveSummary>(bytes, dictionary).map(drop)
+        }
+        _ => codec::decode_record_summary::<HostSummary>(bytes, dictionary).map(drop),
     }
 }
 
