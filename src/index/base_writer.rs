@@ -238,33 +238,58 @@ impl BaseWriter {
                 write_synced(&file, dictionary.bytes()).map_err(|e| IndexError::io(&file, e))?;
             }
         }
-        let mut ends = Vec::new();
-        for part in self.parts {
-            let file = path.join(base_file(tree_name(part.kind)));
-            part.entries
-                .finish(&file)
-                .map_err(|e| IndexError::base(&file, e))?;
-            let file = path.join(base_identities_file(part.kind));
-            part.ids
-                .finish(&file)
-                .map_err(|e| IndexError::io(&file, e))?;
-            if !part.locations.is_empty() {
-                let file = path.join(base_locations_file(part.kind));
-                sorted::write_locations(&file, &part.locations)
-                    .map_err(|e| IndexError::base(&file, e))?;
-            }
-            let records = part.locations.len() as u64;
-            ends.push(KindEnd {
-                kind: part.kind,
-                live: records,
-                next_id: records,
-                base_end: records,
-                records: part.records,
-                other_bytes: 0,
-            });
-        }
+        // Each kind's base files on a thread of their own (the kinds share nothing;
+        // merging their runs is the import's last, otherwise serial, step).
+        let ends = std::thread::scope(|scope| {
+            let handles: Vec<_> = std::mem::take(&mut self.parts)
+                .into_iter()
+                .map(|part| {
+                    let path = &path;
+                    std::thread::Builder::new()
+                        .name("index-base".into())
+                        .spawn_scoped(scope, move || finish_kind(path, part))
+                        .map_err(|e| IndexError::io(path, e))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| {
+                    handle?.join().map_err(|_| {
+                        IndexError::io(
+                            &path,
+                            std::io::Error::other("a base-writing thread panicked"),
+                        )
+                    })?
+                })
+                .collect::<Result<Vec<KindEnd>, IndexError>>()
+        })?;
         self.store.finish(ends, self.index_entries)
     }
+}
+
+/// Writes one kind's base files: its search keys, identities and record locations.
+fn finish_kind(path: &Path, part: BaseKind) -> Result<KindEnd, IndexError> {
+    let file = path.join(base_file(tree_name(part.kind)));
+    part.entries
+        .finish(&file)
+        .map_err(|e| IndexError::base(&file, e))?;
+    let file = path.join(base_identities_file(part.kind));
+    part.ids
+        .finish(&file)
+        .map_err(|e| IndexError::io(&file, e))?;
+    if !part.locations.is_empty() {
+        let file = path.join(base_locations_file(part.kind));
+        sorted::write_locations(&file, &part.locations).map_err(|e| IndexError::base(&file, e))?;
+    }
+    let records = part.locations.len() as u64;
+    Ok(KindEnd {
+        kind: part.kind,
+        live: records,
+        next_id: records,
+        base_end: records,
+        records: part.records,
+        other_bytes: 0,
+    })
 }
 
 /// Writes a whole file and syncs it.

@@ -38,12 +38,20 @@ struct SortKey {
     len: u32,
 }
 
+/// A run built on its own thread, with the buffers it was built from (emptied, to be
+/// filled again).
+type Built = Result<(fst::Set<Vec<u8>>, Vec<SortKey>, Vec<u8>), SortedError>;
+
 /// Collects keys in any order; writes them sorted.
 #[derive(Default)]
 pub struct KeySorter {
     arena: Vec<u8>,
     items: Vec<SortKey>,
     runs: Vec<fst::Set<Vec<u8>>>,
+    /// The run being sorted and built on its own thread while keys keep coming (at most
+    /// one: memory stays bounded by two runs' keys). Building runs was half of the
+    /// import's writer thread, its critical path (docs/benchmarks.md).
+    building: Option<std::thread::JoinHandle<Built>>,
 }
 
 impl KeySorter {
@@ -65,27 +73,35 @@ impl KeySorter {
         Ok(())
     }
 
-    /// Sorts what is collected into an in-memory run.
+    /// Hands what is collected to a thread that sorts it into an in-memory run (after
+    /// the previous run is done).
     fn spill(&mut self) -> Result<(), SortedError> {
         if self.items.is_empty() {
             return Ok(());
         }
-        let arena = &self.arena;
-        let key = |it: &SortKey| &arena[it.start as usize..(it.start + it.len) as usize];
-        self.items
-            .sort_unstable_by(|a, b| a.head.cmp(&b.head).then_with(|| key(a).cmp(key(b))));
-        let mut builder = fst::SetBuilder::memory();
-        let mut last: Option<&[u8]> = None;
-        for item in &self.items {
-            let k = key(item);
-            if last != Some(k) {
-                builder.insert(k)?;
-                last = Some(k);
-            }
+        let items = std::mem::take(&mut self.items);
+        let arena = std::mem::take(&mut self.arena);
+        self.join_building()?;
+        let handle = std::thread::Builder::new()
+            .name("index-sort".into())
+            .spawn(move || build_run(items, arena))?;
+        self.building = Some(handle);
+        Ok(())
+    }
+
+    /// Waits for the run being built, keeps it, and takes its buffers back.
+    fn join_building(&mut self) -> Result<(), SortedError> {
+        let Some(handle) = self.building.take() else {
+            return Ok(());
+        };
+        let (run, items, arena) = handle
+            .join()
+            .map_err(|_| std::io::Error::other("the thread sorting search keys panicked"))??;
+        self.runs.push(run);
+        if self.items.is_empty() && self.items.capacity() < items.capacity() {
+            self.items = items;
+            self.arena = arena;
         }
-        self.runs.push(builder.into_set());
-        self.items.clear();
-        self.arena.clear();
         Ok(())
     }
 
@@ -93,6 +109,7 @@ impl KeySorter {
     /// written. Writes nothing when there are none.
     pub fn finish(mut self, path: &Path) -> Result<u64, SortedError> {
         self.spill()?;
+        self.join_building()?;
         let count = match self.runs.len() {
             0 => return Ok(0),
             1 => {
@@ -127,6 +144,28 @@ impl KeySorter {
         };
         Ok(count)
     }
+}
+
+/// Sorts `items` (keys in `arena`) into an in-memory fst, without duplicates; gives the
+/// buffers back emptied.
+fn build_run(mut items: Vec<SortKey>, mut arena: Vec<u8>) -> Built {
+    let set = {
+        let key = |it: &SortKey| &arena[it.start as usize..(it.start + it.len) as usize];
+        items.sort_unstable_by(|a, b| a.head.cmp(&b.head).then_with(|| key(a).cmp(key(b))));
+        let mut builder = fst::SetBuilder::memory();
+        let mut last: Option<&[u8]> = None;
+        for item in &items {
+            let k = key(item);
+            if last != Some(k) {
+                builder.insert(k)?;
+                last = Some(k);
+            }
+        }
+        builder.into_set()
+    };
+    items.clear();
+    arena.clear();
+    Ok((set, items, arena))
 }
 
 /// Reads a base file into memory; `None` when the index has no such file.
@@ -210,6 +249,7 @@ mod tests {
             }
         }
         sorter.push(&keys[3]).unwrap();
+        sorter.join_building().unwrap();
         assert_eq!(sorter.runs.len(), 3);
         assert_eq!(sorter.finish(&path).unwrap(), 1000);
         let set = load(&path).unwrap().unwrap();
