@@ -545,7 +545,9 @@ mod tests {
                 .unwrap();
         }
         let stats = writer.finish().unwrap();
-        let reader = IndexReader::open(&path, &stats.check(), 1 << 20).unwrap();
+        // The updates' entries in memory (few of them), then read from sled.
+        let memory = IndexReader::open(&path, &stats.check(), 1 << 20).unwrap();
+        let mut answers = Vec::new();
         let ip = |s: &str| Query::Host(s.parse().unwrap());
         let query_sets = [
             vec![ip("192.0.2.1")],
@@ -553,39 +555,49 @@ mod tests {
             vec![Query::DnsName("n4.example.com".into()), ip("192.0.2.2")],
             vec![ip("198.51.100.1")],
         ];
-        for queries in &query_sets {
-            let whole: Vec<u64> = reader
-                .search(RecordKind::Passive, queries, None)
-                .unwrap()
-                .records
-                .iter()
-                .map(|h| h.id)
-                .collect();
-            for limit in [
-                0,
-                1,
-                2,
-                5,
-                whole.len().saturating_sub(1),
-                whole.len(),
-                whole.len() + 1,
-                100,
-            ] {
-                let found = reader
-                    .search(RecordKind::Passive, queries, Some(limit))
-                    .unwrap();
-                let ids: Vec<u64> = found.records.iter().map(|h| h.id).collect();
-                assert_eq!(
-                    ids,
-                    whole[..limit.min(whole.len())],
-                    "{queries:?} limit {limit}"
-                );
-                assert_eq!(
-                    found.truncated,
-                    whole.len() > limit,
-                    "{queries:?} limit {limit}"
-                );
+        let mut check = |reader: &IndexReader| {
+            for queries in &query_sets {
+                let whole: Vec<u64> = reader
+                    .search(RecordKind::Passive, queries, None)
+                    .unwrap()
+                    .records
+                    .iter()
+                    .map(|h| h.id)
+                    .collect();
+                answers.push(whole.clone());
+                for limit in [
+                    0,
+                    1,
+                    2,
+                    5,
+                    whole.len().saturating_sub(1),
+                    whole.len(),
+                    whole.len() + 1,
+                    100,
+                ] {
+                    let found = reader
+                        .search(RecordKind::Passive, queries, Some(limit))
+                        .unwrap();
+                    let ids: Vec<u64> = found.records.iter().map(|h| h.id).collect();
+                    assert_eq!(
+                        ids,
+                        whole[..limit.min(whole.len())],
+                        "{queries:?} limit {limit}"
+                    );
+                    assert_eq!(
+                        found.truncated,
+                        whole.len() > limit,
+                        "{queries:?} limit {limit}"
+                    );
+                }
             }
-        }
+        };
+        check(&memory);
+        let from_sled = memory.added_read_from_sled();
+        check(&from_sled);
+        let half = answers.len() / 2;
+        assert_eq!(answers[..half], answers[half..]);
+        assert!(answers[0].len() > 10, "{answers:?}");
+        assert!(answers[0].iter().any(|&id| id >= 30), "updates' records found");
     }
 }
