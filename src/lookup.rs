@@ -9,6 +9,7 @@
 //! | MAC | — | `searchmac` | `searchmac` |
 //! | certificate | — | `searchcert` (`ssl-cert` scripts) | `searchcert` (`SSL_SERVER`, source `cert`) |
 
+use crate::geo::Infos;
 use crate::index::{IndexError, Query};
 use crate::ivre::RecordKind;
 use crate::observable::Observable;
@@ -21,7 +22,7 @@ use serde_json::{Map, Value};
 pub struct LookupResult {
     pub observable: String,
     /// `infos_byip` for addresses; `None` otherwise or when nothing is known.
-    pub data: Option<Map<String, Value>>,
+    pub data: Option<Infos>,
     pub passive: Vec<Box<RawValue>>,
     pub scans: Vec<Box<RawValue>>,
     pub view: Vec<Box<RawValue>>,
@@ -104,7 +105,7 @@ impl LookupResult {
     pub fn to_json_line(&self, with_view: bool) -> String {
         let line = Line {
             observable: &self.observable,
-            data: self.data.as_ref(),
+            data: self.data.as_deref(),
             passive: &self.passive,
             scans: &self.scans,
             view: with_view.then_some(self.view.as_slice()),

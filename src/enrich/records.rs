@@ -8,13 +8,13 @@ use crate::ivre::{HostSummary, PassiveSummary, RecordKind, Timestamp};
 use crate::lookup;
 use crate::observable::Observable;
 use crate::snapshot::Snapshot;
-use serde_json::{Map, Value};
+use crate::geo::Infos;
 
 /// The records of one observable.
 #[derive(Debug, Clone, Default)]
 pub struct Records {
     /// `infos_byip` (addresses).
-    pub data: Option<Map<String, Value>>,
+    pub data: Option<Infos>,
     pub scans: Vec<HostSummary>,
     pub passive: Vec<PassiveSummary>,
     /// `IVRE_MAX_RECORDS` cut some.

@@ -171,7 +171,7 @@ pub fn answer_size(answer: &LiveAnswer) -> u64 {
     let records = &answer.records;
     let json = super::json_size(&records.scans)
         + super::json_size(&records.passive)
-        + super::json_size(&records.data);
+        + super::json_size(&records.data.as_deref());
     let texts = answer.failures.iter().map(String::len).sum::<usize>()
         + answer.at.len()
         + answer.from.len();
@@ -531,7 +531,7 @@ impl Fallback {
                 self.source(&self.data, &self.settings.data_url).await,
             ) {
                 match source.ipdata(ip).await {
-                    Ok(data) => records.data = data,
+                    Ok(data) => records.data = data.map(crate::geo::Infos::new),
                     Err(e) => failures.push(format!("data: {e}")),
                 }
             }
@@ -563,7 +563,7 @@ mod tests {
         }
         Arc::new(LiveAnswer {
             records: Records {
-                data: (records > 0).then_some(data),
+                data: (records > 0).then_some(crate::geo::Infos::new(data)),
                 ..Records::default()
             },
             failures: Vec::new(),

@@ -172,13 +172,13 @@ mod tests {
         let maxima = Tlp::ALL;
         let options = EnrichOptions::default();
         let records = Records {
-            data: Some(
+            data: Some(crate::geo::Infos::new(
                 json!({"country_code": "FR", "country_name": "France", "city": "Paris",
                        "as_num": 64496, "as_name": "EXAMPLE-AS"})
                 .as_object()
                 .cloned()
                 .unwrap_or_default(),
-            ),
+            )),
             ..Records::default()
         };
         let origin = Origin {
