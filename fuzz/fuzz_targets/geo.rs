@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
     let geo = &sets[usize::from(selector) % sets.len()];
     let _ = geo::address_type(ip);
     if let Some(infos) = geo.infos_byip(ip) {
-        serde_json::to_string(&infos).expect("infos serialize");
+        serde_json::to_string(&*infos).expect("infos serialize");
     }
     serde_json::to_string(&geo.ipdata(ip)).expect("ipdata serializes");
     let _ = geo.asn(ip);
