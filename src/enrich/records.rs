@@ -3,12 +3,12 @@
 //! they came from (for the Note that tells analysts how fresh the data is).
 
 use super::EnrichOptions;
+use crate::geo::Infos;
 use crate::index::{IndexError, Query};
 use crate::ivre::{HostSummary, PassiveSummary, RecordKind, Timestamp};
 use crate::lookup;
 use crate::observable::Observable;
 use crate::snapshot::Snapshot;
-use crate::geo::Infos;
 
 /// The records of one observable.
 #[derive(Debug, Clone, Default)]

@@ -60,7 +60,8 @@ fn geo_is_send_sync_default_empty() {
     assert!(geo.files().is_empty());
     assert_eq!(geo.infos_byip(ip("8.8.8.8")), None);
     assert_eq!(
-        geo.infos_byip(ip("192.0.2.10")).map(|m| Value::Object((*m).clone())),
+        geo.infos_byip(ip("192.0.2.10"))
+            .map(|m| Value::Object((*m).clone())),
         Some(json!({"address_type": "Documentation"}))
     );
     assert_eq!(geo.asn(ip("192.0.2.10")), None);
@@ -156,7 +157,8 @@ fn lab_infos_byip_matches_ivre() {
 fn lab_other_addresses() {
     let geo = Geo::open_dir(Path::new(LAB)).unwrap();
     assert_eq!(
-        geo.infos_byip(ip("203.0.113.5")).map(|m| Value::Object((*m).clone())),
+        geo.infos_byip(ip("203.0.113.5"))
+            .map(|m| Value::Object((*m).clone())),
         Some(json!({
             "address_type": "Documentation",
             "as_num": 64498, "as_name": "EXAMPLE-AS-3 Passive Sensors",
@@ -174,7 +176,8 @@ fn lab_other_addresses() {
     // An IPv4-mapped IPv6 address is looked up as given, like IVRE does: the lab
     // files (unlike MaxMind's) do not alias ::ffff:0:0/96 to the IPv4 tree.
     assert_eq!(
-        geo.infos_byip(ip("::ffff:192.0.2.10")).map(|m| Value::Object((*m).clone())),
+        geo.infos_byip(ip("::ffff:192.0.2.10"))
+            .map(|m| Value::Object((*m).clone())),
         Some(json!({"address_type": "Documentation"}))
     );
     assert_eq!(geo.asn(ip("192.0.2.10")), Some(64496));
@@ -272,7 +275,8 @@ fn empty_and_missing_directories() {
     assert!(geo.is_empty());
     assert_eq!(geo.infos_byip(ip("8.8.8.8")), None);
     assert_eq!(
-        geo.infos_byip(ip("10.0.0.1")).map(|m| Value::Object((*m).clone())),
+        geo.infos_byip(ip("10.0.0.1"))
+            .map(|m| Value::Object((*m).clone())),
         Some(json!({"address_type": "Private"}))
     );
 

@@ -598,6 +598,9 @@ mod tests {
         let half = answers.len() / 2;
         assert_eq!(answers[..half], answers[half..]);
         assert!(answers[0].len() > 10, "{answers:?}");
-        assert!(answers[0].iter().any(|&id| id >= 30), "updates' records found");
+        assert!(
+            answers[0].iter().any(|&id| id >= 30),
+            "updates' records found"
+        );
     }
 }
