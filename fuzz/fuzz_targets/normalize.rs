@@ -31,7 +31,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut stored = Vec::new();
-    codec::encode_record(&record.json, &record.summary, None, &mut stored).expect("encode a record");
+    codec::encode_record(&record.json, &record.summary, None, &mut stored)
+        .expect("encode a record");
     if let Some(dir) = codec_seeds() {
         let name = format!("{:016x}", fxhash(&stored));
         std::fs::write(dir.join(name), &stored).expect("write a codec seed");
@@ -43,17 +44,34 @@ fuzz_target!(|data: &[u8]| {
     // Compressed against a dictionary (the record's own JSON: a worst case of matches
     // reaching into it), it reads back the same.
     let dictionary = codec::RecordDictionary::from_bytes(record.json.as_bytes().to_vec()).ok();
-    codec::encode_record(&record.json, &record.summary, dictionary.as_ref(), &mut stored)
-        .expect("encode a record against a dictionary");
+    codec::encode_record(
+        &record.json,
+        &record.summary,
+        dictionary.as_ref(),
+        &mut stored,
+    )
+    .expect("encode a record against a dictionary");
     let (json, summary): (String, Summary) =
         codec::decode_record(&stored, dictionary.as_ref()).expect("decode with a dictionary");
-    assert_eq!(json, record.json, "record JSON changed by the dictionary codec");
-    assert_eq!(summary, record.summary, "summary changed by the dictionary codec");
+    assert_eq!(
+        json, record.json,
+        "record JSON changed by the dictionary codec"
+    );
+    assert_eq!(
+        summary, record.summary,
+        "summary changed by the dictionary codec"
+    );
     // The export form is a fixed point: it parses again to the same record (serde_json's
     // `float_roundtrip` makes long floats exact; docs/reliability/fuzz.md, finding 4).
     let again = ivre::parse_line(kind, &record.json).expect("the export form parses again");
-    assert_eq!(again.json, record.json, "export form changed by a second pass");
-    assert_eq!(again.summary, record.summary, "summary changed by a second pass");
+    assert_eq!(
+        again.json, record.json,
+        "export form changed by a second pass"
+    );
+    assert_eq!(
+        again.summary, record.summary,
+        "summary changed by a second pass"
+    );
 });
 
 /// FNV-1a, to name seed files.
