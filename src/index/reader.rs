@@ -164,7 +164,8 @@ impl IndexReader {
     pub(crate) fn added_read_from_sled(mut self) -> IndexReader {
         for (kind, part) in RecordKind::ALL.into_iter().zip(&mut self.parts) {
             let tree = self.db.open_tree(tree_name(kind)).expect("a sled tree");
-            part.added = Added::load_at_most(tree, kind, &self.path, 0).expect("sled entries");
+            part.added = Added::load_at_most(tree, kind, &self.path.join(SLED_DIR), 0)
+                .expect("sled entries");
         }
         self
     }
