@@ -59,7 +59,7 @@ async fn a_damaged_generation_leaves_the_previous_one_served() {
     })
     .await;
 
-    let damaged = publish_damaged(data.path(), "scans.idx.fst");
+    let damaged = publish_damaged(data.path(), "scans.idx.keys");
     let health = wait_health(&port, "the failure shown", |h| {
         h["snapshot_open_failure"]["generation"] == damaged.as_str()
     })
@@ -72,7 +72,7 @@ async fn a_damaged_generation_leaves_the_previous_one_served() {
     );
     let error = health["snapshot_open_failure"]["error"].as_str().unwrap();
     assert!(
-        error.contains("scans.idx.fst") && error.contains(&damaged),
+        error.contains("scans.idx.keys") && error.contains(&damaged),
         "the error names the generation and the file: {error}"
     );
 
@@ -99,7 +99,7 @@ async fn a_damaged_generation_leaves_the_previous_one_served() {
     assert!(
         daemon.logs().iter().any(|l| l.contains("does not open")
             && l.contains(&damaged)
-            && l.contains("scans.idx.fst")),
+            && l.contains("scans.idx.keys")),
         "logged, naming the generation and the file"
     );
 
@@ -115,7 +115,7 @@ async fn a_damaged_generation_leaves_the_previous_one_served() {
         r.stdout,
         r.stderr
     );
-    assert!(r.stdout.contains("scans.idx.fst"), "{}", r.stdout);
+    assert!(r.stdout.contains("scans.idx.keys"), "{}", r.stdout);
 
     // A whole generation published next is served, and the failure is cleared.
     import(

@@ -311,7 +311,7 @@ pub fn disk_usage(dir: &Path, skip: &[&str]) -> anyhow::Result<(u64, u64)> {
 }
 
 /// The allocated size of an index directory's parts, as text: files grouped by
-/// extension (`.bin` record files, `.fst` search maps…) and subdirectories (the sled
+/// extension (`.bin` record files, `.keys` search keys…) and subdirectories (the sled
 /// database) by name.
 pub fn index_parts(index: &Path) -> anyhow::Result<String> {
     let mut parts = std::collections::BTreeMap::<String, u64>::new();

@@ -143,3 +143,65 @@ for i, t in enumerate(tokens):
     put("callback", t + "\n" + json.dumps(MESSAGES[i % len(MESSAGES)]))
 put("callback", json.dumps({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "FwH1mLtkWWueaz_gAPvnHhHeK33dkyaDyH5da2Jd1ao",
                                         "kid": "k1", "alg": "EdDSA", "use": "sig"}, {"kty": "RSA", "kid": "r"}]}) + "\n{}")
+
+
+# key_table: tables in the layout of src/index/key_table.rs (format 5), as its writer
+# makes them: sorted keys `field | term | record id (u64 BE)`, prefix-compressed in blocks
+# closed at 1024 bytes, each followed by its CRC-32; the block index; the footer. The
+# first byte of an input picks the target's fourth prefix.
+def varint(n):
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def key_table(keys, block_bytes=1024):
+    import struct
+    import zlib
+    blocks, index, block, first, last = bytearray(), bytearray(), bytearray(), b"", b""
+    def flush():
+        nonlocal block
+        if block:
+            blocks.extend(block + struct.pack("<I", zlib.crc32(bytes(block))))
+            index.extend(struct.pack("<IH", len(block) + 4, len(first)) + first)
+            block = bytearray()
+    count = 0
+    for key, location in keys:
+        if not block:
+            first, shared = key, 0
+        else:
+            shared = len(os.path.commonprefix([last, key]))
+        block += varint(shared) + varint(len(key) - shared) + key[shared:] + varint(location)
+        last, count = key, count + 1
+        if len(block) >= block_bytes:
+            flush()
+    flush()
+    nblocks = 0
+    pos = 0
+    while pos < len(index):
+        nblocks += 1
+        pos += 6 + struct.unpack_from("<H", index, pos + 4)[0]
+    return bytes(blocks + index) + struct.pack("<QQQ", len(blocks), nblocks, count) + b"IVREKEY1"
+
+
+def table_keys(n, terms):
+    import struct
+    keys = []
+    for i in range(n):
+        term = terms[i % len(terms)]
+        keys.append((term + struct.pack(">Q", i), (i * 977) << 24 | 300))
+    return sorted(keys)
+
+
+names = [b"d" + b".".join(reversed(n.split(b"."))) + b".\x00" for n in
+         [b"example.com", b"www.example.com", b"ivre.rocks", b"term1.example.org"]]
+addresses = [b"h" + bytes(10) + b"\xff\xff" + bytes([192, 0, 2, i]) for i in range(8)]
+for pick, keys in [
+    (b"d", table_keys(12, names)),
+    (b"h", table_keys(700, addresses)),
+    (b"t", table_keys(300, [b"term1", b"term2", b"term10"])),
+]:
+    put("key_table", pick + key_table(keys))

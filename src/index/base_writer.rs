@@ -1,7 +1,7 @@
 //! Writes a new index (a full import): records appended to `<kind>.bin` in import order,
 //! their search entries and identities collected ([`KeySorter`], [`IdentityRows`]) and
 //! written sorted, with the records' locations, as the immutable base
-//! (`<kind>.idx.fst`, `<kind>.ids.sorted`, `<kind>.loc`) when it finishes. sled is
+//! (`<kind>.idx.keys`, `<kind>.ids.sorted`, `<kind>.loc`) when it finishes. sled is
 //! created empty (updates fill it later). Memory stays bounded by the sort runs.
 //!
 //! Each kind's zstd dictionary ([`RecordDictionary`], `<kind>.zdict`) is trained on the
@@ -14,6 +14,7 @@
 
 use super::codec::{self, RecordDictionary};
 use super::identity_file::IdentityRows;
+use super::key_table::KeyTableWriter;
 use super::keys;
 use super::record_file::RecordAppender;
 use super::sorted::{self, KeySorter};
@@ -270,9 +271,30 @@ impl BaseWriter {
 /// Writes one kind's base files: its search keys, identities and record locations.
 fn finish_kind(path: &Path, part: BaseKind) -> Result<KindEnd, IndexError> {
     let file = path.join(base_file(tree_name(part.kind)));
+    let mut table: Option<KeyTableWriter> = None;
+    let locations = &part.locations;
     part.entries
-        .finish(&file)
+        .finish(|key| {
+            let id = keys::id_of(key);
+            let location = id
+                .and_then(|id| usize::try_from(id).ok())
+                .and_then(|id| locations.get(id))
+                .ok_or_else(|| {
+                    sorted::SortedError::Damaged(format!(
+                        "a search key for record {id:?}, which this import did not write"
+                    ))
+                })?;
+            let writer = match &mut table {
+                Some(writer) => writer,
+                None => table.insert(KeyTableWriter::create(&file)?),
+            };
+            writer.push(key, *location)
+        })
         .map_err(|e| IndexError::base(&file, e))?;
+    // No file for a kind without keys, as before: the reader takes its absence.
+    if let Some(table) = table {
+        table.finish().map_err(|e| IndexError::base(&file, e))?;
+    }
     let file = path.join(base_identities_file(part.kind));
     part.ids
         .finish(&file)

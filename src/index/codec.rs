@@ -38,7 +38,10 @@ use std::cell::RefCell;
 /// 3: records carry a CRC-32; the manifest lists every base file's size and CRC.
 /// 4: records of a kind are compressed against the kind's dictionary when the index has
 /// one ([`RecordDictionary`]).
-pub const FORMAT_VERSION: u8 = 4;
+/// 5: the base's search keys are key tables read on demand (`<tree>.keys`,
+/// [`super::key_table`]), each key with its record's packed location, where format 4 read
+/// an fst of them into memory. Records are encoded as in format 4.
+pub const FORMAT_VERSION: u8 = 5;
 
 /// zstd level of stored records: 1 compresses at several hundred MB/s, and higher levels
 /// gained little on IVRE records (measured on the scale data).
@@ -425,7 +428,7 @@ const PACKED_OFFSET_LIMIT: u64 = 1 << 40;
 /// Lengths from this one up are read from the record's own length prefix.
 const PACKED_LEN_LIMIT: u32 = 1 << 24;
 
-/// A location packed in the `u64` value of a base (fst) entry: the offset in the high
+/// A location packed in the `u64` value of a base key table entry: the offset in the high
 /// 40 bits, the length in the low 24 (`0` when it does not fit: the reader takes it from
 /// the `u32` length written before the record). `None` past 1 TiB of records.
 pub fn pack_location(loc: Location) -> Option<u64> {

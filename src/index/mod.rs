@@ -1,7 +1,7 @@
 //! The on-disk format of a snapshot ([`keys`]: every key, [`codec`]: every encoded value)
 //! and the code that uses it: [`record_file`] (the record files, appended and read by
-//! location), [`entries`] (a record's search entries), [`record_identity`], [`sorted`] and
-//! [`identity_file`] (the base), the two writers, [`BaseWriter`] (a full import) and
+//! location), [`entries`] (a record's search entries), [`record_identity`], [`sorted`],
+//! [`key_table`] and [`identity_file`] (the base), the two writers, [`BaseWriter`] (a full import) and
 //! [`UpdateWriter`] (a copy updated in place), sharing [`writer`], and the [`reader`]. No
 //! other module knows about sled or bytes; another engine would replace this module only.
 //!
@@ -11,8 +11,9 @@
 //!   [`codec::encode_record`] (compressed export-form JSON + typed summary); read with
 //!   positioned reads (in sequence too: each record carries its length).
 //! - the base, written once by a full import ([`sorted`]): per kind, the search keys
-//!   (`scans.idx.fst`, …: `field | term | record id`) as an immutable sorted [`fst`] set,
-//!   the records' packed locations by id (`scans.loc`), the record identities
+//!   (`scans.idx.keys`, …: `field | term | record id`), each with its record's packed
+//!   location, as an immutable [`key_table`] read on demand, the records' packed
+//!   locations by id (`scans.loc`), the record identities
 //!   (`scans.ids.sorted`, …: see [`record_identity`] and [`identity_file`]) and, for a
 //!   kind with enough records, the zstd dictionary every record of the kind is
 //!   compressed against (`scans.zdict`, …: see [`codec::RecordDictionary`]; trained by
@@ -35,6 +36,7 @@ pub mod codec;
 mod dictionary_tests;
 pub mod entries;
 pub mod identity_file;
+pub mod key_table;
 pub mod keys;
 pub mod reader;
 pub mod record_file;
@@ -79,9 +81,10 @@ pub(crate) fn dead_tree_name(kind: RecordKind) -> &'static str {
     }
 }
 
-/// File of a kind's base search entries (sorted, immutable): `<tree>.fst`.
+/// File of a kind's base search entries (sorted, immutable, see [`key_table`]):
+/// `<tree>.keys`.
 pub fn base_file(tree: &str) -> String {
-    format!("{tree}.fst")
+    format!("{tree}.keys")
 }
 
 /// File of a kind's base identities (see [`identity_file`]): `<ids tree>.sorted`.
@@ -121,7 +124,7 @@ pub fn dictionary_file(kind: RecordKind) -> &'static str {
 /// (hard links).
 pub fn is_immutable_file(name: &std::ffi::OsStr) -> bool {
     let name = name.to_string_lossy();
-    name.ends_with(".fst")
+    name.ends_with(".keys")
         || name.ends_with(".sorted")
         || name.ends_with(".loc")
         || name.ends_with(".zdict")
@@ -309,14 +312,51 @@ impl IndexCheck {
         file.take(len)
             .read_to_end(&mut bytes)
             .map_err(|e| IndexError::io(path, e))?;
-        let crc = format!("{:08x}", crc32fast::hash(&bytes));
+        if bytes.len() as u64 != len {
+            return Err(IndexError::damaged(
+                path,
+                format!("{} bytes read, the manifest says {len}", bytes.len()),
+            ));
+        }
+        self.compare_crc(path, name, crc32fast::hash(&bytes))?;
+        Ok(Some(bytes))
+    }
+
+    /// Opens a listed file and checks its size and CRC, reading it through a small buffer
+    /// (its bytes go to the page cache, not to this process's memory).
+    pub(crate) fn open_checked(
+        &self,
+        path: &Path,
+        name: &str,
+    ) -> Result<Option<(File, u64)>, IndexError> {
+        use std::os::unix::fs::FileExt;
+        let Some((file, len)) = self.open_file(path, name)? else {
+            return Ok(None);
+        };
+        let mut hasher = crc32fast::Hasher::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut offset = 0u64;
+        while offset < len {
+            let want = (len - offset).min(buf.len() as u64) as usize;
+            file.read_exact_at(&mut buf[..want], offset)
+                .map_err(|e| IndexError::io(path, e))?;
+            hasher.update(&buf[..want]);
+            offset += want as u64;
+        }
+        self.compare_crc(path, name, hasher.finalize())?;
+        Ok(Some((file, len)))
+    }
+
+    /// Compares a file's CRC-32 with the manifest's (a file the manifest does not list
+    /// was refused by [`IndexCheck::open_file`]).
+    fn compare_crc(&self, path: &Path, name: &str, crc: u32) -> Result<(), IndexError> {
+        let crc = format!("{crc:08x}");
         match self.files.get(name) {
-            Some(sum) if sum.crc32 == crc && bytes.len() as u64 == len => Ok(Some(bytes)),
-            Some(sum) => Err(IndexError::damaged(
+            Some(sum) if sum.crc32 != crc => Err(IndexError::damaged(
                 path,
                 format!("CRC-32 {crc}, the manifest says {}", sum.crc32),
             )),
-            None => Ok(None),
+            _ => Ok(()),
         }
     }
 

@@ -1,8 +1,9 @@
-//! Reads a published snapshot's index. Cheap to share between threads: the base is in
-//! memory, sled handles are thread-safe and record bodies are read with positioned
-//! reads.
+//! Reads a published snapshot's index. Cheap to share between threads: the base's key
+//! tables keep only their block index in memory and read blocks with positioned reads,
+//! sled handles are thread-safe, and record bodies are read with positioned reads too.
 
 use super::codec::{self, Location, RecordDictionary};
+use super::key_table::KeyTable;
 use super::keys::{self, Query};
 use super::record_file::RecordFile;
 use super::sorted;
@@ -14,6 +15,8 @@ use super::{
 use crate::ivre::RecordKind;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 /// Records matching a query, in import order.
@@ -34,10 +37,9 @@ pub struct Hit {
 
 /// The searchable records of one kind.
 struct KindIndex {
-    /// Search keys of the full import (`None`: the index has none of this kind).
-    base: Option<fst::Set<Vec<u8>>>,
-    /// The base's packed record locations, by record id.
-    locations: Vec<u64>,
+    /// Search keys of the full import, with their file (`None`: the index has none of
+    /// this kind).
+    base: Option<(PathBuf, KeyTable<File>)>,
     /// Base records updates replaced.
     dead: HashSet<u64>,
     /// Search entries added by updates.
@@ -103,26 +105,21 @@ impl IndexReader {
                     .map(|(file, len)| RecordFile { path: p, file, len });
             let name = base_file(tree_name(kind));
             let p = path.join(&name);
-            let base = match check.read_file(&p, &name)? {
-                Some(bytes) => Some(
-                    fst::Set::new(bytes)
-                        .map_err(|e| IndexError::base(&p, sorted::SortedError::Fst(e)))?,
-                ),
+            let base = match check.open_checked(&p, &name)? {
+                Some((file, len)) => Some((
+                    p.clone(),
+                    KeyTable::open(file, len).map_err(|e| IndexError::base(&p, e))?,
+                )),
                 None => None,
             };
-            let name = base_locations_file(kind);
-            let p = path.join(name);
-            let locations = match check.read_file(&p, name)? {
-                Some(bytes) => {
-                    sorted::locations_from_bytes(&bytes).map_err(|e| IndexError::base(&p, e))?
-                }
-                None => Vec::new(),
-            };
-            // Only updates read the identities: checked to be there, sized as listed.
+            // Only updates read the identities, and `verify` the locations (searches find
+            // them in the key table): checked to be there, sized as listed.
             let name = base_identities_file(kind);
             check.open_file(&path.join(&name), &name)?;
+            let name = base_locations_file(kind);
+            check.open_file(&path.join(name), name)?;
             let dictionary = read_dictionary(path, kind, check)?;
-            files.push((file, delta, base, locations, dictionary));
+            files.push((file, delta, base, dictionary));
         }
         let err = |e| IndexError::sled(&sled_path, e);
         let db = sled::Config::new()
@@ -132,13 +129,10 @@ impl IndexReader {
             .map_err(err)?;
         check.check_entries(&sled_path, &db)?;
         let mut parts = Vec::new();
-        for (kind, (file, delta, base, locations, dictionary)) in
-            RecordKind::ALL.into_iter().zip(files)
-        {
+        for (kind, (file, delta, base, dictionary)) in RecordKind::ALL.into_iter().zip(files) {
             let dead = dead_ids(&db.open_tree(dead_tree_name(kind)).map_err(err)?).map_err(err)?;
             parts.push(KindIndex {
                 base,
-                locations,
                 dead,
                 added: Added::load(
                     db.open_tree(tree_name(kind)).map_err(err)?,
@@ -199,31 +193,25 @@ impl IndexReader {
                 continue;
             };
             let ascending = query.ids_ascending();
-            if let Some(base) = &part.base {
-                for id in sorted::scan_prefix(base, &prefix, keys::id_of) {
-                    let Some(id) = id else {
-                        continue;
+            if let Some((file, base)) = &part.base {
+                base.for_each_prefix(&prefix, |key, packed| {
+                    let Some(id) = keys::id_of(key) else {
+                        return ControlFlow::Continue(());
                     };
                     if part.dead.contains(&id) {
-                        continue;
+                        return ControlFlow::Continue(());
                     }
                     if hits.beyond(id) {
-                        if ascending {
-                            break;
-                        }
-                        continue;
+                        return if ascending {
+                            ControlFlow::Break(())
+                        } else {
+                            ControlFlow::Continue(())
+                        };
                     }
-                    let packed = usize::try_from(id)
-                        .ok()
-                        .and_then(|i| part.locations.get(i))
-                        .ok_or_else(|| IndexError::Codec {
-                            path: self.path.clone(),
-                            kind,
-                            id,
-                            source: codec::CodecError::Truncated,
-                        })?;
-                    hits.insert(id, codec::unpack_location(*packed));
-                }
+                    hits.insert(id, codec::unpack_location(packed));
+                    ControlFlow::Continue(())
+                })
+                .map_err(|e| IndexError::base(file, e))?;
             }
             for entry in part.added.scan_prefix(kind, &prefix) {
                 let (id, location) = entry?;
@@ -341,6 +329,18 @@ impl IndexReader {
         let mut bad_locations = Vec::new();
         for kind in RecordKind::ALL {
             let part = self.part(kind);
+            let name = base_locations_file(kind);
+            let file = self.path.join(name);
+            let locations = match self.check.read_file(&file, name) {
+                Ok(Some(bytes)) => sorted::locations_from_bytes(&bytes)
+                    .map_err(|e| IndexError::base(&file, e).to_string()),
+                Ok(None) => Ok(Vec::new()),
+                Err(e) => Err(format!("{kind} records of the base not checked: {e}")),
+            };
+            let locations = locations.unwrap_or_else(|problem| {
+                out.problems.push(problem);
+                Vec::new()
+            });
             let mut check = |id: u64, location: Location| {
                 let hit = Hit { kind, id, location };
                 let result = self.with_raw(&hit, |bytes, dictionary| {
@@ -352,7 +352,7 @@ impl IndexReader {
                     out.problems.push(e.to_string());
                 }
             };
-            for (id, packed) in part.locations.iter().enumerate() {
+            for (id, packed) in locations.iter().enumerate() {
                 let id = id as u64;
                 if !part.dead.contains(&id) {
                     check(id, codec::unpack_location(*packed));

@@ -458,7 +458,7 @@ mod tests {
         }
         let stats = writer.finish().unwrap();
         assert_eq!(stats.records[&RecordKind::Passive], 3);
-        assert!(path.join("passive.idx.fst").is_file());
+        assert!(path.join("passive.idx.keys").is_file());
         assert_eq!(counts(&path, &stats), vec![1, 2, 3]);
 
         // A base record accumulated into (it becomes dead, the sum is added) and a new one.
@@ -466,7 +466,7 @@ mod tests {
         let base_bytes = |p: &Path| {
             [
                 "passive.bin",
-                "passive.idx.fst",
+                "passive.idx.keys",
                 "passive.loc",
                 "passive.ids.sorted",
             ]
@@ -497,7 +497,7 @@ mod tests {
         writer.clear(RecordKind::Passive).unwrap();
         let stats = writer.finish().unwrap();
         assert_eq!(stats.records[&RecordKind::Passive], 0);
-        assert!(!path.join("passive.idx.fst").exists());
+        assert!(!path.join("passive.idx.keys").exists());
         assert_eq!(counts(&path, &stats), Vec::<u64>::new());
     }
 

@@ -232,6 +232,10 @@ fn damaged_files_are_named_never_misread() {
         all.iter().any(|f| f.ends_with("passive.zdict")),
         "the generation has a record dictionary"
     );
+    // The pristine generation, dictionary and key tables included, verifies clean.
+    let report = super::verify::verify(&DataDir::new(&pristine)).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(report.records > 300, "{} records verified", report.records);
     let trial = dir.path().join("trial");
     let (mut tried, mut errors, mut same) = (0u64, 0u64, 0u64);
     let mut failures = Vec::new();

@@ -7,7 +7,7 @@
 //!   generations/
 //!     gen-20261128T221500123456Z/          a published generation (never written again)
 //!       manifest.json
-//!       index/                  record files, the fst base, sled (`entries/`)
+//!       index/                  record files, the key-table base, sled (`entries/`)
 //!       geoip/*.mmdb            the MaxMind files this generation was built with
 //!     gen-….building/           being built; never read; removed if left by a crash
 //!   tmp/private-*/              private copies of a locked generation (see `open`)

@@ -230,10 +230,9 @@ pub fn manifest_problems(m: &Manifest, name: &str) -> Vec<String> {
         );
     }
     for (file, sum) in &m.files {
+        // Record files (`.bin`, updates' `.delta.bin`) and the base's immutable files.
         let known = file.ends_with(".bin")
-            || file.ends_with(".fst")
-            || file.ends_with(".loc")
-            || file.ends_with(".sorted");
+            || crate::index::is_immutable_file(std::ffi::OsStr::new(file.as_str()));
         if !known || file.contains('/') || file.starts_with('.') {
             bad("files", format!("{file:?} is not a file of an index"));
         }
