@@ -209,6 +209,21 @@ impl KeyTableWriter {
     }
 }
 
+/// The first `i` in `lo..hi` whose `key(i)` is not below `prefix` (`hi` when none is),
+/// the keys ascending with `i`.
+fn count_below<'k>(lo: usize, hi: usize, prefix: &[u8], key: impl Fn(usize) -> &'k [u8]) -> usize {
+    let (mut lo, mut hi) = (lo, hi);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if key(mid) < prefix {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
 /// An open table: its blocks' first keys and offsets in memory, the blocks read on
 /// demand from `source`.
 pub struct KeyTable<S> {
@@ -218,8 +233,16 @@ pub struct KeyTable<S> {
     /// The blocks' first keys, one after the other; block `b`'s ends at `first_ends[b]`.
     firsts: Vec<u8>,
     first_ends: Vec<usize>,
+    /// The first keys of every [`TOP_EVERY`]th block again, packed: the first steps of a
+    /// search stay in this small array (about 300 KB at 10M records) instead of
+    /// missing the cache at every step across all the blocks' keys (30 MB there).
+    top: Vec<u8>,
+    top_ends: Vec<usize>,
     keys: u64,
 }
+
+/// One block in this many has its first key in [`KeyTable::top`].
+const TOP_EVERY: usize = 64;
 
 impl<S: ReadAt> KeyTable<S> {
     /// Opens a table of `len` bytes, reading and checking its index and footer.
@@ -260,6 +283,8 @@ impl<S: ReadAt> KeyTable<S> {
             starts: Vec::with_capacity(blocks as usize + 1),
             firsts: Vec::new(),
             first_ends: Vec::with_capacity(blocks as usize),
+            top: Vec::new(),
+            top_ends: Vec::new(),
             keys,
         };
         table.starts.push(0);
@@ -287,6 +312,10 @@ impl<S: ReadAt> KeyTable<S> {
             table.starts.push(offset);
             table.firsts.extend_from_slice(key);
             table.first_ends.push(table.firsts.len());
+            if (b as usize).is_multiple_of(TOP_EVERY) {
+                table.top.extend_from_slice(key);
+                table.top_ends.push(table.top.len());
+            }
         }
         if pos != index.len() || offset != index_offset {
             return Err(damaged(format!(
@@ -316,6 +345,26 @@ impl<S: ReadAt> KeyTable<S> {
         self.first_ends.len()
     }
 
+    /// The first key of block `j * TOP_EVERY`.
+    fn top_first(&self, j: usize) -> &[u8] {
+        let start = if j == 0 { 0 } else { self.top_ends[j - 1] };
+        &self.top[start..self.top_ends[j]]
+    }
+
+    /// The first block whose first key is not below `prefix` (the number of blocks when
+    /// there is none): first among every [`TOP_EVERY`]th block, then among the blocks
+    /// in between.
+    fn first_block_from(&self, prefix: &[u8]) -> usize {
+        // Blocks j * TOP_EVERY for j < t start below the prefix, the others do not: the
+        // answer is in ((t - 1) * TOP_EVERY, t * TOP_EVERY].
+        let t = count_below(0, self.top_ends.len(), prefix, |j| self.top_first(j));
+        if t == 0 {
+            return 0;
+        }
+        let hi = (t * TOP_EVERY).min(self.blocks());
+        count_below((t - 1) * TOP_EVERY + 1, hi, prefix, |b| self.first(b))
+    }
+
     /// Calls `f` with every key starting with `prefix` and its location, in key order,
     /// until `f` breaks.
     pub fn for_each_prefix(
@@ -328,16 +377,7 @@ impl<S: ReadAt> KeyTable<S> {
         }
         // Blocks from `after` on start at or after `prefix`; the keys starting with it
         // may begin in the block before.
-        let (mut lo, mut hi) = (0, self.blocks());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.first(mid) < prefix {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        let after = lo;
+        let after = self.first_block_from(prefix);
         let mut key = Vec::new();
         BLOCK.with_borrow_mut(|block| {
             for b in after.saturating_sub(1)..self.blocks() {
@@ -528,6 +568,37 @@ mod tests {
                 .cloned()
                 .collect();
             assert_eq!(scan(&table, prefix), expected, "prefix {prefix:?}");
+        }
+    }
+
+    #[test]
+    fn the_two_level_block_search_agrees_with_a_plain_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = keys(60_000);
+        let bytes = write(dir.path(), &keys);
+        let table = KeyTable::open(bytes.clone(), bytes.len() as u64).unwrap();
+        assert!(table.blocks() > 4 * TOP_EVERY, "{} blocks", table.blocks());
+        let plain = |prefix: &[u8]| {
+            (0..table.blocks())
+                .take_while(|&b| table.first(b) < prefix)
+                .count()
+        };
+        let mut probes: Vec<Vec<u8>> = keys.iter().step_by(97).map(|(k, _)| k.clone()).collect();
+        probes.extend(
+            keys.iter()
+                .step_by(101)
+                .map(|(k, _)| k[..k.len() - 3].to_vec()),
+        );
+        probes.extend([b"".to_vec(), b"a".to_vec(), b"zzzz".to_vec()]);
+        for b in (0..table.blocks()).step_by(7) {
+            probes.push(table.first(b).to_vec());
+        }
+        for prefix in &probes {
+            assert_eq!(
+                table.first_block_from(prefix),
+                plain(prefix),
+                "prefix {prefix:?}"
+            );
         }
     }
 
