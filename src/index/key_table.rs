@@ -483,6 +483,22 @@ mod tests {
         std::fs::read(path).unwrap()
     }
 
+    /// A table of `keys`, written to a file by the writer, opened from its bytes.
+    fn table_of(keys: &[(Vec<u8>, u64)]) -> KeyTable<Vec<u8>> {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = write(dir.path(), keys);
+        let len = bytes.len() as u64;
+        KeyTable::open(bytes, len).unwrap()
+    }
+
+    /// The keys starting with `prefix`, in order: what a scan must give.
+    fn expected(keys: &[(Vec<u8>, u64)], prefix: &[u8]) -> Vec<(Vec<u8>, u64)> {
+        keys.iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
     fn scan<S: ReadAt>(table: &KeyTable<S>, prefix: &[u8]) -> Vec<(Vec<u8>, u64)> {
         let mut out = Vec::new();
         table
@@ -511,29 +527,22 @@ mod tests {
             b"zzz",
             b"a",
         ] {
-            let expected: Vec<_> = keys
-                .iter()
-                .filter(|(k, _)| k.starts_with(prefix))
-                .cloned()
-                .collect();
-            assert_eq!(scan(&table, prefix), expected, "prefix {prefix:?}");
+            assert_eq!(
+                scan(&table, prefix),
+                expected(&keys, prefix),
+                "prefix {prefix:?}"
+            );
         }
         // The same through a file.
         let file = File::open(dir.path().join("t.keys")).unwrap();
         let table = KeyTable::open(file, bytes.len() as u64).unwrap();
-        assert_eq!(
-            scan(&table, b"term7\0").len(),
-            keys.iter()
-                .filter(|(k, _)| k.starts_with(b"term7\0"))
-                .count()
-        );
+        assert_eq!(scan(&table, b"term7\0"), expected(&keys, b"term7\0"));
     }
 
     #[test]
     fn short_keys_of_a_small_alphabet_match_every_prefix() {
         // Keys that are prefixes of one another and share long runs: every branch of
         // the scan (below, matching, past the prefix; inside a block and across them).
-        let dir = tempfile::tempdir().unwrap();
         let mut state = 0x2545_f491_4f6c_dd1du64;
         let mut next = move || {
             state ^= state << 13;
@@ -551,8 +560,7 @@ mod tests {
             );
         }
         let keys: Vec<(Vec<u8>, u64)> = set.into_iter().zip(0..).collect();
-        let bytes = write(dir.path(), &keys);
-        let table = KeyTable::open(bytes.clone(), bytes.len() as u64).unwrap();
+        let table = table_of(&keys);
         let mut prefixes = vec![Vec::new()];
         for len in 1..=4 {
             for n in 0..3usize.pow(len) {
@@ -562,21 +570,18 @@ mod tests {
         prefixes.push(b"d".to_vec());
         prefixes.push(b"abd".to_vec());
         for prefix in &prefixes {
-            let expected: Vec<_> = keys
-                .iter()
-                .filter(|(k, _)| k.starts_with(prefix))
-                .cloned()
-                .collect();
-            assert_eq!(scan(&table, prefix), expected, "prefix {prefix:?}");
+            assert_eq!(
+                scan(&table, prefix),
+                expected(&keys, prefix),
+                "prefix {prefix:?}"
+            );
         }
     }
 
     #[test]
     fn the_two_level_block_search_agrees_with_a_plain_one() {
-        let dir = tempfile::tempdir().unwrap();
         let keys = keys(60_000);
-        let bytes = write(dir.path(), &keys);
-        let table = KeyTable::open(bytes.clone(), bytes.len() as u64).unwrap();
+        let table = table_of(&keys);
         assert!(table.blocks() > 4 * TOP_EVERY, "{} blocks", table.blocks());
         let plain = |prefix: &[u8]| {
             (0..table.blocks())
@@ -604,9 +609,7 @@ mod tests {
 
     #[test]
     fn a_break_stops_the_scan() {
-        let dir = tempfile::tempdir().unwrap();
-        let bytes = write(dir.path(), &keys(5_000));
-        let table = KeyTable::open(bytes.clone(), bytes.len() as u64).unwrap();
+        let table = table_of(&keys(5_000));
         let mut seen = 0;
         table
             .for_each_prefix(b"term3", |_, _| {
